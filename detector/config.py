@@ -1,0 +1,176 @@
+"""The pipeline spec: topics -> decoders -> models -> alerting -> sinks.
+
+Loaded from one YAML file in ``pipelines/``; any key can be overridden from the environment with
+``OUTAGE_DETECTOR_`` and ``__`` between nested keys, e.g.
+``OUTAGE_DETECTOR_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092``. Environment values win over the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from detector.errors import ConfigError
+from detector.loader import format_validation_error, read_yaml
+
+LOG_FORMATS = ("json", "vector", "fluentbit", "ecs", "otlp_json", "plain")
+METRIC_FORMATS = ("metric_json", "telegraf", "influx")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    group_id: str = "outage-detector"
+    client_id: str = "outage-detector"
+    dead_letter_topic: str = "outage-detector-dead-letter"
+    session_timeout_ms: int = Field(10_000, gt=0)
+    max_poll_records: int = Field(5_000, gt=0)
+    poll_timeout_ms: int = Field(500, gt=0)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class FieldMapping(Section):
+    """Where a JSON log line keeps each field; dotted paths reach into nested objects."""
+
+    message: str | None = None
+    timestamp: str | None = None
+    level: str | None = None
+    entity: str | None = None
+
+
+class InputSpec(Section):
+    topic: str
+    kind: Literal["log", "metric"]
+    format: str
+    fields: FieldMapping = FieldMapping()
+    default_entity: str = Field("unknown", description="entity for records that name none")
+
+    @model_validator(mode="after")
+    def _format_fits_kind(self) -> "InputSpec":
+        allowed = LOG_FORMATS if self.kind == "log" else METRIC_FORMATS
+        if self.format not in allowed:
+            raise ValueError(f"format {self.format!r} is not a {self.kind} format; use one of {', '.join(allowed)}")
+        return self
+
+
+class ModelsSection(Section):
+    """Paths of the model specs (relative paths resolve against the pipeline file's folder)."""
+
+    metric: Path = Path("../models/metric-default.yaml")
+    log: Path = Path("../models/log-default.yaml")
+
+
+class AlertingSettings(Section):
+    confidence_threshold: float = Field(0.99, ge=0.0, le=1.0, description="a score at or above this is anomalous")
+    fire_after: int = Field(3, ge=1, description="consecutive anomalous evaluations before an alert fires")
+    resolve_after: int = Field(5, ge=1, description="consecutive quiet evaluations before it resolves")
+    incident_window_seconds: float = Field(900.0, gt=0, description="signals of one entity this close join one incident")
+
+
+class PrometheusSink(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9108, ge=0, le=65535)
+    series_budget: int = Field(10_000, gt=0, description="model series exported; the rest are counted as dropped")
+
+
+class AlertmanagerSink(Section):
+    url: str | None = None  # e.g. http://127.0.0.1:9093; push is off when unset
+    resend_seconds: float = Field(60.0, gt=0)
+
+
+class ConsoleSink(Section):
+    enabled: bool = True
+
+
+class SinksSection(Section):
+    prometheus: PrometheusSink = PrometheusSink()
+    alertmanager: AlertmanagerSink = AlertmanagerSink()
+    console: ConsoleSink = ConsoleSink()
+    alerts_topic: str | None = None
+
+
+class CheckpointSettings(Section):
+    directory: Path = Path("./state")
+    interval_seconds: float = Field(10.0, gt=0, description="checkpoint then commit at most this often")
+
+
+class PipelineSpec(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OUTAGE_DETECTOR_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    name: str = "default"
+    kafka: KafkaSettings = KafkaSettings()
+    inputs: list[InputSpec] = Field(default_factory=list)
+    models: ModelsSection = ModelsSection()
+    alerting: AlertingSettings = AlertingSettings()
+    sinks: SinksSection = SinksSection()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    lateness_seconds: float = Field(30.0, ge=0, description="how late a record may arrive and still join its window")
+
+    @field_validator("inputs")
+    @classmethod
+    def _unique_topics(cls, inputs: list[InputSpec]) -> list[InputSpec]:
+        seen = set()
+        for spec in inputs:
+            if spec.topic in seen:
+                raise ValueError(f"topic {spec.topic!r} is listed twice")
+            seen.add(spec.topic)
+        return inputs
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs; the environment must win over it.
+        return (env_settings, init_settings)
+
+    def input_for(self, topic: str) -> InputSpec:
+        for spec in self.inputs:
+            if spec.topic == topic:
+                return spec
+        raise KeyError(topic)
+
+    def masked(self) -> dict[str, Any]:
+        """The resolved config as plain data with secrets masked, for printing."""
+        return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+
+
+def load_pipeline(path: str | Path | None = None, **overrides: Any) -> PipelineSpec:
+    """Load and validate a pipeline spec; relative model paths resolve against the file's folder."""
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        data = read_yaml(path)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping, not {type(data).__name__}")
+    data.update(overrides)
+    try:
+        spec = PipelineSpec(**data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+    if path is not None:
+        base = Path(path).resolve().parent
+        models = {k: (v if v.is_absolute() else (base / v).resolve()) for k, v in spec.models.model_dump().items()}
+        spec = spec.model_copy(update={"models": ModelsSection(**models)})
+    return spec

@@ -1,0 +1,3 @@
+"""Imports every built-in detector module so their @register decorators run."""
+
+# Each import registers one or more detectors; keep this list in sync with the package.

@@ -1,0 +1,54 @@
+"""Plain, compact record types that flow through the hot path.
+
+These are NamedTuples rather than pydantic models on purpose: they are built once per record, and
+pydantic validation is reserved for configs and specs.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class RawRecord(NamedTuple):
+    """Bytes as they came off a source, with their position for commits and dead letters."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float | None  # broker/producer timestamp in seconds, used when the payload has none
+    key: bytes | None
+    value: bytes
+
+
+class LogRecord(NamedTuple):
+    timestamp: float  # event time, seconds since the epoch
+    entity: str  # service / host the line belongs to
+    message: str
+    level: str | None = None  # normalised lower-case: debug, info, warn, error, fatal
+
+
+class MetricPoint(NamedTuple):
+    timestamp: float  # event time, seconds since the epoch
+    entity: str
+    name: str
+    labels: tuple[tuple[str, str], ...]  # sorted (key, value) pairs
+    value: float
+
+    @property
+    def series(self) -> str:
+        """Stable series identity: name{k="v",...} in label order."""
+        if not self.labels:
+            return self.name
+        inner = ",".join(f'{k}="{v}"' for k, v in self.labels)
+        return f"{self.name}{{{inner}}}"
+
+
+class Score(NamedTuple):
+    """One scored observation of one signal of one entity."""
+
+    timestamp: float
+    entity: str
+    signal: str  # bounded vocabulary: a metric name or one of the log signals
+    score: float  # raw detector score, higher is more anomalous
+    confidence: float  # calibrated, in [0, 1]
+    evidence: dict | None = None  # what an SRE needs to see: expected band, templates, example lines

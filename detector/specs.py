@@ -1,0 +1,68 @@
+"""Model specs: the YAML files in ``models/`` that name detectors and their parameters.
+
+Tuning writes these files and the service loads them; provenance and measured figures travel with
+the spec so an SRE can see where a tuned model came from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from detector.loader import load_yaml_model
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DetectorSpec(Strict):
+    """A registered detector name and its constructor keyword arguments."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def build(self):
+        from detector.detectors import build
+
+        return build(self.name, self.params)
+
+
+class CalibratorSpec(Strict):
+    """Raw score -> confidence in [0, 1]; see ``detector.calibration``."""
+
+    name: str = "tail"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class MetricModelSpec(Strict):
+    kind: Literal["metric"] = "metric"
+    description: str = ""
+    detector: DetectorSpec
+    calibrator: CalibratorSpec = CalibratorSpec()
+    max_series: int = Field(100_000, gt=0, description="series held per partition; least recently seen evicted")
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    measured: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogModelSpec(Strict):
+    kind: Literal["log"] = "log"
+    description: str = ""
+    miner: dict[str, Any] = Field(default_factory=dict, description="template miner parameters")
+    signals: dict[str, Any] = Field(default_factory=dict, description="per-entity log signal parameters")
+    sessions: dict[str, Any] | None = Field(None, description="session grouping and scoring; off when absent")
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    measured: dict[str, Any] = Field(default_factory=dict)
+
+
+ModelSpec = Annotated[Union[MetricModelSpec, LogModelSpec], Field(discriminator="kind")]
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def load_model_spec(path: str | Path) -> MetricModelSpec | LogModelSpec:
+    from pydantic import TypeAdapter
+
+    return load_yaml_model(path, TypeAdapter(ModelSpec))
