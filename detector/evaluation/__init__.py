@@ -1,0 +1,1 @@
+"""Offline evaluation commands: each scores the live code path on labelled data."""
