@@ -1,3 +1,4 @@
 """Imports every built-in detector module so their @register decorators run."""
 
 # Each import registers one or more detectors; keep this list in sync with the package.
+import detector.detectors.robust_seasonal  # noqa: F401,E402
