@@ -52,3 +52,4 @@ class Score(NamedTuple):
     score: float  # raw detector score, higher is more anomalous
     confidence: float  # calibrated, in [0, 1]
     evidence: dict | None = None  # what an SRE needs to see: expected band, templates, example lines
+    series: str = ""  # the metric series within the signal; "" for log signals

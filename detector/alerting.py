@@ -1,0 +1,94 @@
+"""Alerts with hysteresis per (entity, signal, series).
+
+A key fires after ``fire_after`` consecutive anomalous evaluations (confidence at or above the
+threshold) and resolves after ``resolve_after`` consecutive quiet ones, so one noisy point neither
+pages nor ends a page. The state map is bounded: keys that are quiet and not firing are the only ones
+evicted.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import NamedTuple
+
+from detector.config import AlertingSettings
+from detector.records import Score
+
+
+class AlertTransition(NamedTuple):
+    timestamp: float  # event time of the evaluation that caused the change
+    entity: str
+    signal: str
+    series: str  # the metric series, or "" for log signals
+    state: str  # "firing" | "resolved"
+    confidence: float
+    since: float  # event time the anomalous run began
+    evidence: dict | None
+
+
+class _KeyState:
+    __slots__ = ("anomalous_run", "quiet_run", "firing", "since", "confidence", "evidence")
+
+    def __init__(self) -> None:
+        self.anomalous_run = 0
+        self.quiet_run = 0
+        self.firing = False
+        self.since = 0.0
+        self.confidence = 0.0
+        self.evidence: dict | None = None
+
+
+class Alerting:
+    def __init__(self, settings: AlertingSettings, max_keys: int = 200_000):
+        self.settings = settings
+        self.max_keys = max_keys
+        self._keys: OrderedDict[tuple[str, str, str], _KeyState] = OrderedDict()
+        self.evictions = 0
+
+    def observe(self, scores: list[Score]) -> list[AlertTransition]:
+        threshold = self.settings.confidence_threshold
+        fire_after = self.settings.fire_after
+        resolve_after = self.settings.resolve_after
+        out: list[AlertTransition] = []
+        for s in scores:
+            key = (s.entity, s.signal, s.series)
+            st = self._keys.get(key)
+            anomalous = s.confidence >= threshold
+            if st is None:
+                if not anomalous:
+                    continue  # nothing to remember about a quiet key
+                st = self._new_key(key)
+            if anomalous:
+                if st.anomalous_run == 0:
+                    st.since = s.timestamp
+                st.anomalous_run += 1
+                st.quiet_run = 0
+                st.confidence = max(st.confidence, s.confidence) if st.firing else s.confidence
+                if s.evidence is not None:
+                    st.evidence = s.evidence
+                if not st.firing and st.anomalous_run >= fire_after:
+                    st.firing = True
+                    out.append(AlertTransition(s.timestamp, *key, "firing", st.confidence, st.since, st.evidence))
+            else:
+                st.quiet_run += 1
+                st.anomalous_run = 0
+                if st.firing and st.quiet_run >= resolve_after:
+                    st.firing = False
+                    out.append(AlertTransition(s.timestamp, *key, "resolved", st.confidence, st.since, st.evidence))
+                if not st.firing and st.quiet_run >= resolve_after:
+                    del self._keys[key]
+        return out
+
+    def _new_key(self, key: tuple[str, str, str]) -> _KeyState:
+        if len(self._keys) >= self.max_keys:
+            for old, st in self._keys.items():
+                if not st.firing:
+                    del self._keys[old]
+                    self.evictions += 1
+                    break
+        st = self._keys[key] = _KeyState()
+        return st
+
+    def firing(self) -> list[tuple[tuple[str, str, str], float, float, dict | None]]:
+        """Currently firing keys with (confidence, since, evidence)."""
+        return [(k, st.confidence, st.since, st.evidence) for k, st in self._keys.items() if st.firing]

@@ -1,0 +1,67 @@
+"""Local checkpoint directory: one file per (topic, partition), written atomically.
+
+Each file starts with a magic line naming the format, so the service only ever unpickles files it
+wrote itself; a foreign or truncated file is a clear ``StateError`` rather than arbitrary code run
+from a pickle. The write goes to a temporary file, is fsynced, then renamed over the old one, so a
+crash mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from detector.errors import StateError
+
+MAGIC = b"outage-detector-checkpoint v1\n"
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class CheckpointStore:
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.last_write: float | None = None  # wall-clock time of the last successful write
+
+    def path(self, topic: str, partition: int) -> Path:
+        return self.directory / f"{_SAFE.sub('_', topic)}-{partition}.ckpt"
+
+    def save(self, topic: str, partition: int, state: Any) -> None:
+        self.save_many({(topic, partition): state})
+
+    def save_many(self, states: dict[tuple[str, int], Any]) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for (topic, partition), state in states.items():
+                target = self.path(topic, partition)
+                tmp = target.with_suffix(".tmp")
+                with open(tmp, "wb") as fh:
+                    fh.write(MAGIC)
+                    pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # make the renames durable before offsets are committed
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise StateError(f"cannot write checkpoint in {self.directory}: {exc}") from exc
+        self.last_write = time.time()
+
+    def load(self, topic: str, partition: int) -> Any | None:
+        """The saved state, or None when this partition has never been checkpointed here."""
+        path = self.path(topic, partition)
+        try:
+            with open(path, "rb") as fh:
+                if fh.read(len(MAGIC)) != MAGIC:
+                    raise StateError(f"{path} is not an outage-detector checkpoint; move it away to start fresh")
+                return pickle.load(fh)
+        except FileNotFoundError:
+            return None
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+            raise StateError(f"cannot read checkpoint {path}: {exc}; move it away to start fresh") from exc

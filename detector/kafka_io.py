@@ -1,0 +1,144 @@
+"""Kafka in and out: the consumer-group source and the dead-letter producer (kafka-python).
+
+Auto-commit is off: the service commits an offset only after the state that includes it has been
+checkpointed (at-least-once). A dead letter carries the original key and value unchanged, plus
+headers naming the error and where the record came from, so it can be inspected and replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterable
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from detector.config import KafkaSettings
+from detector.records import RawRecord
+
+log = logging.getLogger(__name__)
+
+Partitions = Callable[[list[tuple[str, int]]], None]
+
+
+def client_config(settings: KafkaSettings) -> dict:
+    """Connection and security settings shared by every client."""
+    cfg = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism:
+        cfg["sasl_mechanism"] = settings.sasl_mechanism
+        cfg["sasl_plain_username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            cfg["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return cfg
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, on_revoked: Partitions, on_assigned: Partitions):
+        self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+
+    def on_partitions_revoked(self, revoked):
+        self._on_revoked(sorted((tp.topic, tp.partition) for tp in revoked))
+
+    def on_partitions_assigned(self, assigned):
+        self._on_assigned(sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class KafkaSource:
+    """A consumer-group member over the configured topics, yielding poll batches of RawRecords."""
+
+    def __init__(self, settings: KafkaSettings, topics: Iterable[str], on_revoked: Partitions, on_assigned: Partitions):
+        self.settings = settings
+        self.consumer = KafkaConsumer(
+            **client_config(settings),
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=settings.auto_offset_reset,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=max(100, settings.session_timeout_ms // 3),
+            max_poll_records=settings.max_poll_records,
+        )
+        self.consumer.subscribe(list(topics), listener=_Listener(on_revoked, on_assigned))
+
+    def poll(self) -> list[RawRecord]:
+        polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_poll_records)
+        out: list[RawRecord] = []
+        for tp, records in polled.items():
+            topic, partition = tp.topic, tp.partition
+            out.extend(
+                RawRecord(topic, partition, r.offset, r.timestamp / 1000.0 if r.timestamp >= 0 else None, r.key, r.value)
+                for r in records
+            )
+        return out
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        self.consumer.seek(TopicPartition(topic, partition), offset)
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        if offsets:
+            self.consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()})
+
+    def highwaters(self) -> dict[tuple[str, int], int]:
+        """Last known end offset per assigned partition, from fetch responses (no extra request)."""
+        out = {}
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                out[(tp.topic, tp.partition)] = high
+        return out
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+class DeadLetterProducer:
+    def __init__(self, settings: KafkaSettings):
+        self.topic = settings.dead_letter_topic
+        self.producer = KafkaProducer(**client_config(settings), acks="all", linger_ms=20)
+        self._pending = []  # futures since the last flush; checked there so no failure goes unseen
+
+    def send(self, raw: RawRecord, reason: str, kind: str) -> None:
+        headers = [
+            ("error", reason.encode("utf-8", "replace")[:4096]),
+            ("error_kind", kind.encode()),
+            ("source_topic", raw.topic.encode()),
+            ("source_partition", str(raw.partition).encode()),
+            ("source_offset", str(raw.offset).encode()),
+        ]
+        self._pending.append(self.producer.send(self.topic, key=raw.key, value=raw.value, headers=headers))
+
+    def flush(self) -> None:
+        """Block until every dead letter sent so far is acknowledged; raises if the broker refused one."""
+        self.producer.flush()
+        pending, self._pending = self._pending, []
+        for fut in pending:
+            if fut.failed():
+                raise fut.exception
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitions: int = 3) -> None:
+    """Create missing topics (for the demo and tests; production topics are managed by their owners)."""
+    admin = KafkaAdminClient(**client_config(settings))
+    try:
+        existing = set(admin.list_topics())
+        new = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    except KafkaError as exc:
+        log.warning("could not create topics %s: %s", list(topics), exc)
+        raise
+    finally:
+        admin.close()

@@ -1,0 +1,167 @@
+"""The live service: poll -> pipeline -> sinks, then checkpoint, THEN commit.
+
+At-least-once: an offset is committed only after the state that includes it is checkpointed and the
+dead letters for the records before it are acknowledged by the broker. On a rebalance, revoked
+partitions are checkpointed and committed before they are let go, and assigned partitions have their
+state restored (and the consumer moved to the checkpoint's offset) before any of their records are
+processed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from detector.checkpoint import CheckpointStore
+from detector.config import PipelineSpec
+from detector.http_server import StatusServer
+from detector.kafka_io import DeadLetterProducer, KafkaSource
+from detector.pipeline import Pipeline
+from detector.sinks.console import ConsoleSink
+from detector.sinks.prometheus import PrometheusSink
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    def __init__(self, spec: PipelineSpec, pipeline: Pipeline | None = None):
+        self.spec = spec
+        self.pipeline = pipeline or Pipeline.from_spec(spec)
+        self.store = CheckpointStore(spec.checkpoint.directory)
+        self.lock = threading.Lock()  # held per batch; the scrape-time collector takes it too
+        self.stop_event = threading.Event()
+        self.assigned: set[tuple[str, int]] = set()
+        self.highwaters: dict[tuple[str, int], int] = {}
+        self.last_loop = time.monotonic()
+        self.source: KafkaSource | None = None
+        self.dead_letters: DeadLetterProducer | None = None
+        self.console = ConsoleSink() if spec.sinks.console.enabled else None
+        self.prometheus = PrometheusSink(
+            self.pipeline, self.lock, spec.sinks.prometheus.series_budget,
+            lag=self._lag, checkpoint_time=lambda: self.store.last_write,
+        )
+        self.http: StatusServer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        prom = self.spec.sinks.prometheus
+        if prom.enabled:
+            self.http = StatusServer(
+                prom.host, prom.port, self.prometheus.registry,
+                healthy=self._healthy, ready=self._ready, templates=self._templates,
+            ).start()
+            log.info("serving /metrics, /healthz, /readyz, /templates on %s", self.http.url)
+        self.dead_letters = DeadLetterProducer(self.spec.kafka)
+        topics = [inp.topic for inp in self.spec.inputs]
+        self.source = KafkaSource(self.spec.kafka, topics, self._on_revoked, self._on_assigned)
+        log.info("consuming %s as group %r from %s", ", ".join(topics), self.spec.kafka.group_id, self.spec.kafka.bootstrap_servers)
+
+    def run(self) -> None:
+        """Process until ``stop()``; then a final checkpoint and commit."""
+        if self.source is None:
+            self.start()
+        interval = self.spec.checkpoint.interval_seconds
+        last_checkpoint = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                batch = self.source.poll()
+                self.last_loop = time.monotonic()
+                if batch:
+                    self.process(batch)
+                if time.monotonic() - last_checkpoint >= interval:
+                    self.checkpoint_and_commit()
+                    last_checkpoint = time.monotonic()
+            self.checkpoint_and_commit()
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+        if self.dead_letters is not None:
+            self.dead_letters.close()
+            self.dead_letters = None
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+
+    # -- per batch -------------------------------------------------------------------------------
+
+    def process(self, batch) -> None:
+        with self.lock:
+            result = self.pipeline.process(batch)
+            self.highwaters = self.source.highwaters()
+            self.prometheus.emit(result, self.pipeline.last_batch_seconds)
+        for dl in result.dead_letters:
+            log.warning("dead letter %s[%d]@%d: %s", dl.raw.topic, dl.raw.partition, dl.raw.offset, dl.reason)
+            self.dead_letters.send(dl.raw, dl.reason, dl.kind)
+        if self.console is not None:
+            self.console.emit(result.transitions)
+
+    def checkpoint_and_commit(self, partitions=None) -> None:
+        tps = sorted(self.assigned if partitions is None else partitions)
+        with self.lock:
+            states = {tp: self.pipeline.partitions[tp] for tp in tps if tp in self.pipeline.partitions}
+            # Dead letters first: once the offset is committed the source record is gone for us.
+            self.dead_letters.flush()
+            self.store.save_many(states)
+            offsets = {tp: st.next_offset for tp, st in states.items() if st.next_offset is not None}
+        self.source.commit(offsets)
+
+    # -- rebalance -------------------------------------------------------------------------------
+
+    def _on_revoked(self, tps: list[tuple[str, int]]) -> None:
+        mine = [tp for tp in tps if tp in self.assigned]
+        if mine:
+            self.checkpoint_and_commit(mine)
+        with self.lock:
+            for tp in mine:
+                self.pipeline.partitions.pop(tp, None)
+                self.assigned.discard(tp)
+        log.info("revoked %s", mine)
+
+    def _on_assigned(self, tps: list[tuple[str, int]]) -> None:
+        with self.lock:
+            for topic, partition in tps:
+                state = self.store.load(topic, partition)
+                if state is not None:
+                    self.pipeline.partitions[(topic, partition)] = state
+                    if state.next_offset is not None:
+                        # The checkpoint may be ahead of the committed offset if we stopped between
+                        # the two; resuming there avoids counting those records twice.
+                        self.source.seek(topic, partition, state.next_offset)
+                self.assigned.add((topic, partition))
+        log.info("assigned %s", tps)
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def _lag(self) -> dict[tuple[str, int], int]:
+        # Called at scrape time under the lock; reads only what the loop stored, because the
+        # consumer is not safe to use from another thread.
+        lag = {}
+        for tp, high in self.highwaters.items():
+            st = self.pipeline.partitions.get(tp)
+            if st is not None and st.next_offset is not None:
+                lag[tp] = max(0, high - st.next_offset)
+        return lag
+
+    def _healthy(self) -> bool:
+        stall = max(60.0, 10 * self.spec.kafka.poll_timeout_ms / 1000)
+        return time.monotonic() - self.last_loop < stall
+
+    def _ready(self) -> bool:
+        return self.source is not None and bool(self.assigned)
+
+    def _templates(self) -> list[dict]:
+        with self.lock:
+            out = []
+            for (topic, partition), st in self.pipeline.partitions.items():
+                if st.kind == "log":
+                    out.extend({"topic": topic, "partition": partition, **t} for t in st.model.templates())
+        return out

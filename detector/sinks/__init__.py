@@ -1,0 +1,1 @@
+"""Where scores and alerts go: Prometheus (scrape), console, Alertmanager."""

@@ -1,0 +1,40 @@
+"""Prints alert transitions for a person watching the terminal."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from typing import TextIO
+
+from detector.alerting import AlertTransition
+
+
+def _ts(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_transition(tr: AlertTransition) -> str:
+    what = f"{tr.signal}" + (f" {tr.series}" if tr.series and tr.series != tr.signal else "")
+    head = f"[{_ts(tr.timestamp)}] {tr.state.upper():8} {tr.entity}: {what} (confidence {tr.confidence:.3f}, since {_ts(tr.since)})"
+    ev = tr.evidence or {}
+    detail = []
+    if "observed" in ev:
+        band = ""
+        if ev.get("lower") is not None and ev.get("upper") is not None:
+            band = f", expected {ev['lower']:.4g}..{ev['upper']:.4g}"
+        detail.append(f"observed {ev['observed']:.4g}{band}")
+    if ev.get("detector"):
+        detail.append(f"by {ev['detector']}")
+    for t in (ev.get("templates") or [])[:3]:
+        if isinstance(t, dict):
+            detail.append(f"template: {str(t.get('template', ''))[:120]}")
+    return head + "".join(f"\n    {d}" for d in detail)
+
+
+class ConsoleSink:
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stdout
+
+    def emit(self, transitions: list[AlertTransition]) -> None:
+        for tr in transitions:
+            print(format_transition(tr), file=self.stream, flush=True)

@@ -1,0 +1,164 @@
+"""Prometheus exposition: self-metrics and model metrics, read by a custom collector at scrape time.
+
+Model values (scores, confidence, expected bands, alert state) are not pushed with a ``set()`` per
+record: the collector reads them from the pipeline when Prometheus scrapes, under the same lock the
+processing loop holds per batch. Label values are bounded: entity and signal come from bounded
+vocabularies, and the number of model series exported is capped by ``series_budget``; what is over
+budget is reported, never silently cut.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Callable
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from detector import __version__
+from detector.records import Score
+
+if TYPE_CHECKING:
+    from detector.pipeline import BatchResult, Pipeline
+
+P = "outage_detector_"
+
+
+class LogSignalTable:
+    """Latest value per (entity, log signal), bounded by the series budget."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.latest: dict[tuple[str, str], Score] = {}
+        self.dropped = 0
+
+    def update(self, scores: list[Score]) -> None:
+        latest = self.latest
+        for s in scores:
+            if s.series:
+                continue  # metric series are read from the metric models directly
+            key = (s.entity, s.signal)
+            if key in latest or len(latest) < self.budget:
+                latest[key] = s
+            else:
+                self.dropped += 1
+
+
+class PipelineCollector(Collector):
+    def __init__(
+        self,
+        pipeline: "Pipeline",
+        lock: threading.Lock,
+        budget: int,
+        table: LogSignalTable,
+        lag: Callable[[], dict[tuple[str, int], int]] | None = None,
+        checkpoint_time: Callable[[], float | None] | None = None,
+    ):
+        self.pipeline = pipeline
+        self.lock = lock
+        self.budget = budget
+        self.table = table
+        self.lag = lag
+        self.checkpoint_time = checkpoint_time
+
+    def collect(self):
+        info = InfoMetricFamily(P + "build", "Build information.")
+        info.add_metric([], {"version": __version__})
+        yield info
+        with self.lock:
+            yield from self._self_metrics()
+            yield from self._model_metrics()
+
+    def _self_metrics(self):
+        pipe = self.pipeline
+        consumed = CounterMetricFamily(P + "records_consumed", "Records read from the input topics.", labels=["topic"])
+        decoded = CounterMetricFamily(P + "records_decoded", "Records decoded into log lines or metric points.", labels=["topic"])
+        dead = CounterMetricFamily(
+            P + "records_dead_lettered", "Records sent to the dead-letter topic.", labels=["topic", "error_kind"]
+        )
+        for topic, n in pipe.consumed.items():
+            consumed.add_metric([topic], n)
+        for topic, n in pipe.decoded.items():
+            decoded.add_metric([topic], n)
+        for (topic, kind), n in pipe.dead_lettered.items():
+            dead.add_metric([topic, kind], n)
+        yield from (consumed, decoded, dead)
+        yield GaugeMetricFamily(P + "series_held", "Metric series with a model in memory.", value=pipe.series_held())
+        yield GaugeMetricFamily(P + "templates_held", "Log templates known to the miners.", value=pipe.templates_held())
+        yield CounterMetricFamily(
+            P + "evictions", "Series, entities, sessions or alert keys evicted to bound memory.", value=pipe.evictions()
+        )
+        if self.lag is not None:
+            lag = GaugeMetricFamily(P + "consumer_lag_records", "Records behind the partition's end.", labels=["topic", "partition"])
+            for (topic, partition), n in self.lag().items():
+                lag.add_metric([topic, str(partition)], n)
+            yield lag
+        if self.checkpoint_time is not None:
+            last = self.checkpoint_time()
+            if last is not None:
+                yield GaugeMetricFamily(
+                    P + "checkpoint_age_seconds", "Seconds since the last checkpoint and commit.", value=time.time() - last
+                )
+
+    def _model_metrics(self):
+        labels = ["entity", "signal", "series"]
+        score = GaugeMetricFamily(P + "anomaly_score", "Latest raw anomaly score (higher is more anomalous).", labels=labels)
+        conf = GaugeMetricFamily(P + "anomaly_confidence_ratio", "Calibrated confidence that the latest value is anomalous.", labels=labels)
+        expected = GaugeMetricFamily(P + "expected_value", "Value the metric model expected.", labels=labels)
+        lower = GaugeMetricFamily(P + "expected_lower", "Lower edge of the expected band.", labels=labels)
+        upper = GaugeMetricFamily(P + "expected_upper", "Upper edge of the expected band.", labels=labels)
+        exported = 0
+        for (entity, signal), s in self.table.latest.items():
+            score.add_metric([entity, signal, ""], s.score)
+            conf.add_metric([entity, signal, ""], s.confidence)
+            exported += 1
+        over = 0
+        for st in self.pipeline.partitions.values():
+            if st.kind != "metric":
+                continue
+            for key, entry in reversed(st.model.series.items()):  # most recently seen first
+                if exported >= self.budget:
+                    over += 1
+                    continue
+                lv = [entry.entity, entry.name, key]
+                score.add_metric(lv, entry.score)
+                conf.add_metric(lv, entry.confidence)
+                band = entry.model.explain()
+                if band:
+                    for fam, field in ((expected, "expected"), (lower, "lower"), (upper, "upper")):
+                        if band.get(field) is not None:
+                            fam.add_metric(lv, band[field])
+                exported += 1
+        yield from (score, conf, expected, lower, upper)
+        firing = GaugeMetricFamily(P + "alert_firing", "1 while an alert fires for the entity and signal.", labels=labels)
+        for (entity, signal, series), *_ in self.pipeline.alerting.firing():
+            firing.add_metric([entity, signal, series], 1)
+        yield firing
+        yield GaugeMetricFamily(
+            P + "model_series_over_budget", "Model series not exported because of the series budget.", value=over
+        )
+        yield CounterMetricFamily(
+            P + "log_signal_updates_dropped", "Log signal updates not exported because of the series budget.", value=self.table.dropped
+        )
+
+
+class PrometheusSink:
+    """Keeps what the collector needs and times each batch."""
+
+    def __init__(self, pipeline: "Pipeline", lock: threading.Lock, budget: int, registry: CollectorRegistry | None = None,
+                 lag=None, checkpoint_time=None):
+        self.registry = registry or CollectorRegistry()
+        self.table = LogSignalTable(budget)
+        self.registry.register(PipelineCollector(pipeline, lock, budget, self.table, lag, checkpoint_time))
+        self.batch_seconds = Histogram(
+            P + "batch_processing_seconds",
+            "Time to decode, score and alert on one poll batch.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+
+    def emit(self, result: "BatchResult", seconds: float) -> None:
+        self.table.update(result.scores)
+        self.batch_seconds.observe(seconds)
