@@ -20,6 +20,7 @@ COMMANDS = [
 
 # Modules that add ``evaluate <what>`` sub-commands.
 EVALUATIONS = [
+    "detector.evaluation.nab",
 ]
 
 

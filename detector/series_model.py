@@ -25,5 +25,14 @@ class SeriesModel:
         self.detector.learn_one(x)
         return score, confidence
 
+    def update_many(self, timestamps, values) -> tuple[list[float], list[float]]:
+        """``update`` for each point of one series in time order; returns (scores, confidences)."""
+        scores, confidences = [], []
+        for t, v in zip(timestamps, values):
+            s, c = self.update(float(t), float(v))
+            scores.append(s)
+            confidences.append(c)
+        return scores, confidences
+
     def explain(self) -> dict | None:
         return self.detector.explain()

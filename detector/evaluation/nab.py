@@ -1,0 +1,200 @@
+"""``outage-detector evaluate nab``: replay NAB-layout files through a metric model and score them.
+
+Every CSV under ``--data-dir`` is streamed row by row through a fresh :class:`SeriesModel` (score
+before learn, exactly as the service does), and the per-row scores are scored with NAB's method
+(:mod:`detector.evaluation.nab_scoring`) for each profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from detector.errors import ConfigError
+from detector.evaluation import nab_scoring as scoring
+from detector.evaluation.nab_data import find_csvs, read_file, read_labels
+from detector.series_model import SeriesModel
+from detector.specs import MODELS_DIR, MetricModelSpec, load_model_spec
+
+DEFAULT_DATA_DIR = Path("data/nab/data")
+DEFAULT_LABELS = Path("data/nab/labels/combined_windows.json")
+DEFAULT_MODEL = MODELS_DIR / "metric-default.yaml"
+
+
+def add_command(subparsers) -> None:
+    p = subparsers.add_parser(
+        "nab",
+        help="score a metric model on NAB-layout data",
+        description="Stream every CSV under DIR through the metric model (score before learn) and "
+        "score the anomaly scores with NAB's method for each profile.",
+    )
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="NAB data/ folder")
+    p.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="NAB combined_windows.json")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="metric model spec (YAML)")
+    p.add_argument("--profiles", type=Path, default=None,
+                   help="NAB profiles.json (default: NAB's three profiles; also looked for next to the labels folder)")
+    p.add_argument("--thresholds", type=Path, default=None,
+                   help="score with these fixed thresholds (thresholds.json of an earlier run)")
+    p.add_argument("--results-dir", type=Path, default=None, help="write NAB-format results here")
+    p.add_argument("--reliability", action="store_true",
+                   help="add a reliability table of the calibrated confidence (rows outside windows)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def load_profiles(path: Path | None, labels_path: Path) -> list[scoring.Profile]:
+    if path is None:
+        guess = labels_path.parent.parent / "profiles.json"
+        if not guess.is_file():
+            return list(scoring.DEFAULT_PROFILES)
+        path = guess
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return [scoring.Profile.from_nab(name, entry) for name, entry in data.items()]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a NAB profiles file: {exc}") from None
+
+
+def load_thresholds(path: Path, detector_name: str) -> dict[str, float]:
+    """Accepts this command's thresholds.json (NAB's layout: detector -> profile -> {threshold})
+    as well as a flat ``{profile: threshold}`` mapping."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read thresholds: {exc}") from None
+    if isinstance(data, dict) and detector_name in data and isinstance(data[detector_name], dict):
+        data = data[detector_name]
+    elif isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), dict):
+        inner = next(iter(data.values()))
+        if all(isinstance(v, dict) for v in inner.values()):
+            data = inner
+    out = {}
+    for profile, entry in (data or {}).items():
+        value = entry.get("threshold") if isinstance(entry, dict) else entry
+        try:
+            out[profile] = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: threshold for profile {profile!r} is not a number") from None
+    return out
+
+
+def score_corpus(spec: MetricModelSpec, data_dir: Path, labels: dict, progress: bool = True):
+    """Replay every file through a fresh model. Returns (files, per-file (scores, confidences), seconds)."""
+    from tqdm import tqdm
+
+    paths = find_csvs(data_dir)
+    files = [read_file(p, data_dir, labels) for p in paths]
+    outputs = []
+    elapsed = 0.0
+    bar = tqdm(total=sum(len(f.values) for f in files), unit="row", file=sys.stderr,
+               disable=None if progress else True, desc="nab")
+    for f in files:
+        model = SeriesModel.from_spec(spec)
+        t0 = time.perf_counter()
+        scores, confidences = model.update_many(f.timestamps, f.values)
+        elapsed += time.perf_counter() - t0
+        outputs.append((np.clip(np.asarray(scores, dtype=float), 0.0, 1.0), np.asarray(confidences, dtype=float)))
+        bar.update(len(f.values))
+    bar.close()
+    return files, outputs, elapsed
+
+
+def reliability_table(files, outputs, levels=(0.5, 0.8, 0.9, 0.95, 0.99, 0.999)) -> list[dict]:
+    """How often confidence >= c outside the label windows (after each file's warm-up), next to 1 - c."""
+    conf = []
+    for f, (_, c) in zip(files, outputs):
+        bounds = scoring.window_bounds(f.timestamps, f.windows)
+        outside = np.ones(len(c), dtype=bool)
+        for left, right in bounds:
+            outside[left : right + 1] = False
+        outside[: scoring.probation_length(len(c))] = False
+        conf.append(c[outside])
+    allc = np.concatenate(conf) if conf else np.zeros(0)
+    return [
+        {"confidence_at_least": lv, "expected_fraction": round(1 - lv, 6),
+         "observed_fraction": round(float(np.mean(allc >= lv)) if len(allc) else 0.0, 6)}
+        for lv in levels
+    ]
+
+
+def write_results(out_dir: Path, detector_name: str, files, outputs, thresholds_doc: dict) -> None:
+    for f, (scores, _) in zip(files, outputs):
+        category, _, name = f.key.rpartition("/")
+        target = out_dir / category / f"{detector_name}_{name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        label = np.zeros(len(scores), dtype=int)
+        for left, right in scoring.window_bounds(f.timestamps, f.windows):
+            label[left : right + 1] = 1
+        with target.open("w", encoding="utf-8") as fh:
+            fh.write("timestamp,value,anomaly_score,label\n")
+            for ts, v, s, lab in zip(f.raw_timestamps, f.values.tolist(), scores.tolist(), label.tolist()):
+                fh.write(f"{ts},{v!r},{s!r},{lab}\n")
+    (out_dir / "thresholds.json").write_text(json.dumps(thresholds_doc, indent=2) + "\n", encoding="utf-8")
+
+
+def evaluate(spec: MetricModelSpec, data_dir: Path, labels_path: Path, profiles, fixed: dict | None = None,
+             results_dir: Path | None = None, reliability: bool = False, progress: bool = True) -> dict:
+    labels = read_labels(labels_path)
+    started = time.perf_counter()
+    files, outputs, model_seconds = score_corpus(spec, data_dir, labels, progress)
+    prepared = [
+        scoring.prepare_file(scores, scoring.window_bounds(f.timestamps, f.windows))
+        for f, (scores, _) in zip(files, outputs)
+    ]
+    windows_total = sum(len(scoring.window_bounds(f.timestamps, f.windows)) for f in files)
+    result: dict = {}
+    thresholds: dict[str, float] = {}
+    raw: dict[str, float] = {}
+    for profile in profiles:
+        if fixed is not None:
+            if profile.name not in fixed:
+                raise ConfigError(f"thresholds file has no threshold for profile {profile.name!r}")
+            t = fixed[profile.name]
+            total = scoring.score_at(prepared, profile, t)
+        else:
+            t, total = scoring.optimise_threshold(prepared, profile)
+        null, perfect = scoring.null_and_perfect(prepared, profile, windows_total)
+        result[profile.name] = round(scoring.normalise(total, null, perfect), 4)
+        thresholds[profile.name] = t
+        raw[profile.name] = total
+    rows = int(sum(len(f.values) for f in files))
+    result.update(
+        thresholds=thresholds,
+        files=len(files),
+        rows=rows,
+        seconds=round(time.perf_counter() - started, 3),
+        points_per_second=round(rows / model_seconds) if model_seconds > 0 else None,
+        windows=windows_total,
+        detector=spec.detector.name,
+    )
+    if reliability:
+        result["reliability"] = reliability_table(files, outputs)
+    if results_dir is not None:
+        doc = {spec.detector.name: {p: {"threshold": thresholds[p], "score": raw[p]} for p in thresholds}}
+        write_results(results_dir, spec.detector.name, files, outputs, doc)
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_model_spec(args.model)
+    if not isinstance(spec, MetricModelSpec):
+        raise ConfigError(f"{args.model}: is a {spec.kind} model spec; evaluate nab needs a metric spec")
+    profiles = load_profiles(args.profiles, args.labels)
+    fixed = load_thresholds(args.thresholds, spec.detector.name) if args.thresholds else None
+    result = evaluate(spec, args.data_dir, args.labels, profiles, fixed, args.results_dir, args.reliability)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for profile in profiles:
+            print(f"{profile.name:>20}: {result[profile.name]:7.2f}  (threshold {result['thresholds'][profile.name]:.6g})")
+        print(f"{result['files']} files, {result['rows']} rows, {result['seconds']} s, "
+              f"{result['points_per_second']} points/s")
+        for row in result.get("reliability", []):
+            print(f"confidence >= {row['confidence_at_least']}: {row['observed_fraction']:.4f} "
+                  f"of points (ideal {row['expected_fraction']:.4f})")
+    return 0
