@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 
 from detector.errors import ConfigError
 from detector.loader import format_validation_error, read_yaml
+from detector.specs import MODELS_DIR
 
 LOG_FORMATS = ("json", "vector", "fluentbit", "ecs", "otlp_json", "plain")
 METRIC_FORMATS = ("metric_json", "telegraf", "influx")
@@ -64,10 +65,10 @@ class InputSpec(Section):
 
 
 class ModelsSection(Section):
-    """Paths of the model specs (relative paths resolve against the pipeline file's folder)."""
+    """Paths of the model specs; relative paths resolve against the pipeline file's folder."""
 
-    metric: Path = Path("../models/metric-default.yaml")
-    log: Path = Path("../models/log-default.yaml")
+    metric: Path = MODELS_DIR / "metric-default.yaml"
+    log: Path = MODELS_DIR / "log-default.yaml"
 
 
 class AlertingSettings(Section):

@@ -1,0 +1,28 @@
+"""``outage-detector check-config FILE``: validate a pipeline spec and its model specs."""
+
+from __future__ import annotations
+
+import yaml
+
+from detector.config import load_pipeline
+from detector.pipeline import load_models
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser(
+        "check-config",
+        help="validate a pipeline spec and print it resolved (secrets masked)",
+        description="Validate a pipeline spec, with environment overrides applied, and the model specs it "
+        "names. Prints the resolved config, or every error with its key path (exit 2).",
+    )
+    p.add_argument("file", metavar="FILE", help="pipeline spec (YAML)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    spec = load_pipeline(args.file)
+    metric, log = load_models(spec)
+    resolved = spec.masked()
+    resolved["resolved_models"] = {"metric": metric.model_dump(mode="json"), "log": log.model_dump(mode="json")}
+    print(yaml.safe_dump(resolved, sort_keys=False), end="")
+    return 0

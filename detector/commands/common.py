@@ -1,0 +1,33 @@
+"""Pieces several commands share: the --pipeline option and logging set-up."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from detector.config import PipelineSpec, load_pipeline
+
+PIPELINE_ENV = "OUTAGE_DETECTOR_PIPELINE"
+
+
+def add_pipeline_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pipeline",
+        metavar="SPEC.yaml",
+        default=os.environ.get(PIPELINE_ENV),
+        help=f"pipeline spec (default: ${PIPELINE_ENV}, else built-in defaults)",
+    )
+
+
+def pipeline_from_args(args: argparse.Namespace) -> PipelineSpec:
+    return load_pipeline(args.pipeline)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # kafka-python logs every reconnect at INFO/WARNING; our own messages say what matters.
+    logging.getLogger("kafka").setLevel(logging.ERROR)

@@ -1,0 +1,47 @@
+"""``outage-detector run``: the live service."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+from detector.commands.common import add_pipeline_option, pipeline_from_args, setup_logging
+
+log = logging.getLogger("detector")
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="consume the configured topics and serve scores and alerts",
+        description="Consume the pipeline's topics as a consumer-group member, score every record, and "
+        "serve /metrics, /healthz, /readyz and /templates. SIGINT or SIGTERM stop it after a final "
+        "checkpoint and commit.",
+    )
+    add_pipeline_option(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=run)
+
+
+def install_stop_handlers(stop) -> None:
+    def handler(signum, frame):
+        log.info("%s received: final checkpoint and commit, then exit", signal.Signals(signum).name)
+        stop()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run(args) -> int:
+    from detector.service import Service
+
+    setup_logging(args.verbose)
+    spec = pipeline_from_args(args)
+    if not spec.inputs:
+        from detector.errors import ConfigError
+
+        raise ConfigError("the pipeline has no inputs: list at least one topic under 'inputs'")
+    service = Service(spec)
+    install_stop_handlers(service.stop)
+    service.run()
+    return 0
