@@ -16,6 +16,8 @@ from detector.errors import DetectorError
 
 # Modules that add top-level commands.
 COMMANDS = [
+    "detector.commands.run",
+    "detector.commands.check_config",
 ]
 
 # Modules that add ``evaluate <what>`` sub-commands.
