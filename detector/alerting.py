@@ -81,11 +81,10 @@ class Alerting:
 
     def _new_key(self, key: tuple[str, str, str]) -> _KeyState:
         if len(self._keys) >= self.max_keys:
-            for old, st in self._keys.items():
-                if not st.firing:
-                    del self._keys[old]
-                    self.evictions += 1
-                    break
+            # Prefer forgetting a key that is only counting up; a firing one goes only if all fire.
+            victim = next((k for k, st in self._keys.items() if not st.firing), None)
+            del self._keys[victim if victim is not None else next(iter(self._keys))]
+            self.evictions += 1
         st = self._keys[key] = _KeyState()
         return st
 

@@ -1,0 +1,89 @@
+"""Pipeline spec validation, environment overrides and the check-config command."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from detector.cli import main
+from detector.config import load_pipeline
+from detector.errors import ConfigError
+
+REPO_PIPELINES = __import__("pathlib").Path(__file__).resolve().parents[1] / "pipelines"
+
+
+def write(tmp_path, text: str):
+    p = tmp_path / "pipeline.yaml"
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_every_shipped_pipeline_loads_with_its_models():
+    from detector.pipeline import load_models
+
+    files = sorted(REPO_PIPELINES.glob("*.yaml"))
+    assert files, "no pipeline specs shipped"
+    for f in files:
+        spec = load_pipeline(f)
+        metric, log = load_models(spec)
+        assert metric.kind == "metric" and log.kind == "log"
+
+
+def test_environment_overrides_win_over_the_file(tmp_path, monkeypatch):
+    p = write(tmp_path, """
+        kafka: {bootstrap_servers: "127.0.0.1:1111", group_id: from-file}
+        inputs: [{topic: logs, kind: log, format: ecs}]
+    """)
+    monkeypatch.setenv("OUTAGE_DETECTOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:2222")
+    spec = load_pipeline(p)
+    assert spec.kafka.bootstrap_servers == "127.0.0.1:2222"
+    assert spec.kafka.group_id == "from-file"  # untouched keys keep the file's value
+
+
+def test_every_error_is_reported_with_its_key_path(tmp_path):
+    p = write(tmp_path, """
+        alerting: {fire_after: 0}
+        inputs: [{topic: logs, kind: log, format: influx}]
+        sinks: {prometheus: {port: 99999}}
+    """)
+    with pytest.raises(ConfigError) as err:
+        load_pipeline(p)
+    msg = str(err.value)
+    assert "alerting.fire_after" in msg
+    assert "inputs.0" in msg and "not a log format" in msg
+    assert "sinks.prometheus.port" in msg
+
+
+def test_unknown_keys_are_rejected_not_ignored(tmp_path):
+    p = write(tmp_path, "kafka: {bootstrap_server: typo}\n")
+    with pytest.raises(ConfigError, match="kafka.bootstrap_server"):
+        load_pipeline(p)
+
+
+def test_check_config_masks_secrets(tmp_path, capsys):
+    p = write(tmp_path, """
+        kafka: {sasl_mechanism: PLAIN, sasl_username: svc, sasl_password: hunter2}
+        inputs: [{topic: logs, kind: log, format: ecs}]
+    """)
+    assert main(["check-config", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out
+    assert "sasl_username: svc" in out
+
+
+def test_check_config_on_a_bad_file_exits_2_without_traceback(tmp_path, capsys):
+    p = write(tmp_path, "inputs: [{topic: logs, kind: nonsense, format: ecs}]\n")
+    assert main(["check-config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "inputs.0.kind" in err
+    assert "Traceback" not in err
+
+
+def test_check_config_on_invalid_yaml_and_missing_file(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kafka: [unclosed\n")
+    assert main(["check-config", str(bad)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    assert main(["check-config", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
