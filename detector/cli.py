@@ -23,6 +23,8 @@ COMMANDS = [
 # Modules that add ``evaluate <what>`` sub-commands.
 EVALUATIONS = [
     "detector.evaluation.nab",
+    "detector.evaluation.parsing",
+    "detector.evaluation.sessions",
 ]
 
 

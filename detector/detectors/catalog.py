@@ -2,3 +2,4 @@
 
 # Each import registers one or more detectors; keep this list in sync with the package.
 import detector.detectors.robust_seasonal  # noqa: F401,E402
+import detector.logs.session_detector  # noqa: F401,E402

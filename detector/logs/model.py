@@ -1,0 +1,190 @@
+"""``LogModel``: everything the streaming pipeline does with log records of one partition.
+
+``process(rec)`` mines the line's template, counts it in its entity's window and session, and
+returns immediate signals (a new template); ``advance(watermark)`` closes the windows and idle
+sessions that ended before the watermark and returns their scores. Only record timestamps are used.
+
+Signals (the whole vocabulary; template text never becomes a signal name or label):
+
+- ``log_new_template``: a template the miner had never seen, after the grace period;
+- ``log_template_rate``: per entity and window, the most surprising template count;
+- ``log_error_ratio``: per entity and window, the surprise of the error-line share;
+- ``log_session``: per closed session, how rare its template-count vector is.
+"""
+
+from __future__ import annotations
+
+import math
+
+from detector.calibration import build_calibrator
+from detector.detectors import build as build_detector
+from detector.logs.levels import is_error_level, template_is_error
+from detector.logs.miner import TemplateMiner
+from detector.logs.params import MinerParams, SessionParams, SignalParams
+from detector.logs.sessions import Session, SessionTracker
+from detector.logs.signals import EntitySignals
+from detector.records import LogRecord, Score
+
+SIGNALS = ("log_new_template", "log_template_rate", "log_error_ratio", "log_session")
+
+
+class LogModel:
+    def __init__(self, miner: dict | None = None, signals: dict | None = None, sessions: dict | None = None):
+        self.miner_params = MinerParams.from_dict(miner, "miner")
+        self.signal_params = SignalParams.from_dict(signals, "signals")
+        self.session_params = SessionParams.from_dict(sessions, "sessions") if sessions is not None else None
+        self.miner = TemplateMiner(**self.miner_params.kwargs())
+        self.signals = EntitySignals(self.signal_params)
+        cal = self.signal_params.calibrator
+        self._cal_name, self._cal_params = cal.get("name", "tail"), dict(cal.get("params", {}))
+        build_calibrator(self._cal_name, self._cal_params)  # fail at load time, not on the first window
+        self.sessions: SessionTracker | None = None
+        self.session_detector = None
+        self.session_calibrator = None
+        if self.session_params is not None:
+            sp = self.session_params
+            self.sessions = SessionTracker(sp)
+            self.session_detector = build_detector(sp.detector.name, sp.detector.params)
+            self.session_calibrator = build_calibrator("tail", {"window": 2000, "min_history": 30})
+        self.start: float | None = None  # event time of the first record
+        self.watermark = -math.inf
+        self.lines = 0
+        self.bad_timestamps = 0
+        self.sessions_scored = 0
+        self.sessions_anomalous = 0
+        self._singletons = 0  # templates seen exactly once: Good-Turing estimate of novelty
+        self._tpl_error: dict[int, bool] = {}
+
+    @classmethod
+    def from_spec(cls, spec) -> "LogModel":
+        return cls(miner=spec.miner, signals=spec.signals, sessions=spec.sessions)
+
+    # -- per record ---------------------------------------------------------------------------
+
+    def process(self, rec: LogRecord) -> list[Score]:
+        self.lines += 1
+        ts = rec.timestamp
+        if not isinstance(ts, (int, float)) or not math.isfinite(ts):
+            # A record without a usable event time is mined but placed at the latest known time.
+            self.bad_timestamps += 1
+            ts = self.watermark if math.isfinite(self.watermark) else 0.0
+        if self.start is None:
+            self.start = ts
+        res = self.miner.add(rec.message, ts)
+        tpl = res.template
+        tid = tpl.id
+        if res.is_new:
+            self._singletons += 1
+        elif tpl.count == 2:
+            self._singletons -= 1
+        err = is_error_level(rec.level)
+        if err is None:
+            err = self._tpl_error.get(tid)
+            if err is None:
+                err = self._tpl_error[tid] = template_is_error(tpl.text)
+        entity = rec.entity or ""
+        sig = self.signals
+        e, _ = sig.entity(entity, ts)
+        sig.add(e, entity, ts, tid, err, res.text)
+        out: list[Score] = []
+        if res.is_new:
+            grace = self.signal_params.new_template_grace_seconds
+            if ts - self.start >= grace and ts - e.first_seen >= grace:
+                # Good-Turing: the chance that the next line shows a new template is about the share
+                # of lines whose template has been seen once. Rarely-new streams make novelty alarming.
+                p_new = (self._singletons + 1) / (self.miner.lines + 2)
+                out.append(Score(ts, entity, "log_new_template", -math.log10(p_new), 1.0 - p_new, {
+                    "template_id": tid, "template": tpl.text, "example": res.text[:300],
+                    "level": "error" if err else (rec.level or "info"),
+                }))
+        if self.sessions is not None:
+            for s in self.sessions.add(entity, ts, res.text, tid, err):
+                out.append(self._score_session(s))
+        return out
+
+    # -- event time moves on ------------------------------------------------------------------
+
+    def advance(self, watermark: float) -> list[Score]:
+        if watermark <= self.watermark:
+            return []
+        self.watermark = watermark
+        out: list[Score] = []
+        for r in self.signals.close_until(watermark):
+            e = self.signals.entities.get(r.entity)
+            cals = e.calibrators if e is not None else {}
+            out.append(Score(r.end, r.entity, "log_template_rate", r.rate_score,
+                             self._calibrate(cals, "log_template_rate", r.rate_score),
+                             {"lines": r.total, "templates": self._describe(r.rate_top)}))
+            if r.error_score is not None:
+                out.append(Score(r.end, r.entity, "log_error_ratio", r.error_score,
+                                 self._calibrate(cals, "log_error_ratio", r.error_score), r.error_info))
+        if self.sessions is not None:
+            for s in self.sessions.expire(watermark):
+                out.append(self._score_session(s))
+        return out
+
+    def flush(self) -> list[Score]:
+        """Score every open session now (end of a replay)."""
+        if self.sessions is None:
+            return []
+        return [self._score_session(s) for s in self.sessions.flush()]
+
+    def _calibrate(self, cals: dict, signal: str, score: float) -> float:
+        cal = cals.get(signal)
+        if cal is None:
+            cal = cals[signal] = build_calibrator(self._cal_name, self._cal_params)
+        return cal.update(score)
+
+    def _describe(self, top: list[dict]) -> list[dict]:
+        for t in top:
+            tpl = self.miner.get(t["template_id"])
+            t["template"] = tpl.text if tpl is not None else None
+        return top
+
+    def _score_session(self, s: Session) -> Score:
+        sp = self.session_params
+        x = {str(tid): float(c) for tid, c in s.counts.items()}
+        det = self.session_detector
+        raw = float(det.score_one(x))
+        why = det.explain()
+        conf = self.session_calibrator.update(raw)
+        if self.sessions_scored < sp.min_sessions:
+            conf = 0.0
+        anomalous = raw >= sp.threshold and self.sessions_scored >= sp.min_sessions
+        det.learn_one(x)
+        self.sessions_scored += 1
+        self.sessions_anomalous += anomalous
+        top = sorted(s.counts.items(), key=lambda kv: kv[1], reverse=True)[:5]
+        return Score(s.last, s.entity, "log_session", raw, conf, {
+            "session": s.key, "lines": s.lines, "errors": s.errors, "duration_seconds": s.last - s.start,
+            "anomalous": anomalous, "why": why,
+            "templates": [{"template_id": t, "template": self.miner.get(t).text, "count": c,
+                           "example": s.examples.get(t)} for t, c in top],
+        })
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    def templates(self) -> list[dict]:
+        return self.miner.template_list()
+
+    def templates_held(self) -> int:
+        return len(self.miner)
+
+    def series_held(self) -> int:
+        """Entities with window state plus open sessions."""
+        return len(self.signals.entities) + (len(self.sessions.open) if self.sessions is not None else 0)
+
+    @property
+    def evictions(self) -> int:
+        return self.signals.evictions + (self.sessions.evictions if self.sessions is not None else 0)
+
+    def stats(self) -> dict:
+        m = self.miner
+        return {
+            "lines": self.lines, "templates": len(m), "damaged_lines": m.damaged_lines,
+            "empty_lines": m.empty_lines, "truncated_lines": m.truncated_tokens, "overflow_lines": m.overflow_lines,
+            "bad_timestamps": self.bad_timestamps, "late_lines": self.signals.late_lines,
+            "evictions": self.evictions, "entities": len(self.signals.entities),
+            "open_sessions": len(self.sessions.open) if self.sessions is not None else 0,
+            "sessions_scored": self.sessions_scored, "sessions_anomalous": self.sessions_anomalous,
+        }

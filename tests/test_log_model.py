@@ -1,0 +1,121 @@
+"""LogModel as the streaming pipeline uses it: process records, advance event time, checkpoint."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from detector.errors import ConfigError
+from detector.logs.model import SIGNALS, LogModel
+from detector.records import LogRecord
+from detector.specs import LogModelSpec, load_model_spec
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def _steady(model, start, minutes, entity="api", per_minute=20):
+    out = []
+    for m in range(minutes):
+        for i in range(per_minute):
+            ts = start + m * 60 + i * (60 / per_minute)
+            out += model.process(LogRecord(ts, entity, f"GET /users/{i} 200 in {i * 3} ms", "info"))
+            out += model.process(LogRecord(ts, entity, f"cache hit ratio {i / 100}", "info"))
+        out += model.advance(start + (m + 1) * 60)
+    return out
+
+
+def test_shipped_default_spec_builds_a_log_model():
+    spec = load_model_spec(MODELS / "log-default.yaml")
+    assert isinstance(spec, LogModelSpec)
+    model = LogModel.from_spec(spec)
+    assert model.process(LogRecord(0.0, "a", "hello world", None)) == []
+
+
+def test_a_flood_of_errors_scores_higher_than_steady_windows():
+    model = LogModel(signals={"new_template_grace_seconds": 0, "min_windows": 3})
+    steady = _steady(model, 0.0, 40)
+    t = 40 * 60
+    out = []
+    for i in range(20):
+        out += model.process(LogRecord(t + i, "api", f"GET /users/{i} 200 in 3 ms", "info"))
+        out += model.process(LogRecord(t + i + 0.5, "api", f"ERROR connection to db-{i} refused", "error"))
+    out += model.advance(t + 60)
+    signals = {s.signal for s in steady + out}
+    assert signals <= set(SIGNALS)
+    err = [s for s in out if s.signal == "log_error_ratio"][-1]
+    before = [s.score for s in steady if s.signal == "log_error_ratio"]
+    assert err.score > max(before) + 3
+    assert err.confidence == 1.0
+    rate = [s for s in out if s.signal == "log_template_rate"][-1]
+    assert "refused" in rate.evidence["templates"][0]["template"]
+    assert "refused" in rate.evidence["templates"][0]["example"]
+
+
+def test_new_template_is_reported_after_the_grace_period_only():
+    model = LogModel(signals={"new_template_grace_seconds": 600})
+    early = model.process(LogRecord(10.0, "api", "worker started", "info"))
+    assert early == []
+    _steady(model, 60.0, 12)
+    late = model.process(LogRecord(900.0, "api", "disk quota exceeded on volume 3", "warn"))
+    assert [s.signal for s in late] == ["log_new_template"]
+    s = late[0]
+    assert 0.0 <= s.confidence <= 1.0 and s.confidence > 0.9
+    assert s.evidence["template"] == "disk quota exceeded on volume <*>"
+    assert s.entity == "api"
+
+
+def test_windows_close_on_event_time_not_on_arrival():
+    model = LogModel()
+    model.process(LogRecord(100.0, "api", "request served", "info"))
+    assert model.advance(119.0) == []  # the 60-120 s window is still open
+    closed = model.advance(120.0)
+    assert {s.signal for s in closed} == {"log_template_rate", "log_error_ratio"}
+    assert all(s.timestamp == 120.0 for s in closed)
+
+
+def test_state_survives_pickle_and_gives_the_same_scores():
+    a = LogModel(sessions={"key": r"req-\d+", "idle_seconds": 30})
+    _steady(a, 0.0, 10)
+    b = pickle.loads(pickle.dumps(a))
+    tail_a, tail_b = [], []
+    for m, out in ((a, tail_a), (b, tail_b)):
+        for i in range(50):
+            out += m.process(LogRecord(600.0 + i, "api", f"req-{i % 5} step {i % 3} done", "info"))
+        out += m.advance(2000.0)
+    assert tail_a == tail_b
+    assert a.templates() == b.templates()
+
+
+def test_entities_are_capped_and_evictions_counted():
+    model = LogModel(signals={"max_entities": 5})
+    for i in range(12):
+        model.process(LogRecord(float(i), f"host-{i}", "heartbeat ok", "info"))
+    assert len(model.signals.entities) == 5
+    assert model.evictions == 7
+    assert model.series_held() == 5
+    assert model.templates_held() == 1
+
+
+def test_sessions_are_scored_when_idle():
+    model = LogModel(sessions={"key": r"req-\d+", "idle_seconds": 30})
+    out = []
+    for i in range(200):
+        ts = float(i)
+        out += model.process(LogRecord(ts, "api", f"req-{i} accepted", "info"))
+        out += model.process(LogRecord(ts + 0.5, "api", f"req-{i} done in {i} ms", "info"))
+        out += model.advance(ts)
+    sessions = [s for s in out if s.signal == "log_session"]
+    assert len(sessions) == 200 - 31  # still open: the last 31 requests
+    assert sessions[-1].evidence["session"] == "req-168"
+    assert model.series_held() == 1 + 31
+
+
+def test_bad_parameters_name_the_key_path():
+    with pytest.raises(ConfigError, match=r"window_seconds"):
+        LogModel(signals={"window_seconds": -1})
+    with pytest.raises(ConfigError, match=r"key"):
+        LogModel(sessions={"key": "blk_(("})
+    with pytest.raises(ConfigError, match=r"max_differing"):
+        LogModel(miner={"max_differing": "lots"})
