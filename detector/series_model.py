@@ -1,4 +1,9 @@
-"""One metric series: its detector and its calibrator, updated score-before-learn."""
+"""One metric series: its detector and its calibrator, updated score-before-learn.
+
+The calibrator sees the detector's continuous ``evidence`` when it has one (the surprise before any
+refractory rule zeroes repeats), else the score: a calibrator needs a quantity without a pile of ties
+at zero to turn into a tail probability.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,12 @@ from detector.specs import MetricModelSpec
 
 
 class SeriesModel:
-    __slots__ = ("detector", "calibrator")
+    __slots__ = ("detector", "calibrator", "_evidence")
 
     def __init__(self, detector, calibrator):
         self.detector = detector
         self.calibrator = calibrator
+        self._evidence = hasattr(type(detector), "evidence")
 
     @classmethod
     def from_spec(cls, spec: MetricModelSpec) -> "SeriesModel":
@@ -21,18 +27,29 @@ class SeriesModel:
         """Score the point, calibrate the score, then learn the point. Returns (score, confidence)."""
         x = {"value": value, "timestamp": timestamp}
         score = self.detector.score_one(x)
-        confidence = self.calibrator.update(score)
+        confidence = self.calibrator.update(self.detector.evidence if self._evidence else score)
         self.detector.learn_one(x)
         return score, confidence
 
     def update_many(self, timestamps, values) -> tuple[list[float], list[float]]:
-        """``update`` for each point of one series in time order; returns (scores, confidences)."""
-        scores, confidences = [], []
-        for t, v in zip(timestamps, values):
-            s, c = self.update(float(t), float(v))
-            scores.append(s)
-            confidences.append(c)
-        return scores, confidences
+        """``update`` for each point of one series in time order; returns (scores, confidences).
+
+        Uses the detector's batched loop when it has one: same scores, a fraction of the cost.
+        """
+        batched = getattr(self.detector, "score_many", None)
+        if batched is None:
+            scores, confidences = [], []
+            for t, v in zip(timestamps, values):
+                s, c = self.update(float(t), float(v))
+                scores.append(s)
+                confidences.append(c)
+            return scores, confidences
+        timestamps = timestamps.tolist() if hasattr(timestamps, "tolist") else list(timestamps)
+        values = values.tolist() if hasattr(values, "tolist") else list(values)
+        evidence: list[float] = []
+        scores = batched(timestamps, values, learn=True, evidence_out=evidence)
+        calibrate = self.calibrator.update
+        return scores, [calibrate(e) for e in evidence]
 
     def explain(self) -> dict | None:
         return self.detector.explain()

@@ -1,25 +1,52 @@
-"""Robust level + automatic daily seasonality, scored as a tail probability of the residual."""
+"""Robust level + automatic daily seasonality, scored by how far the evidence lies in its own tail.
+
+Per point, three sub-detectors look at the residual of the value against what the model expected:
+
+- ``spike``: the robust z-score of the residual;
+- ``level shift``: a short exponentially weighted mean of the z-scores (a run of same-signed residuals);
+- ``range breakout``: the value leaves the range seen so far by more than ``breakout_margin`` of it.
+
+Each of the first two is turned into a surprise ``-log p`` with a peaks-over-threshold tail fitted to
+that series' own history of the same evidence (an exponential tail above a running high quantile), so
+one threshold means the same thing on a calm series and on a spiky one. An anomaly is news the first
+time: a surprise that does not exceed the largest one of the last ``refractory`` points is reported as
+0, so one incident gives one detection rather than a run of them.
+
+Everything runs in one loop over plain floats (:meth:`RobustSeasonal.score_many`); the per-point
+``score_one``/``learn_one`` run that same loop on one point, so both paths give identical scores.
+"""
 
 from __future__ import annotations
 
 import math
+from array import array
 
 from detector.detectors.base import Detector
 from detector.detectors.registry import register
 
-_SQRT2 = math.sqrt(2.0)
+SUB_DETECTORS = ("none", "spike", "level shift", "range breakout")
 
 
 @register("robust_seasonal")
 class RobustSeasonal(Detector):
-    """Robust level/scale tracker with an optional daily profile.
+    """Robust level/scale tracker with automatic daily seasonality and tail-calibrated surprise.
 
     Parameters
     ----------
     alpha : float
-        Adaptation rate of the level and scale (per point).
+        Adaptation rate of the level, scale and seasonal profile errors (per point).
+    shift_rate : float
+        Weight of the newest z-score in the level-shift mean (about ``1/shift_rate`` points).
+    tail_quantile : float
+        Quantile above which each sub-detector's history is modelled as an exponential tail.
+    refractory : int
+        Points during which a surprise must exceed the largest recent one to be reported.
+    breakout_margin : float
+        Fraction of the seen range a value must leave it by to count as a range breakout.
+    breakout_surprise : float
+        Surprise (``-log p``) given to a range breakout, before adding how far it broke out.
     period : float
-        Candidate season length in seconds (a day by default).
+        Candidate season length in seconds (a day); used only when it predicts better than the level.
     buckets : int
         Phase buckets per season; memory per series grows with this.
     warmup : int
@@ -30,73 +57,176 @@ class RobustSeasonal(Detector):
     Examples
     --------
     >>> det = RobustSeasonal()
-    >>> for t in range(200):
+    >>> for t in range(300):
     ...     x = {"value": 10.0 + (t % 3), "timestamp": 60.0 * t}
     ...     _ = det.score_one(x); det.learn_one(x)
-    >>> det.score_one({"value": 500.0, "timestamp": 12000.0}) > 0.9
+    >>> det.score_one({"value": 500.0, "timestamp": 18000.0}) > 0.5
     True
+    >>> det.explain()["detector"]
+    'range breakout'
     """
 
-    def __init__(self, alpha: float = 0.02, period: float = 86400.0, buckets: int = 96,
-                 warmup: int = 50, seed: int = 0):
+    def __init__(self, alpha: float = 0.02, shift_rate: float = 0.3, tail_quantile: float = 0.98,
+                 refractory: int = 100, breakout_margin: float = 0.05, breakout_surprise: float = 10.0,
+                 period: float = 86400.0, buckets: int = 96, warmup: int = 50, seed: int = 0):
         self.alpha = alpha
+        self.shift_rate = shift_rate
+        self.tail_quantile = tail_quantile
+        self.refractory = refractory
+        self.breakout_margin = breakout_margin
+        self.breakout_surprise = breakout_surprise
         self.period = period
         self.buckets = buckets
         self.warmup = warmup
         self.seed = seed
-        self._n = 0
-        self._level = 0.0
-        self._scale = 0.0
-        self._season: list[float] | None = None
-        self._err_flat = 0.0
-        self._err_season = 0.0
-        self._last = None
 
-    def _expected(self, t: float) -> tuple[float, int]:
-        b = int((t % self.period) / self.period * self.buckets)
-        if self._season is not None and self._err_season < 0.8 * self._err_flat:
-            s = self._season[b]
-            if s == s:  # bucket seen
-                return s, b
-        return self._level, b
+    # -- state -------------------------------------------------------------------------------
+    # Scalars live in one list so that a step can load them into locals and store them back.
+    _FIELDS = ("n", "level", "scale", "err_flat", "err_season", "shift", "u1", "b1", "u2", "b2",
+               "hi", "lo", "m1", "a1", "m2", "a2", "evidence", "expected", "sigma", "fired")
+
+    def _state(self) -> list:
+        st = self.__dict__.get("_st")
+        if st is None:
+            st = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0,
+                  -math.inf, math.inf, 0.0, 0.0, 0.0, 0.0, 0.0, math.nan, math.nan, 0.0]
+            self._st = st
+            self._season = array("d", [math.nan]) * self.buckets
+        return st
 
     def score_one(self, x: dict) -> float:
-        v = float(x.get("value", 0.0))
         t = float(x.get("timestamp", 0.0))
-        exp, _ = self._expected(t)
-        sigma = 1.25 * self._scale + 1e-9 * (abs(self._level) + 1.0)
-        z = abs(v - exp) / sigma
-        self._last = (exp, sigma, z)
-        if self._n < self.warmup:
-            return 0.0
-        p = math.erfc(z / _SQRT2)
-        return min(1.0, -math.log10(max(p, 1e-300)) / 10.0)
+        v = float(x.get("value", math.nan))
+        return self.score_many((t,), (v,), learn=False)[0]
 
     def learn_one(self, x: dict) -> None:
-        v = float(x.get("value", 0.0))
         t = float(x.get("timestamp", 0.0))
-        a = self.alpha if self._n > 20 else 1.0 / (self._n + 1)
-        if self._season is None:
-            self._season = [float("nan")] * self.buckets
-        b = int((t % self.period) / self.period * self.buckets)
-        r_flat = v - self._level
-        s = self._season[b]
-        r_seas = v - s if s == s else r_flat
-        if self._n == 0:
-            self._level = v
-        else:
-            c = 4.0 * 1.25 * self._scale
-            rc = max(-c, min(c, r_flat)) if c > 0 else r_flat
-            self._level += a * rc
-            self._scale += a * (min(abs(r_flat), c if c > 0 else abs(r_flat)) - self._scale)
-            self._err_flat += a * (r_flat * r_flat - self._err_flat)
-            self._err_season += a * (r_seas * r_seas - self._err_season)
-        self._season[b] = v if s != s else s + 0.3 * (v - s)
-        self._n += 1
+        v = float(x.get("value", math.nan))
+        self.score_many((t,), (v,), learn=True)
+
+    @property
+    def evidence(self) -> float:
+        """Continuous surprise of the last scored point, before the refractory rule (for calibration)."""
+        return self._state()[16]
 
     def explain(self) -> dict | None:
-        if self._last is None:
+        st = self._state()
+        exp, sigma = st[17], st[18]
+        if exp != exp:
             return None
-        exp, sigma, z = self._last
-        return {"expected": exp, "lower": exp - 4 * sigma, "upper": exp + 4 * sigma,
-                "detector": "level"}
+        band = 4.0 * sigma
+        return {"expected": exp, "lower": exp - band, "upper": exp + band,
+                "detector": SUB_DETECTORS[int(st[19])], "surprise": st[16]}
+
+    def score_many(self, timestamps, values, learn: bool = True, evidence_out: list | None = None) -> list[float]:
+        """Score each point, then (if ``learn``) learn it; returns the scores in [0, 1].
+
+        With ``learn=False`` only the first point is scored and the model is left unchanged.
+        ``evidence_out``, when given, receives each point's continuous surprise (see ``evidence``).
+        """
+        st = self._state()
+        (n, level, scale, err_flat, err_season, shift, u1, b1, u2, b2,
+         hi, lo, m1, a1, m2, a2, evidence, expected, sigma, fired) = st
+        season = self._season
+        alpha, kshift, q = self.alpha, self.shift_rate, self.tail_quantile
+        up, down = 0.05 * q, 0.05 * (1.0 - q)  # quantile tracking steps, in z units
+        base_surprise = -math.log(1.0 - q)
+        refractory, margin, brk = self.refractory, self.breakout_margin, self.breakout_surprise
+        period, buckets, warmup = self.period, self.buckets, self.warmup
+        exp_ = math.exp
+        out = []
+        append = out.append
+        keep = evidence_out.append if evidence_out is not None else None
+        for t, v in zip(timestamps, values):
+            if v != v or v in (math.inf, -math.inf):
+                append(0.0)  # nothing to score; a gap is not evidence
+                if keep is not None:
+                    keep(-math.inf)
+                if not learn:
+                    break
+                continue
+            b = int((t % period) / period * buckets) if period > 0 else 0
+            s = season[b]
+            expected = s if (s == s and err_season < 0.8 * err_flat) else level
+            sigma = 1.25 * scale + 1e-9 * (abs(level) + 1.0) + 1e-12
+            z = (v - expected) / sigma
+            za = -z if z < 0 else z
+            if za > 1e3:
+                za = 1e3
+            zc = 10.0 if z > 10.0 else (-10.0 if z < -10.0 else z)
+            shift_new = shift + kshift * (zc - shift)
+            f2 = -shift_new if shift_new < 0 else shift_new
+            e1 = (za - u1) / b1
+            e2 = (f2 - u2) / b2
+            if e1 >= e2:
+                evidence, fired = e1, 1.0
+            else:
+                evidence, fired = e2, 2.0
+            raw = evidence + base_surprise if evidence > 0.0 else 0.0
+            if n <= warmup:
+                raw = 0.0
+            elif hi > lo:
+                out_of_range = (v - hi if v > hi else lo - v) / (hi - lo)
+                if out_of_range > margin and brk + out_of_range > raw:
+                    raw = brk + out_of_range
+                    evidence, fired = raw, 3.0
+            # Refractory rule: report only a surprise larger than any of the last `refractory` points.
+            if a1 > refractory:
+                m1, a1, m2, a2 = m2, a2, 0.0, 0.0
+            score = raw / (raw + 10.0) if raw > m1 else 0.0
+            append(score)
+            if keep is not None:
+                keep(evidence)
+            if not learn:
+                break
+            if raw >= m1:
+                m1, a1, m2, a2 = raw, 0.0, 0.0, 0.0
+            elif raw >= m2:
+                m2, a2 = raw, 0.0
+            a1 += 1.0
+            a2 += 1.0
+            # Learn: robust (Huber-clipped) level and scale, seasonal profile, tails of the evidence.
+            a = alpha if n > 20 else 1.0 / (n + 1.0)
+            r = v - level
+            if n == 0:
+                level = v
+            else:
+                c = 5.0 * scale
+                if c > 0.0:
+                    rc = c if r > c else (-c if r < -c else r)
+                    level += a * rc
+                    scale += a * ((rc if rc >= 0 else -rc) - scale)
+                else:
+                    level += a * r
+                    scale += a * ((r if r >= 0 else -r) - scale)
+                rs = v - s if s == s else r
+                err_flat += a * (r * r - err_flat)
+                err_season += a * (rs * rs - err_season)
+            season[b] = v if s != s else s + 0.3 * (v - s)
+            shift = shift_new
+            if za > u1:
+                b1 += 0.02 * ((za - u1) - b1)
+                u1 += up
+            else:
+                u1 -= down
+            if b1 < 0.05:
+                b1 = 0.05
+            if f2 > u2:
+                b2 += 0.02 * ((f2 - u2) - b2)
+                u2 += up
+            else:
+                u2 -= down
+            if b2 < 0.05:
+                b2 = 0.05
+            if v > hi:
+                hi = v
+            if v < lo:
+                lo = v
+            n += 1
+        if learn:
+            st[:] = (n, level, scale, err_flat, err_season, shift, u1, b1, u2, b2,
+                     hi, lo, m1, a1, m2, a2, evidence, expected, sigma, fired)
+        else:
+            st[16:20] = (evidence, expected, sigma, fired)
+        return out
+
