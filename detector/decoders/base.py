@@ -1,0 +1,109 @@
+"""What every decoder shares: the size limits, the guard around ``decode`` and JSON loading.
+
+The guard is the promise the pipeline relies on: ``decode`` returns records or raises
+:class:`DecodeError` with a one-line reason, never anything else, so one bad record is dead-lettered
+and the stream goes on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from detector.errors import DecodeError
+from detector.records import LogRecord, MetricPoint, RawRecord
+
+# A record this large is a producer bug or an attack, not a log line; refusing it bounds the work.
+MAX_RECORD_BYTES = 1024 * 1024
+# Longer messages are kept but cut: the head carries the template, the rest only costs memory.
+MAX_MESSAGE_CHARS = 16 * 1024
+TRUNCATION_MARKER = "...[truncated {} chars]"
+
+Record = LogRecord | MetricPoint
+_WHITESPACE = frozenset(b" \t\r\n\x0b\x0c")
+
+
+class Decoder:
+    """Turns one raw Kafka record into typed records. Subclasses implement ``_decode``."""
+
+    format: str = ""
+
+    def decode(self, raw: RawRecord) -> list[Record]:
+        value = raw.value
+        if not value or (value[0] in _WHITESPACE and not value.strip()):
+            raise DecodeError("empty message")
+        if len(value) > MAX_RECORD_BYTES:
+            raise DecodeError(f"message is {len(value)} bytes, over the {MAX_RECORD_BYTES} byte limit")
+        try:
+            return self._decode(raw)
+        except DecodeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the contract is DecodeError only, whatever went wrong
+            raise DecodeError(f"{self.format}: unexpected {type(exc).__name__}: {one_line(str(exc))}") from exc
+
+    def _decode(self, raw: RawRecord) -> list[Record]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(format={self.format!r})"
+
+
+def load_json(value: bytes) -> Any:
+    """orjson.loads with its failures (syntax, bad UTF-8, nesting over 1024 levels) as DecodeError."""
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        if not value.strip():
+            raise DecodeError("empty message") from None
+        reason = "nested deeper than 1024 levels" if "depth" in exc.msg else exc.msg
+        position = _byte_offset(value, exc.pos)
+        if "UTF-8" in exc.msg:
+            # orjson reports UTF-8 errors at position 0; find the offending byte for the operator.
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                position, reason = bad.start, f"not valid UTF-8 (byte 0x{value[bad.start]:02x})"
+        raise DecodeError(f"invalid JSON at byte {position}: {reason}") from None
+
+
+def _byte_offset(value: bytes, char_pos: int) -> int:
+    # orjson reports a character position; operators look at the dead letter's bytes.
+    if value.isascii():
+        return char_pos
+    return len(value.decode("utf-8", "surrogateescape")[:char_pos].encode("utf-8", "surrogateescape"))
+
+
+def clip_message(message: str) -> str:
+    if len(message) > MAX_MESSAGE_CHARS:
+        return message[:MAX_MESSAGE_CHARS] + TRUNCATION_MARKER.format(len(message) - MAX_MESSAGE_CHARS)
+    return message
+
+
+def as_text(value: Any) -> str:
+    """A scalar or structured field value as text: strings as they are, objects and arrays as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    if value is True or value is False:
+        return "true" if value else "false"
+    return str(value)
+
+
+def short(value: Any, limit: int = 40) -> str:
+    """A value quoted for an error message, cut so one line stays one line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def key_text(key: bytes | None) -> str | None:
+    """The Kafka record key as an entity name; producers key records by entity."""
+    if not key:
+        return None
+    return key.decode("utf-8", "replace")
