@@ -647,3 +647,47 @@ def test_field_mappings_that_cannot_apply_are_config_errors():
         decoder("influx", "metric", fields={"message": "m"})
     with pytest.raises(ConfigError, match="fields.entity does not apply to plain text"):
         decoder("plain", fields={"entity": "host"})
+
+
+def _mutate_tree(node, rng: random.Random):
+    """A copy of a decoded payload with one value swapped for something of the wrong type or shape."""
+    odd = [None, "", "abc", "NaN", "1e999", -1, 0, 2**63, 1e308, True, [], {}, [None], {"stringValue": 5}, "0"]
+    if isinstance(node, dict) and node:
+        key = rng.choice(list(node))
+        copy = dict(node)
+        copy[key] = rng.choice(odd) if rng.random() < 0.4 else _mutate_tree(node[key], rng)
+        return copy
+    if isinstance(node, list) and node:
+        i = rng.randrange(len(node))
+        copy = list(node)
+        copy[i] = rng.choice(odd) if rng.random() < 0.4 else _mutate_tree(node[i], rng)
+        return copy
+    return rng.choice(odd)
+
+
+@pytest.mark.parametrize("fmt, kind", JSON_FORMATS)
+def test_wrong_types_anywhere_in_valid_json_give_a_reason_not_a_crash(fmt, kind):
+    samples = {
+        "json": {"time": "2024-01-15T10:00:00Z", "level": "INFO", "msg": "m", "service": "api"},
+        "vector": VECTOR_KUBERNETES,
+        "fluentbit": FLUENTBIT_KUBERNETES,
+        "ecs": ECS_FILEBEAT,
+        "otlp_json": OTLP_REQUEST,
+        "metric_json": [{"name": "up", "labels": {"job": "a"}, "value": 1, "timestamp": 1705312800}],
+        "telegraf": {"metrics": [TELEGRAF_ONE]},
+    }
+    rng = random.Random(fmt)
+    dec = decoder(fmt, kind)
+    for _ in range(300):
+        payload = samples[fmt]
+        for _ in range(rng.randint(1, 3)):
+            payload = _mutate_tree(payload, rng)
+        try:
+            records = dec.decode(raw(orjson.dumps(payload)))
+        except DecodeError as exc:
+            # The guard's catch-all names an "unexpected" error: that would be a decoder bug.
+            assert not str(exc).startswith(f"{fmt}: unexpected"), (payload, str(exc))
+        else:
+            for r in records:
+                assert isinstance(r.timestamp, float) and isinstance(r.entity, str)
+                assert isinstance(r.message, str) if kind == "log" else isinstance(r.value, float)
