@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
+from .base import short
+
 # Epoch values are told apart by magnitude: 1e11 seconds is the year 5138, 1e11 ms is 1973, and so on,
 # so any timestamp from 1973 to 5138 is read in the right unit whatever the shipper was configured with.
 _SECONDS_BELOW = 1e11
@@ -64,8 +66,8 @@ def parse_timestamp(value: object) -> float:
         try:
             return iso_to_seconds(text)
         except ValueError:
-            raise ValueError(f"not a timestamp: {_short(value)}") from None
-    raise ValueError(f"not a timestamp: {_short(value)}")
+            raise ValueError(f"not a timestamp: {short(value)}") from None
+    raise ValueError(f"not a timestamp: {short(value)}")
 
 
 def syslog_to_seconds(month: int, day: int, clock: str, reference: float) -> float:
@@ -80,8 +82,3 @@ def syslog_to_seconds(month: int, day: int, clock: str, reference: float) -> flo
     if stamp > reference + 86_400:
         stamp = datetime(year - 1, month, day, int(hh), int(mm), int(ss), tzinfo=_UTC).timestamp()
     return stamp
-
-
-def _short(value: object, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
