@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
@@ -21,7 +21,9 @@ from detector.records import RawRecord
 
 log = logging.getLogger(__name__)
 
-Partitions = Callable[[list[tuple[str, int]]], None]
+Offsets = dict[tuple[str, int], int]
+OnRevoked = Callable[[list[tuple[str, int]]], Offsets]  # checkpoints, returns the offsets to commit
+OnAssigned = Callable[[list[tuple[str, int]]], None]
 
 
 def client_config(settings: KafkaSettings) -> dict:
@@ -39,22 +41,36 @@ def client_config(settings: KafkaSettings) -> dict:
     return cfg
 
 
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, on_revoked: Partitions, on_assigned: Partitions):
+def _offsets(offsets: Offsets) -> dict:
+    return {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
+
+
+class _Listener(AsyncConsumerRebalanceListener):
+    """Runs on the consumer's IO loop, where blocking calls are not allowed: the revoked partitions'
+    offsets are committed with an awaited asynchronous commit, before they are handed over."""
+
+    def __init__(self, consumer: KafkaConsumer, on_revoked: OnRevoked, on_assigned: OnAssigned):
+        self._consumer = consumer
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
 
-    def on_partitions_revoked(self, revoked):
-        self._on_revoked(sorted((tp.topic, tp.partition) for tp in revoked))
+    async def on_partitions_revoked(self, revoked):
+        offsets = self._on_revoked(sorted((tp.topic, tp.partition) for tp in revoked))
+        if offsets:
+            await self._consumer.commit_async(_offsets(offsets))
 
-    def on_partitions_assigned(self, assigned):
+    async def on_partitions_assigned(self, assigned):
         self._on_assigned(sorted((tp.topic, tp.partition) for tp in assigned))
+
+    async def on_partitions_lost(self, lost):
+        # The group already gave these away: committing would fail, and another member owns them.
+        self._on_revoked(sorted((tp.topic, tp.partition) for tp in lost))
 
 
 class KafkaSource:
     """A consumer-group member over the configured topics, yielding poll batches of RawRecords."""
 
-    def __init__(self, settings: KafkaSettings, topics: Iterable[str], on_revoked: Partitions, on_assigned: Partitions):
+    def __init__(self, settings: KafkaSettings, topics: Iterable[str], on_revoked: OnRevoked, on_assigned: OnAssigned):
         self.settings = settings
         self.consumer = KafkaConsumer(
             **client_config(settings),
@@ -65,7 +81,7 @@ class KafkaSource:
             heartbeat_interval_ms=max(100, settings.session_timeout_ms // 3),
             max_poll_records=settings.max_poll_records,
         )
-        self.consumer.subscribe(list(topics), listener=_Listener(on_revoked, on_assigned))
+        self.consumer.subscribe(list(topics), listener=_Listener(self.consumer, on_revoked, on_assigned))
 
     def poll(self) -> list[RawRecord]:
         polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_poll_records)
@@ -81,9 +97,9 @@ class KafkaSource:
     def seek(self, topic: str, partition: int, offset: int) -> None:
         self.consumer.seek(TopicPartition(topic, partition), offset)
 
-    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+    def commit(self, offsets: Offsets) -> None:
         if offsets:
-            self.consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()})
+            self.consumer.commit(_offsets(offsets))
 
     def highwaters(self) -> dict[tuple[str, int], int]:
         """Last known end offset per assigned partition, from fetch responses (no extra request)."""

@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 
 class Service:
-    def __init__(self, spec: PipelineSpec, pipeline: Pipeline | None = None):
+    def __init__(self, spec: PipelineSpec, pipeline: Pipeline | None = None, listeners=()):
         self.spec = spec
+        self.listeners = list(listeners)  # callables given each batch's alert transitions
         self.pipeline = pipeline or Pipeline.from_spec(spec)
         self.store = CheckpointStore(spec.checkpoint.directory)
         self.lock = threading.Lock()  # held per batch; the scrape-time collector takes it too
@@ -103,28 +104,34 @@ class Service:
             self.dead_letters.send(dl.raw, dl.reason, dl.kind)
         if self.console is not None:
             self.console.emit(result.transitions)
+        if result.transitions:
+            for listener in self.listeners:
+                listener(result.transitions)
 
-    def checkpoint_and_commit(self, partitions=None) -> None:
-        tps = sorted(self.assigned if partitions is None else partitions)
+    def checkpoint(self, partitions) -> dict[tuple[str, int], int]:
+        """Make the dead letters durable, write the partitions' state; returns the offsets that are
+        now safe to commit."""
         with self.lock:
-            states = {tp: self.pipeline.partitions[tp] for tp in tps if tp in self.pipeline.partitions}
+            states = {tp: self.pipeline.partitions[tp] for tp in sorted(partitions) if tp in self.pipeline.partitions}
             # Dead letters first: once the offset is committed the source record is gone for us.
             self.dead_letters.flush()
             self.store.save_many(states)
-            offsets = {tp: st.next_offset for tp, st in states.items() if st.next_offset is not None}
-        self.source.commit(offsets)
+            return {tp: st.next_offset for tp, st in states.items() if st.next_offset is not None}
 
-    # -- rebalance -------------------------------------------------------------------------------
+    def checkpoint_and_commit(self) -> None:
+        self.source.commit(self.checkpoint(self.assigned))
 
-    def _on_revoked(self, tps: list[tuple[str, int]]) -> None:
+    # -- rebalance (called on the consumer's IO loop: no blocking consumer calls here) ------------
+
+    def _on_revoked(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         mine = [tp for tp in tps if tp in self.assigned]
-        if mine:
-            self.checkpoint_and_commit(mine)
+        offsets = self.checkpoint(mine) if mine else {}
         with self.lock:
             for tp in mine:
                 self.pipeline.partitions.pop(tp, None)
                 self.assigned.discard(tp)
         log.info("revoked %s", mine)
+        return offsets
 
     def _on_assigned(self, tps: list[tuple[str, int]]) -> None:
         with self.lock:

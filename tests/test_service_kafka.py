@@ -1,0 +1,155 @@
+"""The service against a real Kafka-protocol broker: scores out, offsets committed, bad records
+dead-lettered with their reason and origin, and nothing lost across a kill and restart."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from detector.broker import free_port
+from detector.checkpoint import CheckpointStore
+from tests.kafka_helpers import (
+    RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, read_all, samples, scrape,
+)
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_700_000_000.0
+
+
+def normal_traffic(n: int, spike_at: int | None = None):
+    rng = random.Random(7)
+    logs, metrics = [], []
+    for i in range(n):
+        ts = T0 + 15 * i
+        svc = ("checkout", "payments")[i % 2]
+        logs.append((svc.encode(), ecs_line(ts, svc, f"GET /api/items/{i} 200 in {10 + i % 7} ms")))
+        value = rng.gauss(100.0, 5.0)
+        if spike_at is not None and i >= spike_at and svc == "checkout":
+            value = 5000.0
+        metrics.append((svc.encode(), metric_point(ts, svc, "http_request_duration_ms", value)))
+    return logs, metrics
+
+
+def test_scores_are_exported_offsets_committed_and_bad_records_dead_lettered(broker, tmp_path):
+    port = free_port()
+    # Fire on the first anomalous point: this test is about the path through the broker, the
+    # hysteresis itself is covered by the alerting unit tests.
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path, port=port, alerting={"fire_after": 1})
+    log_topic, metric_topic = spec.inputs[0].topic, spec.inputs[1].topic
+    logs, metrics = normal_traffic(400, spike_at=392)
+    bad = [(b"checkout", b"{not json"), (b"checkout", bytes(range(256))), (b"payments", b"")]
+    per_partition = produce(broker.bootstrap_servers, log_topic, logs + bad)
+    per_partition += produce(broker.bootstrap_servers, metric_topic, metrics)
+    total = sum(per_partition.values())
+
+    with RunningService(spec) as service:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with service.lock:
+                if sum(service.pipeline.consumed.values()) >= total:
+                    break
+            time.sleep(0.1)
+        body = scrape(f"http://127.0.0.1:{port}/metrics")
+        assert scrape(f"http://127.0.0.1:{port}/readyz").startswith("ready")
+        templates = scrape(f"http://127.0.0.1:{port}/templates")
+        service.stop()
+
+    # The spike on checkout's latency fires an alert; payments stays quiet.
+    firing = [lv["entity"] for lv, v in samples(body, "outage_detector_alert_firing") if v == 1]
+    assert firing == ["checkout"]
+    consumed = {lv["topic"]: v for lv, v in samples(body, "outage_detector_records_consumed_total")}
+    assert consumed == {log_topic: len(logs) + len(bad), metric_topic: len(metrics)}
+    assert sum(v for _, v in samples(body, "outage_detector_records_dead_lettered_total")) == len(bad)
+    assert "GET /api/items/<*>" in templates or "GET" in templates
+
+    # Every partition's offset is committed up to its end: nothing will be read twice or skipped.
+    offsets = committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
+    assert offsets == {tp: n for tp, n in per_partition.items()}
+
+    # Dead letters keep the original bytes and say why and where from.
+    dead = read_all(broker.bootstrap_servers, spec.kafka.dead_letter_topic, len(bad))
+    assert sorted(r.value for r in dead) == sorted(v for _, v in bad)
+    for r in dead:
+        h = dict(r.headers)
+        assert h["source_topic"].decode() == log_topic
+        assert int(h["source_offset"]) >= 0 and int(h["source_partition"]) in (0, 1)
+        assert h["error"]
+
+
+def _write_pipeline(spec, path):
+    data = spec.model_dump(mode="json")
+    path.write_text(yaml.safe_dump(data))
+
+
+def _consumed(port: int) -> float:
+    try:
+        body = scrape(f"http://127.0.0.1:{port}/metrics")
+    except OSError:
+        return -1
+    return sum(v for _, v in samples(body, "outage_detector_records_consumed_total"))
+
+
+def test_a_killed_service_restarts_from_its_checkpoint_and_loses_nothing(broker, tmp_path):
+    port = free_port()
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path, port=port, checkpoint_seconds=2.0)
+    log_topic = spec.inputs[0].topic
+    logs, _ = normal_traffic(20_000)
+    first_half, second_half = logs[:10_000], logs[10_000:]
+    cfg = tmp_path / "pipeline.yaml"
+    _write_pipeline(spec, cfg)
+    cmd = [sys.executable, "-m", "detector", "run", "--pipeline", str(cfg)]
+
+    per_partition = produce(broker.bootstrap_servers, log_topic, first_half)
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)  # one checkpoint done
+        per_partition += produce(broker.bootstrap_servers, log_topic, second_half)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _consumed(port) <= len(first_half):
+            time.sleep(0.01)
+    finally:
+        first.send_signal(signal.SIGKILL)  # no final checkpoint, no commit
+        first.wait(10)
+    offsets = committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
+    assert sum(offsets.values()) < len(logs), "the kill must land while records are unprocessed or uncommitted"
+
+    store = CheckpointStore(spec.checkpoint.directory)
+    templates_before = {
+        t["id"]: t["template"] for tp in per_partition if store.load(*tp) for t in store.load(*tp).model.templates()
+    }
+    assert templates_before
+
+    second = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0
+
+    for tp, n in per_partition.items():
+        final = store.load(*tp)
+        assert final.next_offset == n
+        # State and offset are checkpointed together and a restart resumes at the checkpoint's
+        # offset, so every record is in the state, and none twice.
+        assert final.records == n
+        for t in final.model.templates():
+            if t["id"] in templates_before:
+                assert t["template"] == templates_before[t["id"]]  # ids survive the restart
+    assert committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition) == dict(per_partition)
+
+
+def _wait_committed(bootstrap: str, group: str, per_partition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if committed(bootstrap, group, per_partition) == dict(per_partition):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"offsets not committed to the end within {timeout:.0f}s")
