@@ -1,22 +1,35 @@
 """Online template miner: one line in, one template id out.
 
-Lines are masked (``detector.logs.preprocess``), then grouped with templates of the same token
-count. A line joins the template it differs from in the fewest positions, when the share of
-differing positions is at most ``similarity`` ... (see ``_fits``); the positions where they differ
-become wildcards. Otherwise the line starts a new template. An exact-match cache of masked token
-tuples answers repeated shapes with a single dict lookup.
+Lines are masked (``detector.logs.preprocess``): ids, numbers, addresses, paths and times become
+``<*>``. What is left are words, and whether a differing word is a variable (a user name, a host) or
+tells two events apart (``startup`` / ``shutdown``) cannot be seen from one line. So the miner lets
+the data decide:
 
-Template ids are small integers handed out in creation order and never reused; they live in the
-pickled state, so they are stable across restarts.
+- A line whose masked tokens equal a template's (wildcards learned so far match any word) joins it.
+- A line that differs from its closest template of the same length in a few word positions (at
+  most ``max_differing`` of its tokens) starts a sibling template, and the value tuples seen at
+  those positions are counted under the shared pattern. When ``merge_after`` distinct values have
+  been seen there, the positions are variables: the siblings merge into the oldest one, whose
+  template gets wildcards there. Two or three recurring values stay apart.
+- Anything else starts a new template.
+
+Template ids are small integers handed out in creation order and never reused. A merged template's
+id stays valid and resolves to the template it merged into (``resolve``). Ids, templates and merge
+history live in the pickled state, so they are stable across restarts. An exact-match cache of
+masked token tuples answers repeated shapes with one dict lookup.
 """
 
 from __future__ import annotations
 
 from detector.logs.preprocess import EMPTY, WILDCARD, Masker, clean_text, json_message
 
+# A wildcard learned from differing words. Unlike a masked ``<*>`` (which only matches another
+# masked value) it matches any token. Shown as ``<*>``.
+ANY = "\x00*"
+
 
 class Template:
-    __slots__ = ("id", "tokens", "count", "first_seen", "example")
+    __slots__ = ("id", "tokens", "count", "first_seen", "example", "merged_into")
 
     def __init__(self, tid: int, tokens: list[str], first_seen: float, example: str):
         self.id = tid
@@ -24,16 +37,17 @@ class Template:
         self.count = 0
         self.first_seen = first_seen
         self.example = example
+        self.merged_into: Template | None = None
 
     @property
     def text(self) -> str:
-        return " ".join(self.tokens)
+        return " ".join(WILDCARD if t == ANY else t for t in self.tokens)
 
     def __getstate__(self):
-        return (self.id, self.tokens, self.count, self.first_seen, self.example)
+        return (self.id, self.tokens, self.count, self.first_seen, self.example, self.merged_into)
 
     def __setstate__(self, state):
-        self.id, self.tokens, self.count, self.first_seen, self.example = state
+        self.id, self.tokens, self.count, self.first_seen, self.example, self.merged_into = state
 
 
 class MineResult:
@@ -48,11 +62,22 @@ class MineResult:
         self.text = text  # the message as mined: decoded, cut to max_chars, control characters blanked
 
 
+class _Variants:
+    """Siblings that differ only at some positions, and the value tuples seen there."""
+
+    __slots__ = ("values", "members")
+
+    def __init__(self):
+        self.values: set[tuple] = set()
+        self.members: list[Template] = []
+
+
 class TemplateMiner:
     def __init__(
         self,
         *,
         max_differing: float = 0.4,
+        merge_after: int = 3,
         max_chars: int = 4096,
         max_tokens: int = 96,
         max_templates: int = 50_000,
@@ -60,13 +85,16 @@ class TemplateMiner:
         cache_size: int = 100_000,
     ):
         self.max_differing = max_differing
+        self.merge_after = merge_after
         self.max_chars = max_chars
         self.max_tokens = max_tokens
         self.max_templates = max_templates
         self.example_chars = example_chars
         self.cache_size = cache_size
-        self.templates: dict[int, Template] = {}
+        self.templates: dict[int, Template] = {}  # live templates (merged ones are resolved)
+        self._all: dict[int, Template] = {}  # every id ever handed out
         self._by_length: dict[int, list[Template]] = {}
+        self._variants: dict[tuple, _Variants] = {}
         self._next_id = 1
         self._masker = Masker(cache_size)
         self._exact: dict[tuple, Template] = {}
@@ -74,6 +102,7 @@ class TemplateMiner:
         self.damaged_lines = 0
         self.truncated_tokens = 0
         self.empty_lines = 0
+        self.merges = 0
         self.overflow_lines = 0  # lines that found no template once the template cap was reached
 
     # -- the hot path -------------------------------------------------------------------------
@@ -108,59 +137,117 @@ class TemplateMiner:
         key = tuple(masked)
         tpl = self._exact.get(key)
         is_new = False
-        if tpl is None:
-            tpl = self._match(masked)
-            if tpl is None:
-                tpl = self._create(masked, timestamp, text)
-                is_new = True
+        if tpl is not None:
+            while tpl.merged_into is not None:
+                tpl = tpl.merged_into
+        else:
+            tpl, is_new = self._place(masked, timestamp, text)
             if len(self._exact) >= self.cache_size:
                 self._exact.clear()
             self._exact[key] = tpl
         tpl.count += 1
         return MineResult(tpl, is_new, damaged, text)
 
-    def _match(self, tokens: list[str]) -> Template | None:
+    def _place(self, tokens: list[str], timestamp: float, text: str) -> tuple[Template, bool]:
         n = len(tokens)
         best = None
-        best_diff = n + 1
-        limit = self.max_differing * n
+        best_diff: list[int] | None = None
+        # Short lines may still differ in one word: two or three values there stay apart anyway.
+        limit = max(1.0, self.max_differing * n)
+        # The first word names the event far more often than not (a verb, a component): in short
+        # lines a different first word is a different event; in longer ones it may be a variable
+        # (a program name), but needs twice the evidence (see _vote).
+        first_fixed = n < 6
         for tpl in self._by_length.get(n, ()):
-            diff = 0
-            for a, b in zip(tpl.tokens, tokens):
-                if a != b and a != WILDCARD:
-                    diff += 1
-                    if diff > limit or diff >= best_diff:
+            diff = []
+            for i, (a, b) in enumerate(zip(tpl.tokens, tokens)):
+                if a != b and a != ANY:
+                    if not i and first_fixed:
+                        break
+                    diff.append(i)
+                    if len(diff) > limit or (best_diff is not None and len(diff) >= len(best_diff)):
                         break
             else:
-                if diff < best_diff:
+                if not diff:
+                    return tpl, False
+                if best_diff is None or len(diff) < len(best_diff):
                     best, best_diff = tpl, diff
-                    if diff == 0:
-                        break
-        if best is None:
+        new = self._create(tokens, timestamp, text)
+        if best is not None and new.merged_into is None:
+            merged = self._vote(best, new, best_diff)
+            if merged is not None:
+                return merged, False
+        return new, True
+
+    def _vote(self, anchor: Template, new: Template, diff: list[int]) -> Template | None:
+        """Count ``new``'s values at ``diff`` among the siblings of ``anchor``; merge the siblings
+        once enough distinct values were seen. Returns the merged template, or None."""
+        shape = list(anchor.tokens)
+        for i in diff:
+            shape[i] = ANY
+        key = (len(shape), tuple(shape))
+        var = self._variants.get(key)
+        if var is None:
+            var = self._variants[key] = _Variants()
+            var.values.add(tuple(anchor.tokens[i] for i in diff))
+            var.members.append(anchor)
+        var.values.add(tuple(new.tokens[i] for i in diff))
+        var.members.append(new)
+        needed = self.merge_after * 2 if diff[0] == 0 else self.merge_after
+        if len(var.values) < needed:
+            if len(self._variants) > self.max_templates:
+                self._variants.clear()  # bounded bookkeeping; worst case some variables merge later
             return None
-        if best_diff:
-            best.tokens = [a if a == b else WILDCARD for a, b in zip(best.tokens, tokens)]
-        return best
+        del self._variants[key]
+        live = {}
+        for m in var.members:
+            while m.merged_into is not None:
+                m = m.merged_into
+            live[m.id] = m
+        target = min(live.values(), key=lambda t: t.id)
+        for i in diff:
+            target.tokens[i] = ANY
+        for m in live.values():
+            if m is not target:
+                self._absorb(target, m)
+        return target
+
+    def _absorb(self, target: Template, other: Template) -> None:
+        other.merged_into = target
+        target.count += other.count
+        del self.templates[other.id]
+        group = self._by_length[len(other.tokens)]
+        group.remove(other)
+        self.merges += 1
 
     def _create(self, tokens: list[str], timestamp: float, text: str) -> Template:
         if len(self.templates) >= self.max_templates:
             # Past the cap, unmatched lines share one overflow template per length, so memory
             # stays bounded whatever the input.
             self.overflow_lines += 1
-            tokens = [WILDCARD] * len(tokens)
+            tokens = [ANY] * len(tokens)
             for tpl in self._by_length.get(len(tokens), ()):
                 if tpl.tokens == tokens:
                     return tpl
         tpl = Template(self._next_id, list(tokens), timestamp, text[: self.example_chars])
         self._next_id += 1
         self.templates[tpl.id] = tpl
+        self._all[tpl.id] = tpl
         self._by_length.setdefault(len(tokens), []).append(tpl)
         return tpl
 
     # -- inspection and persistence ------------------------------------------------------------
 
     def get(self, tid: int) -> Template | None:
-        return self.templates.get(tid)
+        """The live template behind an id, following merges."""
+        tpl = self._all.get(tid)
+        while tpl is not None and tpl.merged_into is not None:
+            tpl = tpl.merged_into
+        return tpl
+
+    def resolve(self, tid: int) -> int:
+        tpl = self.get(tid)
+        return tpl.id if tpl is not None else tid
 
     def template_list(self) -> list[dict]:
         return [

@@ -34,23 +34,42 @@ _WHOLE = re.compile(
       | \d{4}-\d{2}-\d{2}[T ]?(?:\d{2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?  # ISO date/time
       | \d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?                       # clock time
       | [-+]?0[xX][0-9a-fA-F]+                                # hex literal
+      | (?:[0-9a-fA-F]{2}[:-]){3,}[0-9a-fA-F]{2}              # MAC and similar byte strings
     )[\])>"'.,;:]*$""",
     re.VERBOSE,
 )
 # Delimiters that split a compound token into parts that are masked one by one.
-_PARTS = re.compile(r"([=:,;()\[\]{}<>\"'|@#&]+)")
+_PARTS = re.compile(r"([=:,;()\[\]{}<>\"'|@#&]+|\.{2,})")
 _DIGIT = re.compile(r"\d").search
 # A run of hex digits long enough to be an id (commit hashes, request ids) even without a decimal.
 _HEXID = re.compile(r"^[0-9a-fA-F]{8,}$").match
+_HEXRUN = re.compile(r"(?<![\w])[0-9a-fA-F]{8,}(?![\w])")
+_HEXRUN_SUB = _HEXRUN.sub
+_HEXRUN = _HEXRUN.search
 
 MESSAGE_KEYS = ("message", "msg", "log", "text", "@message", "event", "body", "description")
 
 
+def _wordlike(tok: str) -> bool:
+    """A name with a single trailing digit ("eth0", "ipv4") is a word, not a number: names like
+    these usually tell events apart, where ids and counters carry several digits."""
+    return len(tok) > 2 and tok[-1].isdigit() and tok[:-1].isalpha()
+
+
+_EMPTY_VALUES = frozenset({"()", "[]", "{}", '""', "''", "<>", "(),", "[],", '"",', "'',"})
+
+
 def mask_token(tok: str) -> str:
     """The masked form of one whitespace token."""
-    if not _DIGIT(tok):
-        if _HEXID(tok) or (tok.count("/") >= 2 and _WHOLE.match(tok)):
+    if tok in _EMPTY_VALUES:
+        return WILDCARD  # an empty value stands where other lines have one
+    if tok[-1] == "=" and len(tok) > 1 and tok[-2].isalnum():
+        return tok + WILDCARD  # "key=" with an empty value is "key=<*>"
+    if not _DIGIT(tok) or _wordlike(tok):
+        if (tok.count("/") >= 2 or tok.count(":") >= 3) and _WHOLE.match(tok):
             return WILDCARD
+        if _HEXRUN(tok):
+            return _HEXRUN_SUB(WILDCARD, tok)  # "ffffffff" in "mask=ffffffff" is a number
         return tok
     if _WHOLE.match(tok):
         return WILDCARD
@@ -63,10 +82,39 @@ def mask_token(tok: str) -> str:
             p = WILDCARD
         out.append(p)
     masked = "".join(out)
-    # Several adjacent variables collapse into one, so that "a:1:2" and "a:1" look alike.
+    # Variables joined only by punctuation are one variable: "<*>:<*>:<*>" and "<*>.<*>" alike.
+    if not masked.replace(WILDCARD, "").strip(_GLUE):
+        return WILDCARD
     while "<*><*>" in masked:
         masked = masked.replace("<*><*>", WILDCARD)
     return masked
+
+
+_GLUE = ":.,-_/[]()"
+
+
+# Month and day names next to a masked value are part of a timestamp ("Sun Jul 17 15:09:15 2005").
+DATE_WORDS = frozenset(
+    "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec Mon Tue Wed Thu Fri Sat Sun".split()
+)
+# A unit right after a masked number belongs to the value ("512 KB" and "3 MB" are one variable).
+UNITS = frozenset(
+    u + end
+    for u in "B KB MB GB TB PB KiB MiB GiB TiB kB bytes ns us µs ms s sec secs seconds mins minutes hrs hours %".split()
+    for end in ("", ",", ";", ".", ")")
+)
+
+
+def _fold_dates_and_units(out: list[str]) -> None:
+    last = len(out) - 1
+    for i, tok in enumerate(out):
+        if tok in DATE_WORDS:
+            if (i < last and out[i + 1] == WILDCARD) or (i and out[i - 1] == WILDCARD) or (
+                i < last - 1 and out[i + 1] in DATE_WORDS and out[i + 2] == WILDCARD
+            ):
+                out[i] = WILDCARD
+        elif tok in UNITS and i and out[i - 1] == WILDCARD:
+            out[i] = WILDCARD
 
 
 class Masker:
@@ -91,6 +139,9 @@ class Masker:
                     cache.clear()
                 cache[tok] = m
             append(m)
+        # Checked for the whole line at C speed; the rare lines with dates or units get a second look.
+        if not (DATE_WORDS.isdisjoint(out) and UNITS.isdisjoint(out)):
+            _fold_dates_and_units(out)
         return out
 
 
