@@ -68,3 +68,16 @@ def test_missing_data_dir_is_a_clear_error(tmp_path, capsys):
     code, out = _run(capsys, "--data-dir", tmp_path / "nope", "--labels", tmp_path / "labels.json")
     assert code == 2
     assert "does not exist" in out.err and "Traceback" not in out.err
+
+
+def test_reliability_table_compares_observed_with_ideal_fractions(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path, files=1, rows=3000, spike_at=2500)
+    _, out = _run(capsys, "--data-dir", data, "--labels", labels, "--reliability", "--json")
+    table = json.loads(out.out)["reliability"]
+    assert [row["confidence_at_least"] for row in table] == sorted(row["confidence_at_least"] for row in table)
+    for row in table:
+        assert row["expected_fraction"] == pytest.approx(1 - row["confidence_at_least"])
+        assert 0.0 <= row["observed_fraction"] <= 1.0
+    # Noise-only rows: the fraction of points reaching 90% confidence is near 10%.
+    ninety = next(row for row in table if row["confidence_at_least"] == 0.9)
+    assert 0.04 < ninety["observed_fraction"] < 0.2

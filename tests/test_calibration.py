@@ -1,0 +1,58 @@
+"""Calibrated confidence: on data like its history, confidence >= c happens on about 1 - c of points."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+
+from detector.calibration import build_calibrator
+from detector.errors import ConfigError
+
+LEVELS = (0.5, 0.8, 0.9, 0.95, 0.99)
+
+
+def _observed(calibrator, scores):
+    confs = [calibrator.update(s) for s in scores]
+    tail = confs[len(confs) // 5:]  # after the history has filled
+    return {c: sum(x >= c for x in tail) / len(tail) for c in LEVELS}
+
+
+@pytest.mark.parametrize("name", ["tail", "histogram"])
+@pytest.mark.parametrize("draw", [lambda r: r.gauss(0.0, 1.0), lambda r: r.expovariate(1.0) * 50.0,
+                                  lambda r: r.lognormvariate(0.0, 2.0)], ids=["normal", "exponential", "lognormal"])
+def test_confidence_is_reliable_on_stationary_scores(name, draw):
+    rng = random.Random(11)
+    scores = [draw(rng) for _ in range(20000)]
+    observed = _observed(build_calibrator(name, {}), scores)
+    for level, fraction in observed.items():
+        assert fraction == pytest.approx(1.0 - level, abs=0.25 * (1.0 - level) + 0.004), level
+
+
+@pytest.mark.parametrize("name", ["tail", "histogram"])
+def test_an_outlier_gets_high_confidence_and_a_typical_score_does_not(name):
+    rng = random.Random(3)
+    cal = build_calibrator(name, {})
+    for _ in range(3000):
+        cal.update(rng.gauss(0.0, 1.0))
+    assert cal.update(8.0) > 0.99
+    assert 0.2 < cal.update(0.0) < 0.8
+
+
+@pytest.mark.parametrize("name", ["tail", "histogram"])
+def test_pickle_round_trip_keeps_the_history(name):
+    rng = random.Random(5)
+    cal = build_calibrator(name, {})
+    for _ in range(1000):
+        cal.update(rng.random())
+    twin = pickle.loads(pickle.dumps(cal))
+    probe = [rng.random() for _ in range(50)]
+    assert [twin.update(p) for p in probe] == [cal.update(p) for p in probe]
+
+
+def test_unknown_calibrator_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown calibrator"):
+        build_calibrator("nope", {})
+    with pytest.raises(ConfigError, match="histogram"):
+        build_calibrator("histogram", {"no_such_param": 1})
