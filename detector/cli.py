@@ -18,6 +18,7 @@ from detector.errors import DetectorError
 COMMANDS = [
     "detector.commands.run",
     "detector.commands.check_config",
+    "detector.commands.demo",
 ]
 
 # Modules that add ``evaluate <what>`` sub-commands.
