@@ -83,13 +83,13 @@ class RobustSeasonal(Detector):
     # -- state -------------------------------------------------------------------------------
     # Scalars live in one list so that a step can load them into locals and store them back.
     _FIELDS = ("n", "level", "scale", "err_flat", "err_season", "shift", "u1", "b1", "u2", "b2",
-               "hi", "lo", "m1", "a1", "m2", "a2", "evidence", "expected", "sigma", "fired")
+               "hi", "lo", "m1", "a1", "m2", "a2", "evidence", "expected", "sigma", "fired", "z")
 
     def _state(self) -> list:
         st = self.__dict__.get("_st")
         if st is None:
             st = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0,
-                  -math.inf, math.inf, 0.0, 0.0, 0.0, 0.0, 0.0, math.nan, math.nan, 0.0]
+                  -math.inf, math.inf, 0.0, 0.0, 0.0, 0.0, 0.0, math.nan, math.nan, 0.0, 0.0]
             self._st = st
             self._season = array("d", [math.nan]) * self.buckets
         return st
@@ -106,8 +106,9 @@ class RobustSeasonal(Detector):
 
     @property
     def evidence(self) -> float:
-        """Continuous surprise of the last scored point, before the refractory rule (for calibration)."""
-        return self._state()[16]
+        """Size of the last scored point's robust z-score: the continuous quantity calibrated into a
+        confidence (it is stationary on normal data, unlike the tail-relative surprise)."""
+        return self._state()[20]
 
     def explain(self) -> dict | None:
         st = self._state()
@@ -122,11 +123,11 @@ class RobustSeasonal(Detector):
         """Score each point, then (if ``learn``) learn it; returns the scores in [0, 1].
 
         With ``learn=False`` only the first point is scored and the model is left unchanged.
-        ``evidence_out``, when given, receives each point's continuous surprise (see ``evidence``).
+        ``evidence_out``, when given, receives each point's ``evidence`` (the robust |z|).
         """
         st = self._state()
         (n, level, scale, err_flat, err_season, shift, u1, b1, u2, b2,
-         hi, lo, m1, a1, m2, a2, evidence, expected, sigma, fired) = st
+         hi, lo, m1, a1, m2, a2, evidence, expected, sigma, fired, za) = st
         season = self._season
         alpha, kshift, q = self.alpha, self.shift_rate, self.tail_quantile
         up, down = 0.05 * q, 0.05 * (1.0 - q)  # quantile tracking steps, in z units
@@ -141,7 +142,7 @@ class RobustSeasonal(Detector):
             if v != v or v in (math.inf, -math.inf):
                 append(0.0)  # nothing to score; a gap is not evidence
                 if keep is not None:
-                    keep(-math.inf)
+                    keep(0.0)
                 if not learn:
                     break
                 continue
@@ -176,7 +177,7 @@ class RobustSeasonal(Detector):
             score = raw / (raw + 10.0) if raw > m1 else 0.0
             append(score)
             if keep is not None:
-                keep(evidence)
+                keep(za)
             if not learn:
                 break
             if raw >= m1:
@@ -225,8 +226,8 @@ class RobustSeasonal(Detector):
             n += 1
         if learn:
             st[:] = (n, level, scale, err_flat, err_season, shift, u1, b1, u2, b2,
-                     hi, lo, m1, a1, m2, a2, evidence, expected, sigma, fired)
+                     hi, lo, m1, a1, m2, a2, evidence, expected, sigma, fired, za)
         else:
-            st[16:20] = (evidence, expected, sigma, fired)
+            st[16:21] = (evidence, expected, sigma, fired, za)
         return out
 
