@@ -31,6 +31,8 @@ class TailCalibrator:
 
     def update(self, score: float) -> float:
         """Confidence of ``score`` against the history, then add it to the history."""
+        if score != score:
+            return 0.0  # a missing score is no evidence and does not join the history
         n = len(self._sorted)
         conf = 0.0 if n < self.min_history else bisect_left(self._sorted, score) / n
         if n < self.window:

@@ -141,8 +141,9 @@ class RobustSeasonal(Detector):
         for t, v in zip(timestamps, values):
             if v != v or v in (math.inf, -math.inf):
                 append(0.0)  # nothing to score; a gap is not evidence
+                za = math.nan
                 if keep is not None:
-                    keep(0.0)
+                    keep(za)
                 if not learn:
                     break
                 continue
