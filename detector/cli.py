@@ -19,6 +19,7 @@ COMMANDS = [
     "detector.commands.run",
     "detector.commands.check_config",
     "detector.commands.demo",
+    "detector.simulate.command",
 ]
 
 # Modules that add ``evaluate <what>`` sub-commands.

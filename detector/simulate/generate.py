@@ -87,10 +87,24 @@ def generate(scenario: Scenario | str, start: float, hours: float = 24.0, seed: 
              volume: float = 1.0, scrape_interval: float = 30.0) -> Iterator[SimRecord]:
     """Every record of the scenario in event-time order; the same arguments give the same records."""
     world = build_world(scenario, start, hours, seed, volume=volume, scrape_interval=scrape_interval)
-    return _emit(world, seed)
+    return render(world, schedule(world), seed)
 
 
-def _emit(world: World, seed: int) -> Iterator[SimRecord]:
+class Schedule(NamedTuple):
+    """Every record of a world, in event-time order, before rendering: kind 0 is a scrape (one record
+    per metric), kind 1 a log line; ``who`` is the instance or the stream, ``tick`` the tick index."""
+
+    times: np.ndarray
+    kinds: np.ndarray
+    who: np.ndarray
+    ticks: np.ndarray
+
+    def __len__(self) -> int:
+        scrapes = int((self.kinds == 0).sum())
+        return scrapes * len(METRICS) + (len(self.kinds) - scrapes)
+
+
+def schedule(world: World) -> Schedule:
     n_inst = len(world.instances)
     jitter = world.rng("scrape").random((n_inst, world.t.size)) * 0.05
     times, kinds, who, what = [], [], [], []
@@ -112,16 +126,18 @@ def _emit(world: World, seed: int) -> Iterator[SimRecord]:
         what.append(ticks[keep])
     times_a = np.concatenate(times)
     order = np.argsort(times_a, kind="stable")
-    kinds_a, who_a, what_a = (np.concatenate(x)[order] for x in (kinds, who, what))
-    times_a = times_a[order]
+    return Schedule(times_a[order], *(np.concatenate(x)[order] for x in (kinds, who, what)))
 
+
+def render(world: World, plan: Schedule, seed: int) -> Iterator[SimRecord]:
+    """Render the scheduled records in order; line texts draw from one seeded stream, in time order."""
     rng = random.Random(seed)
     enc = Encoder()
     insts = world.instances
     keys = [inst.service.name.encode() for inst in insts]
     series = [world.measured[m].tolist() for m in METRICS]
     streams = world.streams
-    for t, kind, w, k in zip(times_a.tolist(), kinds_a.tolist(), who_a.tolist(), what_a.tolist()):
+    for t, kind, w, k in zip(plan.times.tolist(), plan.kinds.tolist(), plan.who.tolist(), plan.ticks.tolist()):
         if kind == 0:
             inst = insts[w]
             name, host = inst.service.name, inst.host
