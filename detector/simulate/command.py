@@ -79,8 +79,10 @@ def resolve_topics(args, spec) -> dict[str, str | None]:
     return topics
 
 
-def list_scenarios(out=sys.stdout) -> None:
+def list_scenarios(out=None) -> None:
     from detector.simulate.scenarios import SCENARIOS
+
+    out = out or sys.stdout
 
     width = max(map(len, SCENARIOS))
     for s in SCENARIOS.values():
