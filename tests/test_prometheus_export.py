@@ -1,0 +1,80 @@
+"""What Prometheus sees: model values read at scrape time, bounded by the series budget."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+
+from detector.config import load_pipeline
+from detector.pipeline import Pipeline
+from detector.records import RawRecord
+from detector.sinks.prometheus import PrometheusSink
+
+
+def metric_records(topic: str, n_series: int, points: int, seed: int = 1):
+    rng = random.Random(seed)
+    out = []
+    offset = 0
+    for i in range(points):
+        for s in range(n_series):
+            value = rng.gauss(100.0, 5.0)
+            payload = {"name": "latency_ms", "labels": {"service": f"svc-{s}"}, "value": value, "timestamp": 1e9 + 15 * i}
+            out.append(RawRecord(topic, 0, offset, None, f"svc-{s}".encode(), orjson.dumps(payload)))
+            offset += 1
+    return out
+
+
+def make(budget: int):
+    spec = load_pipeline(None, inputs=[{"topic": "m", "kind": "metric", "format": "metric_json"}],
+                         sinks={"prometheus": {"series_budget": budget}})
+    pipeline = Pipeline.from_spec(spec)
+    registry = CollectorRegistry()
+    sink = PrometheusSink(pipeline, threading.Lock(), budget, registry=registry)
+    return pipeline, sink, registry
+
+
+def test_model_values_are_read_at_scrape_time():
+    pipeline, sink, registry = make(budget=100)
+    records = metric_records("m", n_series=3, points=50)
+    result = pipeline.process(records)
+    sink.emit(result, pipeline.last_batch_seconds)
+    labels = {"entity": "svc-1", "signal": "latency_ms", "series": 'latency_ms{service="svc-1"}'}
+    before = registry.get_sample_value("outage_detector_anomaly_confidence_ratio", labels)
+    assert before is not None and 0.0 <= before <= 1.0
+    # A spike changes what the next scrape reports, with no explicit set() call.
+    spike = RawRecord("m", 0, len(records), None, b"svc-1", orjson.dumps(
+        {"name": "latency_ms", "labels": {"service": "svc-1"}, "value": 10_000.0, "timestamp": 1e9 + 15 * 50}))
+    pipeline.process([spike])
+    assert registry.get_sample_value("outage_detector_anomaly_confidence_ratio", labels) > before
+    assert registry.get_sample_value("outage_detector_records_consumed_total", {"topic": "m"}) == len(records) + 1
+    assert registry.get_sample_value("outage_detector_series_held") == 3
+
+
+def test_series_over_budget_are_counted_not_exported():
+    pipeline, sink, registry = make(budget=5)
+    result = pipeline.process(metric_records("m", n_series=12, points=3))
+    sink.emit(result, pipeline.last_batch_seconds)
+    text = generate_latest(registry).decode()
+    exported = [ln for ln in text.splitlines() if ln.startswith("outage_detector_anomaly_score{")]
+    assert len(exported) == 5
+    assert registry.get_sample_value("outage_detector_model_series_over_budget") == 7
+
+
+def test_template_text_never_becomes_a_label_value():
+    spec = load_pipeline(None, inputs=[{"topic": "l", "kind": "log", "format": "ecs"}])
+    pipeline = Pipeline.from_spec(spec)
+    registry = CollectorRegistry()
+    sink = PrometheusSink(pipeline, threading.Lock(), 100, registry=registry)
+    recs = [
+        RawRecord("l", 0, i, None, b"api", orjson.dumps(
+            {"@timestamp": 1e9 + i, "message": f"user {i} logged in from 10.0.0.{i % 200}",
+             "log": {"level": "info"}, "service": {"name": "api"}}))
+        for i in range(600)
+    ]
+    sink.emit(pipeline.process(recs), 0.0)
+    text = generate_latest(registry).decode()
+    assert "logged in" not in text
+    assert registry.get_sample_value("outage_detector_templates_held") >= 1
