@@ -25,3 +25,11 @@ def is_error_level(level: str | None) -> bool | None:
     if not level:
         return None
     return level.lower() in ERROR_LEVELS
+
+
+_WARN_WORD = re.compile(r"(?i)(?:^|[^a-z])(?:warn|warning)(?:$|[^a-z])")
+
+
+def template_is_alarm(text: str) -> bool:
+    """Error words, or a warning level written into the line itself."""
+    return _ERROR_WORD.search(text) is not None or _WARN_WORD.search(text) is not None

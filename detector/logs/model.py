@@ -18,7 +18,7 @@ import math
 
 from detector.calibration import build_calibrator
 from detector.detectors import build as build_detector
-from detector.logs.levels import is_error_level, template_is_error
+from detector.logs.levels import is_error_level, template_is_alarm, template_is_error
 from detector.logs.miner import TemplateMiner
 from detector.logs.params import MinerParams, SessionParams, SignalParams
 from detector.logs.sessions import Session, SessionTracker
@@ -54,6 +54,7 @@ class LogModel:
         self.sessions_anomalous = 0
         self._singletons = 0  # templates seen exactly once: Good-Turing estimate of novelty
         self._tpl_error: dict[int, bool] = {}
+        self._tpl_alarm: dict[int, bool] = {}
 
     @classmethod
     def from_spec(cls, spec) -> "LogModel":
@@ -98,7 +99,11 @@ class LogModel:
                     "level": "error" if err else (rec.level or "info"),
                 }))
         if self.sessions is not None:
-            for s in self.sessions.add(entity, ts, res.text, tid, err):
+            observe = getattr(self.session_detector, "observe", None)
+            if observe is not None:
+                feature = self._feature(tid)
+                observe = lambda f, _o=observe, _n=feature: _o(None if f is None else _n)  # noqa: E731
+            for s in self.sessions.add(entity, ts, res.text, tid, err, observe):
                 out.append(self._score_session(s))
         return out
 
@@ -143,7 +148,7 @@ class LogModel:
 
     def _score_session(self, s: Session) -> Score:
         sp = self.session_params
-        x = {str(tid): float(c) for tid, c in s.counts.items()}
+        x = {self._feature(tid): float(c) for tid, c in s.counts.items()}
         det = self.session_detector
         raw = float(det.score_one(x))
         why = det.explain()
@@ -161,6 +166,17 @@ class LogModel:
             "templates": [{"template_id": t, "template": self.miner.get(t).text, "count": c,
                            "example": s.examples.get(t)} for t, c in top],
         })
+
+    def _feature(self, tid: int) -> str:
+        """Session feature name of a template: its id, marked with "!" when the template reads as
+        a warning or error, which session detectors may weigh more."""
+        tpl = self.miner.get(tid)
+        if tpl is None:
+            return str(tid)
+        bad = self._tpl_alarm.get(tpl.id)
+        if bad is None:
+            bad = self._tpl_alarm[tpl.id] = template_is_alarm(tpl.text)
+        return f"!{tpl.id}" if bad else str(tpl.id)
 
     # -- inspection ---------------------------------------------------------------------------
 

@@ -72,14 +72,14 @@ class DetectorRef(_Params):
 
 class SessionParams(_Params):
     key: str = Field(..., description="regex whose match (or first group) names a line's session")
-    idle_seconds: float = Field(300.0, gt=0, description="a session closes after this much idle event time")
+    idle_seconds: float = Field(600.0, gt=0, description="a session closes after this much idle event time")
     max_sessions: int = Field(100_000, gt=0, description="open sessions held; least recently active closed first")
     max_lines: int = Field(10_000, gt=0, description="a session closes when it reaches this many lines")
     max_keys_per_line: int = Field(4, gt=0)
     max_examples: int = Field(8, ge=0, description="example lines kept per session for evidence")
     min_sessions: int = Field(0, ge=0, description="sessions learned before scores carry confidence")
     detector: DetectorRef = DetectorRef()
-    threshold: float = Field(3.0, description="raw score at which a session counts as anomalous")
+    threshold: float = Field(2.0, description="raw score (log10 rarity) at which a session counts as anomalous")
 
     @field_validator("key")
     @classmethod

@@ -52,14 +52,18 @@ class SessionTracker:
             found = list(dict.fromkeys(found))[: self.p.max_keys_per_line]
         return found
 
-    def add(self, entity: str, ts: float, message: str, tid: int, is_error: bool) -> list[Session]:
-        """Add one line to every session it names; returns sessions closed by the caps."""
+    def add(self, entity: str, ts: float, message: str, tid: int, is_error: bool, observe=None) -> list[Session]:
+        """Add one line to every session it names; returns sessions closed by the caps.
+        ``observe(None)`` is called when a session opens, ``observe(feature)`` when a template
+        enters a session for the first time."""
         closed = []
         for key in self.keys(message):
             k = (entity, key)
             s = self.open.get(k)
             if s is None:
                 s = self.open[k] = Session(entity, key, ts)
+                if observe is not None:
+                    observe(None)
                 if len(self.open) > self.p.max_sessions:
                     _, old = self.open.popitem(last=False)
                     self.evictions += 1
@@ -71,6 +75,8 @@ class SessionTracker:
             c = s.counts.get(tid)
             if c is None:
                 s.counts[tid] = 1
+                if observe is not None:
+                    observe(str(tid))
                 if len(s.examples) < self.p.max_examples:
                     s.examples[tid] = message[:300]
             else:
