@@ -78,6 +78,29 @@ class AlertingSettings(Section):
     incident_window_seconds: float = Field(900.0, gt=0, description="signals of one entity this close join one incident")
 
 
+class IncidentSettings(Section):
+    """How anomalous signals of one entity become one incident (see docs/alerting.md).
+
+    The floors are absolute: a signal must show a real change, not only a confident one, so a few
+    odd lines or a flat series wiggling within noise never page.
+    """
+
+    enabled: bool = True
+    min_log_lines: int = Field(
+        10, ge=0, description="log rate and error signals need this many lines more (or fewer) than expected"
+    )
+    min_relative_deviation: float = Field(
+        0.2, ge=0, description="a metric must be this far from its expected value, as a share of it"
+    )
+    min_absolute_deviation: float = Field(0.0, ge=0, description="and at least this far in its own units")
+    critical_signals: int = Field(2, ge=1, description="distinct signals that make an incident critical")
+    critical_confidence: float = Field(0.999, ge=0.0, le=1.0, description="and the confidence it needs")
+    evidence_templates: int = Field(5, ge=0, description="templates kept as evidence per incident")
+    evidence_series: int = Field(5, ge=0, description="metric series kept as evidence per incident")
+    max_keys: int = Field(100_000, gt=0, description="signal states held; quiet ones are evicted first")
+    runbook_url: str = Field("docs/alerting.md#incident-runbook", description="set to your own runbook page")
+
+
 class PrometheusSink(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -88,6 +111,9 @@ class PrometheusSink(Section):
 class AlertmanagerSink(Section):
     url: str | None = None  # e.g. http://127.0.0.1:9093; push is off when unset
     resend_seconds: float = Field(60.0, gt=0)
+    timeout_seconds: float = Field(5.0, gt=0, description="one push; a slower Alertmanager counts as down")
+    max_pending: int = Field(1000, gt=0, description="incidents held for delivery while Alertmanager is down")
+    max_backoff_seconds: float = Field(30.0, gt=0, description="longest wait between retries")
 
 
 class ConsoleSink(Section):
@@ -119,6 +145,7 @@ class PipelineSpec(BaseSettings):
     inputs: list[InputSpec] = Field(default_factory=list)
     models: ModelsSection = ModelsSection()
     alerting: AlertingSettings = AlertingSettings()
+    incidents: IncidentSettings = IncidentSettings()
     sinks: SinksSection = SinksSection()
     checkpoint: CheckpointSettings = CheckpointSettings()
     lateness_seconds: float = Field(30.0, ge=0, description="how late a record may arrive and still join its window")

@@ -19,6 +19,7 @@ from detector.alerting import Alerting, AlertTransition
 from detector.config import PipelineSpec
 from detector.decoders import build_decoder
 from detector.errors import ConfigError, DecodeError
+from detector.incidents import IncidentEvent, IncidentTracker
 from detector.logs.model import LogModel
 from detector.metric_model import MetricModel
 from detector.records import LogRecord, RawRecord, Score
@@ -36,6 +37,7 @@ class BatchResult:
     scores: list[Score] = field(default_factory=list)
     transitions: list[AlertTransition] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    incidents: list[IncidentEvent] = field(default_factory=list)  # opened / updated / resolved
 
 
 class PartitionState:
@@ -66,6 +68,7 @@ class Pipeline:
         self.decoders = {inp.topic: (inp.kind, build_decoder(inp)) for inp in spec.inputs}
         self.partitions: dict[tuple[str, int], PartitionState] = {}
         self.alerting = Alerting(spec.alerting)
+        self.incidents = IncidentTracker(spec.alerting, spec.incidents)
         self.consumed: Counter[str] = Counter()
         self.decoded: Counter[str] = Counter()
         self.dead_lettered: Counter[tuple[str, str]] = Counter()
@@ -127,6 +130,7 @@ class Pipeline:
             if st.kind == "log":
                 scores.extend(st.model.advance(st.max_event_time - lateness))
         result.transitions = self.alerting.observe(scores)
+        result.incidents = self.incidents.observe(scores)
         self.last_batch_seconds = time.perf_counter() - started
         return result
 
@@ -137,6 +141,7 @@ class Pipeline:
             if st.kind == "log":
                 result.scores.extend(st.model.advance(float("inf")))
         result.transitions = self.alerting.observe(result.scores)
+        result.incidents = self.incidents.observe(result.scores)
         return result
 
     def _dead(self, result: BatchResult, raw: RawRecord, reason: str, kind: str) -> None:
@@ -152,4 +157,4 @@ class Pipeline:
         return sum(st.model.templates_held() for st in self.partitions.values() if st.kind == "log")
 
     def evictions(self) -> int:
-        return self.alerting.evictions + sum(st.model.evictions for st in self.partitions.values())
+        return self.alerting.evictions + self.incidents.evictions + sum(st.model.evictions for st in self.partitions.values())

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import TextIO
 
 from detector.alerting import AlertTransition
+from detector.incidents import IncidentEvent, describe, summary
 
 
 def _ts(t: float) -> str:
@@ -31,6 +32,11 @@ def format_transition(tr: AlertTransition) -> str:
     return head + "".join(f"\n    {d}" for d in detail)
 
 
+def format_incident(ev: IncidentEvent) -> str:
+    head = f"[{_ts(ev.timestamp)}] INCIDENT {ev.kind.upper():8} {summary(ev.incident)}"
+    return head + "".join(f"\n    {line}" for line in describe(ev.incident, max_chars=160).splitlines())
+
+
 class ConsoleSink:
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stdout
@@ -38,3 +44,7 @@ class ConsoleSink:
     def emit(self, transitions: list[AlertTransition]) -> None:
         for tr in transitions:
             print(format_transition(tr), file=self.stream, flush=True)
+
+    def emit_incidents(self, events: list[IncidentEvent]) -> None:
+        for ev in events:
+            print(format_incident(ev), file=self.stream, flush=True)

@@ -70,6 +70,7 @@ class PipelineCollector(Collector):
         with self.lock:
             yield from self._self_metrics()
             yield from self._model_metrics()
+            yield from self._incident_metrics()
 
     def _self_metrics(self):
         pipe = self.pipeline
@@ -141,6 +142,33 @@ class PipelineCollector(Collector):
         )
         yield CounterMetricFamily(
             P + "log_signal_updates_dropped", "Log signal updates not exported because of the series budget.", value=self.table.dropped
+        )
+
+
+    def _incident_metrics(self):
+        tracker = self.pipeline.incidents
+        # One series per open incident's entity: ids and evidence stay out of labels (unbounded).
+        open_ = GaugeMetricFamily(P + "incident_open", "1 while an incident is open for the entity, by severity.",
+                                  labels=["entity", "severity"])
+        conf = GaugeMetricFamily(P + "incident_confidence_ratio", "Confidence of the entity's open incident.",
+                                 labels=["entity"])
+        signals = GaugeMetricFamily(P + "incident_signals", "Distinct anomalous signals in the entity's open incident.",
+                                    labels=["entity"])
+        for inc in tracker.open_incidents():
+            open_.add_metric([inc.entity, inc.severity], 1)
+            conf.add_metric([inc.entity], inc.confidence)
+            signals.add_metric([inc.entity], len(inc.signals))
+        yield from (open_, conf, signals)
+        opened = CounterMetricFamily(P + "incidents_opened", "Incidents opened, by severity at opening.", labels=["severity"])
+        for severity in ("warning", "critical"):
+            opened.add_metric([severity], tracker.opened.get(severity, 0))
+        yield opened
+        yield CounterMetricFamily(P + "incidents_resolved", "Incidents resolved after their signals went quiet.",
+                                  value=tracker.resolved)
+        yield CounterMetricFamily(
+            P + "incident_scores_below_floor",
+            "Confident scores that did not open or join an incident because the change was too small.",
+            value=tracker.below_floor,
         )
 
 

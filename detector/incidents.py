@@ -1,0 +1,343 @@
+"""Incidents: the anomalous signals of one entity, across logs and metrics, grouped into one page.
+
+Each score is first checked against absolute floors (``IncidentSettings``): a confident score is not
+enough, the signal must also show a real change (a log template at least ``min_log_lines`` off its
+expected count, an error surplus of that many lines, a metric outside its expected band and far
+enough from the expected value). A score that passes is *hot*. A signal (entity, signal, series)
+becomes active after ``fire_after`` consecutive hot evaluations, and the first active signal of an
+entity opens an incident whose start is when that signal's hot run began. Any signal of the entity
+that becomes active while the incident is open joins it. The incident resolves once none of its
+signals has been hot for ``incident_window_seconds`` of event time; a signal that becomes active
+again after that opens a new incident, so a flapping signal keeps one incident open rather than
+paging again and again.
+
+The id is derived from the entity and the start, both from event time, so a replay of the same
+records gives the same incidents with the same ids. Nothing here reads the wall clock.
+
+New templates never open an incident on their own (a deploy brings many); they are listed as
+evidence of an incident that is open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from detector.config import AlertingSettings, IncidentSettings
+from detector.records import Score
+
+SUPPORTING_ONLY = frozenset({"log_new_template"})
+
+
+def incident_id(entity: str, start: float) -> str:
+    """Stable id: the same entity and event-time start always give the same id."""
+    return hashlib.sha256(f"{entity}\x00{start:.3f}".encode()).hexdigest()[:16]
+
+
+def signal_kind(signal: str) -> str:
+    return "log" if signal.startswith("log_") else "metric"
+
+
+@dataclass(frozen=True)
+class IncidentSnapshot:
+    """An incident as it stood at one event; safe to hand to another thread."""
+
+    id: str
+    entity: str
+    severity: str  # "warning" | "critical"
+    confidence: float
+    start: float  # event time the first signal's hot run began
+    end: float | None  # event time it resolved, None while open
+    signals: tuple[dict, ...]  # {signal, kind, started, confidence, last_hot, detail}
+    templates: tuple[dict, ...]  # {template, example, count, expected, signal}
+    series: tuple[dict, ...]  # {series, observed, expected, lower, upper, at}
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(sorted({s["kind"] for s in self.signals}))
+
+
+class IncidentEvent(NamedTuple):
+    kind: str  # "opened" | "updated" | "resolved"
+    timestamp: float  # event time of the evaluation that caused it
+    incident: IncidentSnapshot
+
+
+class _Key:
+    __slots__ = ("hot_run", "quiet_run", "active", "since")
+
+    def __init__(self) -> None:
+        self.hot_run = 0
+        self.quiet_run = 0
+        self.active = False
+        self.since = 0.0
+
+
+class _Incident:
+    def __init__(self, entity: str, start: float):
+        self.id = incident_id(entity, start)
+        self.entity = entity
+        self.start = start
+        self.last_hot = start
+        self.severity = "warning"
+        self.signals: dict[str, dict] = {}
+        self.templates: dict[str, dict] = {}
+        self.series: dict[str, dict] = {}
+        self.keys: set[tuple[str, str, str]] = set()
+
+    def confidence(self) -> float:
+        # Noisy-or over distinct signals: corroboration by a second signal raises it.
+        miss = 1.0
+        for s in self.signals.values():
+            miss *= 1.0 - min(1.0, max(0.0, s["confidence"]))
+        return 1.0 - miss
+
+    def snapshot(self, settings: IncidentSettings, end: float | None = None) -> IncidentSnapshot:
+        templates = sorted(self.templates.values(), key=_template_weight, reverse=True)[: settings.evidence_templates]
+        series = sorted(self.series.values(), key=_series_weight, reverse=True)[: settings.evidence_series]
+        return IncidentSnapshot(
+            self.id, self.entity, self.severity, self.confidence(), self.start, end,
+            tuple(dict(s) for s in sorted(self.signals.values(), key=lambda s: (s["started"], s["signal"]))),
+            tuple(dict(t) for t in templates), tuple(dict(s) for s in series),
+        )
+
+
+def _template_weight(t: dict) -> float:
+    return abs(t["count"] - t["expected"])
+
+
+def _series_weight(s: dict) -> float:
+    width = abs(s["upper"] - s["lower"]) if s.get("upper") is not None and s.get("lower") is not None else 0.0
+    return abs(s["observed"] - s["expected"]) / max(width, 1e-12) if s.get("expected") is not None else 0.0
+
+
+class IncidentTracker:
+    def __init__(self, alerting: AlertingSettings, settings: IncidentSettings):
+        self.alerting = alerting
+        self.settings = settings
+        self._keys: OrderedDict[tuple[str, str, str], _Key] = OrderedDict()
+        self._open: dict[str, _Incident] = {}
+        self.now = float("-inf")  # newest event time seen in any score
+        self.opened: Counter[str] = Counter()  # by severity at opening
+        self.resolved = 0
+        self.below_floor = 0  # confident scores that did not pass the floors
+        self.evictions = 0
+
+    # -- per batch -------------------------------------------------------------------------------
+
+    def observe(self, scores: list[Score]) -> list[IncidentEvent]:
+        if not self.settings.enabled:
+            return []
+        events: list[IncidentEvent] = []
+        changed: dict[str, _Incident] = {}
+        threshold = self.alerting.confidence_threshold
+        for s in scores:
+            if s.timestamp > self.now:
+                self.now = s.timestamp
+            confident = s.confidence >= threshold
+            inc = self._open.get(s.entity)
+            if s.signal in SUPPORTING_ONLY:
+                if confident and inc is not None:
+                    self._add_evidence(inc, s)
+                continue
+            hot = confident and self._passes_floor(s)
+            if confident and not hot:
+                self.below_floor += 1
+            key = (s.entity, s.signal, s.series)
+            st = self._keys.get(key)
+            if st is None:
+                if not hot:
+                    continue  # nothing to remember about a quiet signal
+                st = self._new_key(key)
+            if not hot:
+                st.hot_run = 0
+                st.quiet_run += 1
+                if st.quiet_run >= self.alerting.resolve_after:
+                    st.active = False
+                    if inc is None or key not in inc.keys:
+                        del self._keys[key]
+                continue
+            if st.hot_run == 0:
+                st.since = s.timestamp
+            st.hot_run += 1
+            st.quiet_run = 0
+            if not st.active and st.hot_run >= self.alerting.fire_after:
+                st.active = True
+                if inc is None:
+                    inc = self._open[s.entity] = _Incident(s.entity, st.since)
+                    self._join(inc, key, st, s)
+                    self.opened[inc.severity] += 1
+                    events.append(IncidentEvent("opened", s.timestamp, inc.snapshot(self.settings)))
+                    continue
+                if self._join(inc, key, st, s):
+                    changed[inc.id] = inc
+            elif inc is not None and key in inc.keys:
+                self._record_hot(inc, s)
+        for inc in changed.values():
+            if self._open.get(inc.entity) is inc:
+                events.append(IncidentEvent("updated", self.now, inc.snapshot(self.settings)))
+        events.extend(self._resolve_quiet())
+        return events
+
+    def open_incidents(self) -> list[IncidentSnapshot]:
+        return [inc.snapshot(self.settings) for inc in self._open.values()]
+
+    # -- floors ----------------------------------------------------------------------------------
+
+    def _passes_floor(self, s: Score) -> bool:
+        p = self.settings
+        ev = s.evidence or {}
+        if s.series:
+            observed, expected = ev.get("observed"), ev.get("expected")
+            if observed is None or expected is None:
+                return True  # a detector without an expected value: its confidence is all there is
+            lower, upper = ev.get("lower"), ev.get("upper")
+            if lower is not None and upper is not None and lower <= observed <= upper:
+                return False
+            return abs(observed - expected) >= max(p.min_absolute_deviation, p.min_relative_deviation * abs(expected))
+        if s.signal == "log_template_rate":
+            return any(abs(t.get("count", 0) - t.get("expected", 0.0)) >= p.min_log_lines for t in ev.get("templates") or ())
+        if s.signal == "log_error_ratio":
+            surplus = ev.get("errors", 0) - ev.get("expected_ratio", 0.0) * ev.get("lines", 0)
+            return surplus >= p.min_log_lines
+        if s.signal == "log_session":
+            return bool(ev.get("anomalous"))
+        return True
+
+    # -- incident bookkeeping --------------------------------------------------------------------
+
+    def _join(self, inc: _Incident, key, st: _Key, s: Score) -> bool:
+        """Add an active signal to the incident; True when that changes what a pager would say
+        (a new signal, a higher severity), which is when an update is sent."""
+        inc.keys.add(key)
+        sig = inc.signals.get(s.signal)
+        material = sig is None
+        if sig is None:
+            inc.signals[s.signal] = {"signal": s.signal, "kind": signal_kind(s.signal), "started": st.since,
+                                     "confidence": s.confidence, "last_hot": s.timestamp, "detail": _detail(s)}
+        else:
+            sig["started"] = min(sig["started"], st.since)
+        self._record_hot(inc, s)
+        p = self.settings
+        if inc.severity != "critical" and len(inc.signals) >= p.critical_signals and inc.confidence() >= p.critical_confidence:
+            inc.severity = "critical"  # escalates, never steps down while open: no flapping severity
+            material = True
+        return material
+
+    def _record_hot(self, inc: _Incident, s: Score) -> None:
+        inc.last_hot = max(inc.last_hot, s.timestamp)
+        sig = inc.signals.get(s.signal)
+        if sig is not None:
+            sig["confidence"] = max(sig["confidence"], s.confidence)
+            sig["last_hot"] = max(sig["last_hot"], s.timestamp)
+            detail = _detail(s)
+            if detail:
+                sig["detail"] = detail
+        self._add_evidence(inc, s)
+
+    def _add_evidence(self, inc: _Incident, s: Score) -> None:
+        ev = s.evidence or {}
+        if s.series and ev.get("observed") is not None:
+            row = {"series": s.series, "observed": ev["observed"], "expected": ev.get("expected"),
+                   "lower": ev.get("lower"), "upper": ev.get("upper"), "at": s.timestamp}
+            old = inc.series.get(s.series)
+            if old is None or _series_weight(row) >= _series_weight(old):
+                row["since"] = old["since"] if old else s.timestamp
+                inc.series[s.series] = row
+            self._prune(inc.series, _series_weight, self.settings.evidence_series)
+            return
+        rows = ev.get("templates") or ()
+        if s.signal == "log_new_template" and ev.get("template"):
+            rows = ({"template": ev["template"], "example": ev.get("example"), "count": 1, "expected": 0.0},)
+        for t in rows:
+            text = t.get("template")
+            if not text:
+                continue
+            row = {"template": text, "example": t.get("example"), "count": t.get("count", 0),
+                   "expected": t.get("expected", 0.0), "signal": s.signal}
+            old = inc.templates.get(text)
+            if old is None or _template_weight(row) >= _template_weight(old):
+                inc.templates[text] = row
+        self._prune(inc.templates, _template_weight, self.settings.evidence_templates)
+
+    @staticmethod
+    def _prune(rows: dict, weight, keep: int) -> None:
+        # Keep twice what is shown, so a row can climb back into the top before it is forgotten.
+        if len(rows) > 2 * keep + 8:
+            for k, _ in sorted(rows.items(), key=lambda kv: weight(kv[1]))[: len(rows) - 2 * keep]:
+                del rows[k]
+
+    def _resolve_quiet(self) -> list[IncidentEvent]:
+        out = []
+        window = self.alerting.incident_window_seconds
+        for entity, inc in list(self._open.items()):
+            if self.now - inc.last_hot < window:
+                continue
+            del self._open[entity]
+            for key in inc.keys:
+                self._keys.pop(key, None)  # the next run of these signals must earn its page again
+            self.resolved += 1
+            out.append(IncidentEvent("resolved", self.now, inc.snapshot(self.settings, end=inc.last_hot)))
+        return out
+
+    def _new_key(self, key: tuple[str, str, str]) -> _Key:
+        if len(self._keys) >= self.settings.max_keys:
+            # Forget a signal that is only counting up; one that belongs to an incident goes last.
+            victim = next((k for k, st in self._keys.items() if not st.active), None)
+            del self._keys[victim if victim is not None else next(iter(self._keys))]
+            self.evictions += 1
+        st = self._keys[key] = _Key()
+        return st
+
+
+def _detail(s: Score) -> dict | None:
+    """The few numbers that say what a signal saw, for the incident's description."""
+    ev = s.evidence or {}
+    if s.signal == "log_error_ratio" and "errors" in ev:
+        return {"errors": ev["errors"], "lines": ev.get("lines"), "expected_ratio": ev.get("expected_ratio")}
+    if s.signal == "log_template_rate" and "lines" in ev:
+        return {"lines": ev["lines"]}
+    if s.series and ev.get("observed") is not None:
+        return {"series": s.series, "observed": ev["observed"], "expected": ev.get("expected")}
+    return None
+
+
+# -- text for people (console, Alertmanager annotations) ------------------------------------------
+
+
+def _utc(t: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def summary(inc: IncidentSnapshot) -> str:
+    names = ", ".join(s["signal"] for s in inc.signals)
+    return f"{inc.severity} incident on {inc.entity}: {len(inc.signals)} anomalous signal(s) ({names})"
+
+
+def describe(inc: IncidentSnapshot, max_chars: int = 300) -> str:
+    """The evidence as plain lines: when each signal started, series observed against their expected
+    band, and the top templates with an example line."""
+    out = [f"incident {inc.id} on {inc.entity} since {_utc(inc.start)}, confidence {inc.confidence:.4f}"]
+    if inc.end is not None:
+        out[0] += f", quiet since {_utc(inc.end)}"
+    for s in inc.signals:
+        line = f"signal {s['signal']} ({s['kind']}) since {_utc(s['started'])}, confidence {s['confidence']:.4f}"
+        d = s.get("detail") or {}
+        if "errors" in d:
+            line += f": {d['errors']} error lines of {d['lines']} (expected share {d['expected_ratio']:.2%})"
+        out.append(line)
+    for r in inc.series:
+        band = ""
+        if r.get("lower") is not None and r.get("upper") is not None:
+            band = f", expected band {r['lower']:.4g}..{r['upper']:.4g}"
+        exp = f" expected {r['expected']:.4g}" if r.get("expected") is not None else ""
+        out.append(f"series {r['series']}: observed {r['observed']:.4g},{exp}{band} at {_utc(r['at'])}")
+    for t in inc.templates:
+        out.append(f"template ({t['count']} lines in a window, expected {t['expected']:.3g}): {t['template'][:max_chars]}")
+        if t.get("example"):
+            out.append(f"  e.g. {str(t['example']).replace(chr(10), ' | ')[:max_chars]}")
+    return "\n".join(out)

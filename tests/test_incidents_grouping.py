@@ -1,0 +1,222 @@
+"""Incidents: anomalies of one entity across log and metric signals become one page with evidence;
+low-volume noise and flapping never page; replays give the same incidents with the same ids."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from detector.config import AlertingSettings, IncidentSettings, load_pipeline
+from detector.incidents import IncidentTracker
+from detector.records import Score
+from detector.sinks.console import ConsoleSink
+
+T0 = 1_700_000_000.0
+TEMPLATE = "payment gateway timeout after <*> ms"
+EXAMPLE = "payment gateway timeout after 30000 ms order=ord-81f2"
+
+
+def metric(ts, entity="checkout", observed=900.0, expected=100.0, half_band=20.0, confidence=0.999, name="latency_ms"):
+    series = f'{name}{{service="{entity}"}}'
+    ev = {"series": series, "observed": observed, "expected": expected,
+          "lower": expected - half_band, "upper": expected + half_band}
+    return Score(ts, entity, name, 0.9, confidence, ev, series)
+
+
+def log_rate(ts, entity="checkout", count=120, expected=0.2, confidence=1.0, template=TEMPLATE, example=EXAMPLE):
+    ev = {"lines": count + 50, "templates": [{"template_id": 7, "count": count, "expected": expected,
+                                              "example": example, "template": template}]}
+    return Score(ts, entity, "log_template_rate", 12.0, confidence, ev)
+
+
+def error_ratio(ts, entity="checkout", errors=110, lines=170, expected_ratio=0.01, confidence=1.0):
+    return Score(ts, entity, "log_error_ratio", 9.0, confidence,
+                 {"errors": errors, "lines": lines, "expected_ratio": expected_ratio})
+
+
+def quiet_metric(ts, entity="checkout"):
+    return metric(ts, entity, observed=101.0, confidence=0.3)
+
+
+def tracker(**incident):
+    return IncidentTracker(AlertingSettings(fire_after=3, resolve_after=5, incident_window_seconds=600),
+                           IncidentSettings(**incident))
+
+
+def outage_scores(entity="checkout", start=T0):
+    """A latency jump every 15 s, then error lines flooding the log windows a minute later."""
+    scores = [quiet_metric(start - 15 * i, entity) for i in range(10, 0, -1)]
+    scores += [metric(start + 15 * i, entity) for i in range(8)]
+    scores += [log_rate(start + 60 * k, entity) for k in range(1, 5)]
+    scores += [error_ratio(start + 60 * k, entity) for k in range(1, 5)]
+    return sorted(scores, key=lambda s: s.timestamp)
+
+
+def test_log_and_metric_anomalies_of_one_service_make_one_critical_incident_with_evidence():
+    tr = tracker()
+    events = tr.observe(outage_scores())
+    opened = [e for e in events if e.kind == "opened"]
+    assert len(opened) == 1
+    final = tr.open_incidents()
+    assert len(final) == 1
+    inc = final[0]
+    assert inc.id == opened[0].incident.id
+    assert inc.entity == "checkout" and inc.severity == "critical"
+    assert {s["signal"] for s in inc.signals} == {"latency_ms", "log_template_rate", "log_error_ratio"}
+    assert inc.kinds == ("log", "metric")
+    assert inc.start == T0  # when the first signal's anomalous run began, not when it was confirmed
+    started = {s["signal"]: s["started"] for s in inc.signals}
+    assert started["latency_ms"] == T0 and started["log_template_rate"] == T0 + 60
+    top = inc.templates[0]
+    assert top["template"] == TEMPLATE and top["example"] == EXAMPLE and top["count"] == 120
+    band = inc.series[0]
+    assert band["observed"] == 900.0 and band["lower"] == 80.0 and band["upper"] == 120.0
+    assert inc.confidence > 0.999
+
+
+def test_one_signal_alone_is_a_warning():
+    tr = tracker()
+    tr.observe([metric(T0 + 15 * i) for i in range(6)])
+    (inc,) = tr.open_incidents()
+    assert inc.severity == "warning" and [s["signal"] for s in inc.signals] == ["latency_ms"]
+
+
+def test_replay_gives_the_same_incidents_with_the_same_ids_whatever_the_batches():
+    scores = outage_scores("checkout") + outage_scores("payments", start=T0 + 3000)
+    scores.sort(key=lambda s: s.timestamp)
+    whole = tracker().observe(scores)
+    tr = tracker()
+    split = []
+    for i in range(0, len(scores), 3):
+        split += tr.observe(scores[i:i + 3])
+    assert [(e.kind, e.incident.id) for e in whole if e.kind == "opened"] == \
+           [(e.kind, e.incident.id) for e in split if e.kind == "opened"]
+    ids = {e.incident.id for e in whole}
+    assert len(ids) == 2  # one per service
+
+
+def test_a_handful_of_log_lines_never_opens_an_incident_however_confident():
+    tr = tracker()
+    events = tr.observe([log_rate(T0 + 60 * k, count=4, expected=0.1) for k in range(20)]
+                        + [error_ratio(T0 + 60 * k + 1, errors=3, lines=5) for k in range(20)])
+    assert events == [] and tr.open_incidents() == []
+    assert tr.below_floor == 40
+
+
+def test_a_metric_inside_its_band_or_barely_off_never_opens_an_incident():
+    tr = tracker()
+    inside = [metric(T0 + 15 * i, observed=115.0) for i in range(10)]  # band is 80..120
+    barely = [metric(T0 + 500 + 15 * i, observed=110.0, half_band=2.0) for i in range(10)]  # 10 % off
+    assert tr.observe(inside + barely) == []
+
+
+def test_a_dropping_log_template_counts_as_well_as_a_flooding_one():
+    tr = tracker()
+    events = tr.observe([log_rate(T0 + 60 * k, count=0, expected=80.0) for k in range(4)])
+    assert [e.kind for e in events] == ["opened"]
+
+
+def test_one_anomalous_point_is_not_an_incident():
+    tr = tracker()
+    scores = [metric(T0), quiet_metric(T0 + 15), metric(T0 + 30), metric(T0 + 45), quiet_metric(T0 + 60)]
+    assert tr.observe(scores) == []
+
+
+def test_a_flapping_signal_keeps_one_incident_which_resolves_after_a_quiet_window():
+    tr = tracker()
+    events = []
+    t = T0
+    for _ in range(6):  # anomalous for a minute, quiet for two, again and again
+        events += tr.observe([metric(t + 15 * i) for i in range(4)])
+        events += tr.observe([quiet_metric(t + 60 + 15 * i) for i in range(8)])
+        t += 180
+    assert [e.kind for e in events] == ["opened"]
+    last_hot = t - 180 + 45
+    events = tr.observe([quiet_metric(last_hot + 15 * i) for i in range(1, 50)])
+    assert [e.kind for e in events] == ["resolved"]
+    assert events[0].incident.end == last_hot
+    assert tr.open_incidents() == []
+    # Trouble after the quiet window is a new incident, with a new id.
+    again = tr.observe([metric(last_hot + 2000 + 15 * i) for i in range(3)])
+    assert [e.kind for e in again] == ["opened"] and again[0].incident.id != events[0].incident.id
+
+
+def test_new_templates_alone_never_page_but_are_evidence_of_an_open_incident():
+    tr = tracker()
+    new = [Score(T0 + i, "checkout", "log_new_template", 3.0, 0.999,
+                 {"template_id": i, "template": f"brand new thing {i} <*>", "example": f"brand new thing {i} x"})
+           for i in range(10)]
+    assert tr.observe(new) == []
+    tr.observe([metric(T0 + 100 + 15 * i) for i in range(3)])
+    tr.observe([Score(T0 + 200, "checkout", "log_new_template", 3.0, 0.999,
+                      {"template_id": 99, "template": "KeyError: <*>", "example": "KeyError: 'country_code'"})])
+    (inc,) = tr.open_incidents()
+    assert [t["template"] for t in inc.templates] == ["KeyError: <*>"]
+    assert [s["signal"] for s in inc.signals] == ["latency_ms"]
+
+
+def test_a_quiet_service_beside_an_outage_gets_no_incident():
+    tr = tracker()
+    scores = outage_scores("checkout") + [quiet_metric(T0 + 15 * i, "payments") for i in range(40)]
+    tr.observe(sorted(scores, key=lambda s: s.timestamp))
+    assert [i.entity for i in tr.open_incidents()] == ["checkout"]
+
+
+def test_incidents_are_exported_with_bounded_labels_and_printed_with_their_evidence(tmp_path):
+    from detector.pipeline import Pipeline
+    from detector.sinks.prometheus import PrometheusSink
+    import threading
+
+    spec = load_pipeline(None, inputs=[{"topic": "m", "kind": "metric", "format": "metric_json"}])
+    pipe = Pipeline.from_spec(spec)
+    events = pipe.incidents.observe(outage_scores())
+    registry = CollectorRegistry()
+    PrometheusSink(pipe, threading.Lock(), 100, registry=registry)
+    body = generate_latest(registry).decode()
+    fams = {f.name: f for f in text_string_to_metric_families(body)}
+    (open_,) = fams["outage_detector_incident_open"].samples
+    assert open_.labels == {"entity": "checkout", "severity": "critical"} and open_.value == 1
+    opened = {s.labels["severity"]: s.value for s in fams["outage_detector_incidents_opened"].samples
+              if s.name.endswith("_total")}
+    assert opened == {"warning": 1.0, "critical": 0.0}  # it opened as a warning, then escalated
+    inc = events[0].incident
+    assert inc.id not in body and TEMPLATE not in body
+
+    out = io.StringIO()
+    ConsoleSink(out).emit_incidents(events)
+    text = out.getvalue()
+    assert "INCIDENT OPENED" in text and "checkout" in text
+    assert TEMPLATE in text and EXAMPLE in text and "expected band 80..120" in text
+
+
+@pytest.mark.parametrize("scenario", ["quiet", "error_burst_after_deploy"])
+def test_simulated_day_pages_only_for_the_disrupted_services(scenario):
+    """The whole pipeline on simulated fleet traffic: a quiet day opens no incident; a disruption
+    opens incidents only on the services it involves, none before it begins."""
+    from detector.pipeline import Pipeline
+    from detector.records import RawRecord
+    from detector.simulate import SCENARIOS, generate
+
+    spec = load_pipeline(None, inputs=[{"topic": "logs", "kind": "log", "format": "ecs"},
+                                       {"topic": "metrics", "kind": "metric", "format": "metric_json"}])
+    pipe = Pipeline.from_spec(spec)
+    sc, start, hours = SCENARIOS[scenario], 1_714_521_600.0, 4.0
+    offsets, batch, events = {"logs": 0, "metrics": 0}, [], []
+    for rec in generate(sc, start=start, hours=hours, seed=0):
+        topic = "logs" if rec.kind == "log" else "metrics"
+        batch.append(RawRecord(topic, 0, offsets[topic], rec.timestamp, rec.key, rec.value))
+        offsets[topic] += 1
+        if len(batch) == 5000:
+            events += pipe.process(batch).incidents
+            batch = []
+    events += pipe.process(batch).incidents
+    opened = [e.incident for e in events if e.kind == "opened"]
+    if sc.entity is None:
+        assert opened == []
+        return
+    assert sc.entity in {i.entity for i in opened}
+    assert all(sc.involves(i.entity) for i in opened)
+    assert all(i.start >= sc.disruption_start(start, hours) for i in opened)
