@@ -27,6 +27,7 @@ EVALUATIONS = [
     "detector.evaluation.nab",
     "detector.evaluation.parsing",
     "detector.evaluation.sessions",
+    "detector.evaluation.incidents",
 ]
 
 
