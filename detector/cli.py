@@ -20,6 +20,7 @@ COMMANDS = [
     "detector.commands.check_config",
     "detector.commands.demo",
     "detector.simulate.command",
+    "detector.commands.replay",
 ]
 
 # Modules that add ``evaluate <what>`` sub-commands.

@@ -1,0 +1,594 @@
+"""Offline replay: history from files or a Kafka topic through the live processing path, in event time.
+
+Rows become the very ``RawRecord``s the live source would have produced (structured rows are encoded
+as the JSON the input's decoder reads; a ``payload`` column is passed through byte for byte), and go
+through :meth:`Pipeline.process` in batches, then :meth:`Pipeline.flush` at the end. Nothing here reads
+the wall clock on the data path, so the same input gives the same output, and the same records give
+the scores the live service gave.
+
+Files are read lazily with polars (``scan_*`` then streamed in chunks), so a file larger than memory
+replays in bounded memory; outputs are written as Parquet row groups while the replay runs:
+
+- ``OUT.parquet``: one row per score (timestamp, entity, signal, series, score, confidence, value,
+  evidence as JSON);
+- ``OUT.alerts.parquet``: alert transitions (firing / resolved);
+- ``OUT.templates.parquet``: the log templates mined, with their counts (when there are log inputs).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import orjson
+import polars as pl
+
+from detector.config import InputSpec, PipelineSpec
+from detector.errors import ConfigError
+from detector.pipeline import Pipeline
+from detector.records import MetricPoint, RawRecord
+
+DEFAULT_BATCH_ROWS = 5_000
+FILE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "ndjson",
+                 ".ndjson": "ndjson", ".json": "ndjson"}
+ENTITY_COLUMNS = ("entity", "service")
+
+
+# -- reading files -----------------------------------------------------------------------------
+
+
+def scan(path: str | Path) -> pl.LazyFrame:
+    """A lazy frame over a Parquet, CSV or JSON-lines file (chosen by suffix)."""
+    path = Path(path)
+    kind = FILE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise ConfigError(f"{path}: unknown input type; use one of {', '.join(sorted(FILE_SUFFIXES))}")
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    if kind == "parquet":
+        return pl.scan_parquet(path)
+    if kind == "csv":
+        # Text stays text: a timestamp column is parsed by us, in one place, whatever it looks like.
+        return pl.scan_csv(path, infer_schema_length=10_000)
+    return pl.scan_ndjson(path, infer_schema_length=10_000)
+
+
+def count_rows(path: str | Path) -> int | None:
+    """Rows in the file when that is cheap to know (Parquet footers), else None."""
+    path = Path(path)
+    if FILE_SUFFIXES.get(path.suffix.lower()) == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    return None
+
+
+def iter_frames(lf: pl.LazyFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """The frame in chunks of about ``batch_rows`` rows, in file order, never all at once."""
+    for chunk in lf.collect_batches(chunk_size=batch_rows, maintain_order=True):
+        # The streaming engine may hand over larger chunks; slicing is free (zero copy).
+        for start in range(0, chunk.height, batch_rows):
+            yield chunk.slice(start, batch_rows)
+
+
+def seconds(col: pl.Series) -> pl.Series:
+    """A timestamp column as float seconds since the epoch: datetimes, ISO strings or epoch numbers."""
+    dtype = col.dtype
+    if dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
+        return col.dt.epoch(time_unit="us").cast(pl.Float64) / 1e6
+    if dtype == pl.Date:
+        return col.cast(pl.Datetime("us")).dt.epoch(time_unit="us").cast(pl.Float64) / 1e6
+    if dtype == pl.String:
+        parsed = col.str.strip_chars().str.to_datetime(time_unit="us", strict=False, time_zone="UTC")
+        numeric = col.cast(pl.Float64, strict=False)
+        out = (parsed.dt.epoch(time_unit="us").cast(pl.Float64) / 1e6).fill_null(_epoch_numbers(numeric))
+        if out.null_count() > col.null_count():
+            bad = col.filter(out.is_null() & col.is_not_null()).head(1).to_list()
+            raise ConfigError(f"column 'timestamp': not a timestamp: {bad[0]!r}")
+        return out
+    if dtype.is_numeric():
+        return _epoch_numbers(col.cast(pl.Float64))
+    raise ConfigError(f"column 'timestamp' has type {dtype}; expected datetimes, ISO strings or epoch numbers")
+
+
+def _epoch_numbers(col: pl.Series) -> pl.Series:
+    # Same magnitude rule as the decoders: seconds, ms, µs or ns, told apart by size.
+    c = pl.col("t")
+    a = c.abs()
+    expr = pl.when(a < 1e11).then(c).when(a < 1e14).then(c / 1e3).when(a < 1e17).then(c / 1e6).otherwise(c / 1e9)
+    return pl.DataFrame({"t": col}).select(expr).to_series()
+
+
+# -- rows -> raw records -----------------------------------------------------------------------
+
+
+def infer_kind(columns: list[str]) -> str | None:
+    if "payload" in columns:
+        return None
+    if "message" in columns:
+        return "log"
+    if "value" in columns:
+        return "metric"
+    raise ConfigError(
+        f"cannot tell what the rows are from their columns {columns}: log rows need 'message', metric rows "
+        "'value' (with 'timestamp'), raw records 'payload'"
+    )
+
+
+def choose_input(spec: PipelineSpec, columns: list[str], topic: str | None) -> InputSpec | None:
+    """The pipeline input the rows belong to; None when a ``topic`` column names it per row."""
+    if topic is not None:
+        try:
+            return spec.input_for(topic)
+        except KeyError:
+            raise ConfigError(f"topic {topic!r} is not an input of pipeline {spec.name!r}") from None
+    if "topic" in columns:
+        return None
+    kind = infer_kind(columns)
+    fitting = [inp for inp in spec.inputs if kind is None or inp.kind == kind]
+    if len(fitting) != 1:
+        names = ", ".join(i.topic for i in fitting) or "none"
+        raise ConfigError(f"the rows fit {len(fitting)} inputs of pipeline {spec.name!r} ({names}); name one with --topic")
+    return fitting[0]
+
+
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a keyed record (Java client and kafka-python)."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class RowEncoder:
+    """Turns frames of rows into RawRecords, as the producers of the live topics would have sent them.
+
+    Metric rows ``{timestamp, name?, labels?, entity?, value}`` become ``metric_json``; log rows
+    ``{timestamp, message, level?, entity/service?}`` become the JSON of the input's log format (or the
+    bare line for ``plain``). A ``payload`` column is used as the record value unchanged. Optional
+    ``key``, ``partition`` and ``offset`` columns are honoured; otherwise the key is the entity, the
+    partition is Kafka's default partitioner over ``partitions``, and offsets count up per partition.
+    """
+
+    def __init__(self, spec: PipelineSpec, default_input: InputSpec | None, partitions: int = 1,
+                 default_name: str = "value"):
+        if partitions < 1:
+            raise ConfigError("partitions must be at least 1")
+        self.spec = spec
+        self.default_input = default_input
+        self.partitions = partitions
+        self.default_name = default_name
+        self.next_offsets: dict[tuple[str, int], int] = {}
+
+    def encode(self, df: pl.DataFrame) -> list[RawRecord]:
+        cols = df.columns
+        n = df.height
+        topics = df["topic"].cast(pl.String).to_list() if self.default_input is None else [self.default_input.topic] * n
+        ts = seconds(df["timestamp"]).to_list() if "timestamp" in cols else [None] * n
+        entity_col = next((c for c in ENTITY_COLUMNS if c in cols), None)
+        entities = df[entity_col].cast(pl.String).to_list() if entity_col else [None] * n
+        if "payload" in cols:
+            payload = df["payload"]
+            values = payload.to_list() if payload.dtype == pl.Binary else [
+                None if v is None else v.encode("utf-8") for v in payload.cast(pl.String).to_list()
+            ]
+        else:
+            values = self._encode_rows(df, topics, ts, entities)
+        keys = self._keys(df, entities)
+        parts = df["partition"].cast(pl.Int64).to_list() if "partition" in cols else None
+        offsets = df["offset"].cast(pl.Int64).to_list() if "offset" in cols else None
+        out = []
+        next_offsets = self.next_offsets
+        for i in range(n):
+            topic, key = topics[i], keys[i]
+            if parts is not None:
+                p = parts[i]
+            elif key is not None and self.partitions > 1:
+                p = murmur2_partition(key, self.partitions)
+            else:
+                p = 0
+            if offsets is not None:
+                off = offsets[i]
+            else:
+                off = next_offsets.get((topic, p), 0)
+                next_offsets[(topic, p)] = off + 1
+            out.append(RawRecord(topic, p, off, ts[i], key, values[i] or b""))
+        return out
+
+    def _keys(self, df: pl.DataFrame, entities: list) -> list[bytes | None]:
+        if "key" in df.columns:
+            col = df["key"]
+            if col.dtype == pl.Binary:
+                return col.to_list()
+            return [None if k is None else k.encode("utf-8") for k in col.cast(pl.String).to_list()]
+        return [None if e is None else e.encode("utf-8") for e in entities]
+
+    def _encode_rows(self, df: pl.DataFrame, topics: list[str], ts: list, entities: list) -> list[bytes]:
+        inputs = {t: self.spec.input_for(t) for t in set(topics)} if self.default_input is None else {
+            self.default_input.topic: self.default_input}
+        out: list[bytes] = []
+        # Encode per input, then put rows back in file order.
+        by_topic: dict[str, list[int]] = {}
+        for i, t in enumerate(topics):
+            by_topic.setdefault(t, []).append(i)
+        if len(by_topic) == 1:
+            (t, _), = by_topic.items()
+            return self._encode_input(inputs[t], df, ts, entities)
+        out = [b""] * len(topics)
+        for t, rows in by_topic.items():
+            idx = pl.Series(rows)
+            encoded = self._encode_input(inputs[t], df[idx], [ts[i] for i in rows], [entities[i] for i in rows])
+            for i, v in zip(rows, encoded):
+                out[i] = v
+        return out
+
+    def _encode_input(self, inp: InputSpec, df: pl.DataFrame, ts: list, entities: list) -> list[bytes]:
+        if inp.kind == "metric":
+            return encode_metrics(inp, df, ts, entities, self.default_name)
+        return encode_logs(inp, df, ts, entities)
+
+
+def _labels_column(df: pl.DataFrame) -> list[dict]:
+    if "labels" not in df.columns:
+        return [{} for _ in range(df.height)]
+    col = df["labels"]
+    if col.dtype == pl.String:
+        return [orjson.loads(v) if v else {} for v in col.to_list()]
+    return [{k: v for k, v in (d or {}).items() if v is not None} for d in col.to_list()]
+
+
+def encode_metrics(inp: InputSpec, df: pl.DataFrame, ts: list, entities: list, default_name: str) -> list[bytes]:
+    if inp.format != "metric_json":
+        raise ConfigError(
+            f"input {inp.topic!r} reads {inp.format}; structured metric rows are encoded as metric_json only, "
+            "so replay such history from a 'payload' column holding the records as sent"
+        )
+    if "value" not in df.columns:
+        raise ConfigError(f"metric rows for {inp.topic!r} need a 'value' column")
+    names = df["name"].cast(pl.String).to_list() if "name" in df.columns else [default_name] * df.height
+    values = df["value"].cast(pl.Float64, strict=False).to_list()
+    labels = _labels_column(df)
+    entity_label = inp.fields.entity or "service"
+    dumps = orjson.dumps
+    out = []
+    for name, value, lab, t, ent in zip(names, values, labels, ts, entities):
+        if ent is not None and entity_label not in lab:
+            lab = {**lab, entity_label: ent}
+        obj = {"name": name, "labels": lab, "value": value}
+        if t is not None:
+            obj["timestamp"] = t
+        out.append(dumps(obj))
+    return out
+
+
+# Where each JSON log format keeps a field; a configured field mapping wins.
+_LOG_PATHS = {
+    "json": {"message": "message", "timestamp": "timestamp", "level": "level", "entity": "service"},
+    "vector": {"message": "message", "timestamp": "timestamp", "level": "level", "entity": "service"},
+    "fluentbit": {"message": "log", "timestamp": "@timestamp", "level": "level", "entity": "service"},
+    "ecs": {"message": "message", "timestamp": "@timestamp", "level": "log.level", "entity": "service.name"},
+}
+
+
+def encode_logs(inp: InputSpec, df: pl.DataFrame, ts: list, entities: list) -> list[bytes]:
+    if "message" not in df.columns:
+        raise ConfigError(f"log rows for {inp.topic!r} need a 'message' column")
+    messages = df["message"].cast(pl.String).to_list()
+    if inp.format == "plain":
+        # The plain decoder takes the entity from the key and the time from the record's timestamp.
+        return [(m or "").encode("utf-8") for m in messages]
+    if inp.format not in _LOG_PATHS:
+        raise ConfigError(
+            f"input {inp.topic!r} reads {inp.format}; structured log rows are encoded for "
+            f"{', '.join(_LOG_PATHS)} and plain, so replay such history from a 'payload' column"
+        )
+    levels = df["level"].cast(pl.String).to_list() if "level" in df.columns else [None] * df.height
+    paths = {f: (getattr(inp.fields, f) or p).split(".") for f, p in _LOG_PATHS[inp.format].items()}
+    dumps = orjson.dumps
+    out = []
+    for m, t, lv, ent in zip(messages, ts, levels, entities):
+        obj: dict = {}
+        _put(obj, paths["message"], m)
+        if t is not None:
+            _put(obj, paths["timestamp"], t)
+        if lv is not None:
+            _put(obj, paths["level"], lv)
+        if ent is not None:
+            _put(obj, paths["entity"], ent)
+        out.append(dumps(obj))
+    return out
+
+
+def _put(obj: dict, path: list[str], value) -> None:
+    for part in path[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[path[-1]] = value
+
+
+# -- Kafka -------------------------------------------------------------------------------------
+
+
+def parse_bound(text: str | None) -> tuple[str, float] | None:
+    """``offset:N`` -> ("offset", N); an ISO 8601 time or epoch number -> ("time", seconds)."""
+    if text is None:
+        return None
+    from detector.decoders.timestamps import parse_timestamp
+
+    if text.startswith("offset:"):
+        try:
+            return ("offset", int(text[7:]))
+        except ValueError:
+            raise ConfigError(f"bound {text!r}: offset:N needs an integer") from None
+    try:
+        return ("time", parse_timestamp(text))
+    except ValueError:
+        raise ConfigError(f"bound {text!r}: expected an ISO 8601 time, epoch seconds, or offset:N") from None
+
+
+def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: int = 500,
+                  idle_polls: int = 3) -> Iterator[list[RawRecord]]:
+    """Every record of ``topics`` from ``start`` up to ``end`` (exclusive), all partitions, as poll batches.
+
+    Bounds are ("time", seconds) or ("offset", n) as from :func:`parse_bound`; an offset bound applies
+    to every partition. Without an end bound the replay stops at records newer than its own start, so
+    a busy topic still ends. A partition also ends when the topic stays quiet for ``idle_polls``
+    polls: the reported end offsets are not trusted, since some Kafka-compatible brokers report them
+    low. The consumer is assigned its partitions (no consumer group, nothing committed), so a replay
+    never disturbs the live service.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    from detector.kafka_io import client_config
+
+    consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False, group_id=None,
+                             max_poll_records=settings.max_poll_records)
+    try:
+        tps = []
+        for topic in topics:
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
+            tps.extend(TopicPartition(topic, p) for p in sorted(parts))
+        consumer.assign(tps)
+        open_tps = set(tps)
+        for tp, first in _start_offsets(consumer, tps, start).items():
+            if first is None:
+                open_tps.discard(tp)  # nothing at or after the start time
+            else:
+                consumer.seek(tp, first)
+        consumer.pause(*[tp for tp in tps if tp not in open_tps])
+        stop_offset = int(end[1]) if end and end[0] == "offset" else None
+        # The wall clock bounds how much is read, never what a record scores.
+        end_ms = end[1] * 1000.0 if end and end[0] == "time" else (None if end else time.time() * 1000.0)
+        quiet = 0
+        while open_tps:
+            polled = consumer.poll(poll_ms)
+            if not polled:
+                quiet += 1
+                if quiet >= idle_polls:
+                    break
+                continue
+            quiet = 0
+            batch: list[RawRecord] = []
+            for tp, recs in polled.items():
+                if tp not in open_tps:
+                    continue
+                for r in recs:
+                    if (stop_offset is not None and r.offset >= stop_offset) or (
+                            end_ms is not None and r.timestamp is not None and r.timestamp >= end_ms):
+                        open_tps.discard(tp)
+                        consumer.pause(tp)
+                        break
+                    ts = r.timestamp / 1000.0 if r.timestamp is not None and r.timestamp >= 0 else None
+                    batch.append(RawRecord(r.topic, r.partition, r.offset, ts, r.key, r.value))
+            if batch:
+                yield batch
+    finally:
+        consumer.close()
+
+
+def _start_offsets(consumer, tps, start) -> dict:
+    if start is None:
+        return consumer.beginning_offsets(tps)
+    kind, value = start
+    if kind == "offset":
+        begin = consumer.beginning_offsets(tps)
+        return {tp: max(int(value), begin[tp]) for tp in tps}
+    found = consumer.offsets_for_times({tp: int(value * 1000) for tp in tps})
+    return {tp: (None if f is None else f.offset) for tp, f in found.items()}
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+class ParquetTableWriter:
+    """Rows appended in batches, written as row groups once ``group_rows`` are buffered."""
+
+    def __init__(self, path: Path, schema, group_rows: int = 100_000):
+        self.path = path
+        self.schema = schema
+        self.group_rows = group_rows
+        self._cols: dict[str, list] = {f.name: [] for f in schema}
+        self._n = 0
+        self._writer = None
+        self.rows = 0
+
+    def append(self, columns: dict[str, list]) -> None:
+        for name, values in columns.items():
+            self._cols[name].extend(values)
+        self._n += len(next(iter(columns.values()))) if columns else 0
+        if self._n >= self.group_rows:
+            self._write()
+
+    def _write(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+        table = pa.Table.from_pydict(self._cols, schema=self.schema)
+        if table.num_rows:
+            self._writer.write_table(table, row_group_size=max(self.group_rows, table.num_rows))
+        self.rows += table.num_rows
+        self._cols = {f.name: [] for f in self.schema}
+        self._n = 0
+
+    def close(self) -> None:
+        self._write()  # also creates the file when nothing was written: an empty table is an answer
+        self._writer.close()
+
+
+def _schemas():
+    import pyarrow as pa
+
+    scores = pa.schema([
+        ("timestamp", pa.float64()), ("entity", pa.string()), ("signal", pa.string()), ("series", pa.string()),
+        ("score", pa.float64()), ("confidence", pa.float64()), ("value", pa.float64()), ("evidence", pa.string()),
+    ])
+    alerts = pa.schema([
+        ("timestamp", pa.float64()), ("entity", pa.string()), ("signal", pa.string()), ("series", pa.string()),
+        ("state", pa.string()), ("confidence", pa.float64()), ("since", pa.float64()), ("evidence", pa.string()),
+    ])
+    templates = pa.schema([
+        ("topic", pa.string()), ("partition", pa.int64()), ("id", pa.int64()), ("template", pa.string()),
+        ("count", pa.int64()), ("first_seen", pa.float64()),
+    ])
+    return scores, alerts, templates
+
+
+def sibling(path: Path, name: str) -> Path:
+    """``OUT.parquet`` -> ``OUT.<name>.parquet``."""
+    return path.with_name(f"{path.stem}.{name}{path.suffix or '.parquet'}")
+
+
+def _json(evidence) -> str | None:
+    if evidence is None:
+        return None
+    return orjson.dumps(evidence, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+
+
+class ReplayWriter:
+    def __init__(self, out: str | Path, group_rows: int = 100_000):
+        self.out = Path(out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        scores, alerts, self._templates_schema = _schemas()
+        self.scores = ParquetTableWriter(self.out, scores, group_rows)
+        self.alerts = ParquetTableWriter(sibling(self.out, "alerts"), alerts, group_rows)
+
+    def write(self, result, values: list[float] | None) -> None:
+        scores = result.scores
+        if scores:
+            vals = [None] * len(scores)
+            if values:
+                # Metric scores (the ones with a series) come one per decoded point, in point order.
+                it = iter(values)
+                vals = [next(it) if s.series else None for s in scores]
+            self.scores.append({
+                "timestamp": [s.timestamp for s in scores], "entity": [s.entity for s in scores],
+                "signal": [s.signal for s in scores], "series": [s.series for s in scores],
+                "score": [float(s.score) for s in scores], "confidence": [float(s.confidence) for s in scores],
+                "value": vals, "evidence": [_json(s.evidence) for s in scores],
+            })
+        trs = result.transitions
+        if trs:
+            self.alerts.append({
+                "timestamp": [t.timestamp for t in trs], "entity": [t.entity for t in trs],
+                "signal": [t.signal for t in trs], "series": [t.series for t in trs], "state": [t.state for t in trs],
+                "confidence": [float(t.confidence) for t in trs], "since": [t.since for t in trs],
+                "evidence": [_json(t.evidence) for t in trs],
+            })
+
+    def close(self, pipeline: Pipeline) -> None:
+        self.scores.close()
+        self.alerts.close()
+        rows = [
+            {"topic": topic, "partition": part, **t}
+            for (topic, part), st in sorted(pipeline.partitions.items()) if st.kind == "log"
+            for t in st.model.templates()
+        ]
+        if rows:
+            w = ParquetTableWriter(sibling(self.out, "templates"), self._templates_schema, len(rows) + 1)
+            w.append({f.name: [r[f.name] for r in rows] for f in self._templates_schema})
+            w.close()
+
+
+# -- the replay itself -------------------------------------------------------------------------
+
+
+class _ValueTap:
+    """Wraps a metric input's decoder to note the values it decoded, for the ``value`` column.
+
+    The decoder's output is returned unchanged, so the path stays the live one.
+    """
+
+    def __init__(self, decoder, sink: list):
+        self.decoder = decoder
+        self.sink = sink
+
+    def decode(self, raw):
+        records = self.decoder.decode(raw)
+        self.sink.extend(r.value for r in records if isinstance(r, MetricPoint))
+        return records
+
+
+def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str | Path,
+               total: int | None = None, progress: bool = True) -> dict:
+    """Feed every batch through the pipeline, flush, and write the outputs. Returns a summary."""
+    from tqdm import tqdm
+
+    values: list[float] = []
+    for topic, (kind, decoder) in list(pipeline.decoders.items()):
+        if kind == "metric":
+            pipeline.decoders[topic] = (kind, _ValueTap(decoder, values))
+    writer = ReplayWriter(out)
+    started = time.perf_counter()
+    rows = dead = 0
+    bar = tqdm(total=total, unit="row", unit_scale=True, file=sys.stderr, desc="replay",
+               disable=None if progress else True, mininterval=0.5)
+    try:
+        for batch in batches:
+            result = pipeline.process(batch)
+            writer.write(result, values)
+            values.clear()
+            rows += len(batch)
+            dead += len(result.dead_letters)
+            bar.update(len(batch))
+        writer.write(pipeline.flush(), None)
+    finally:
+        bar.close()
+        writer.close(pipeline)
+    elapsed = time.perf_counter() - started
+    return {
+        "rows": rows, "dead_letters": dead, "scores": writer.scores.rows, "alerts": writer.alerts.rows,
+        "seconds": round(elapsed, 3), "rows_per_second": round(rows / elapsed, 1) if elapsed > 0 else None,
+        "output": str(writer.out),
+    }
+
+
+def file_batches(spec: PipelineSpec, path: str | Path, topic: str | None = None, partitions: int = 1,
+                 batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[list[RawRecord]]:
+    """RawRecord batches from a file, encoded for the pipeline input the rows belong to."""
+    lf = scan(path)
+    columns = lf.collect_schema().names()
+    encoder = RowEncoder(spec, choose_input(spec, columns, topic), partitions, default_name=Path(path).stem)
+    for df in iter_frames(lf, batch_rows):
+        yield encoder.encode(df)
+
+
+def replay_file(spec: PipelineSpec, path: str | Path, out: str | Path, topic: str | None = None,
+                partitions: int = 1, batch_rows: int = DEFAULT_BATCH_ROWS, progress: bool = True,
+                pipeline: Pipeline | None = None) -> dict:
+    pipeline = pipeline or Pipeline.from_spec(spec)
+    batches = file_batches(spec, path, topic, partitions, batch_rows)
+    return run_replay(pipeline, batches, out, count_rows(path), progress)
+
+
+def replay_kafka(spec: PipelineSpec, topics: list[str], out: str | Path, start=None, end=None,
+                 progress: bool = True, pipeline: Pipeline | None = None) -> dict:
+    """Replay topics of the pipeline's broker; all of them go through one pipeline, as live."""
+    for topic in topics:
+        if not any(inp.topic == topic for inp in spec.inputs):
+            raise ConfigError(f"topic {topic!r} is not an input of pipeline {spec.name!r}")
+    pipeline = pipeline or Pipeline.from_spec(spec)
+    return run_replay(pipeline, kafka_batches(spec.kafka, topics, start, end), out, None, progress)
