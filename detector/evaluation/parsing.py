@@ -51,7 +51,7 @@ def run_parsing(content: list[str], truth: list[str], miner_params: dict | None 
     from detector.logs.miner import TemplateMiner
     from detector.logs.params import MinerParams
 
-    miner = TemplateMiner(**MinerParams.from_dict(miner_params or {}).kwargs())
+    miner = TemplateMiner(**MinerParams.from_dict(miner_params or {}, "miner").kwargs())
     start = time.perf_counter()
     ids = [miner.add(line).template.id for line in content]
     elapsed = time.perf_counter() - start

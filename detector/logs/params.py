@@ -9,17 +9,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from detector.loader import validate
+from detector.errors import ConfigError
 
 
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, source: str = ""):
-        return validate(data or {}, cls, source or cls.__name__)
+    def from_dict(cls, data: dict[str, Any] | None, section: str = "", source: str = "log model"):
+        """Validate one section of a log model spec; errors name the key path in the spec
+        (``miner.merge_after: ...``)."""
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as exc:
+            lines = [f"{source}: {exc.error_count()} error(s)"]
+            for err in exc.errors():
+                path = ".".join(str(p) for p in (section, *err["loc"]) if p != "") or "<root>"
+                lines.append(f"  {path}: {err['msg']}")
+            raise ConfigError("\n".join(lines)) from None
 
     def kwargs(self) -> dict[str, Any]:
         return self.model_dump()
@@ -36,7 +45,6 @@ class MinerParams(_Params):
 
 
 def load_log_spec(path: str | Path):
-    from detector.errors import ConfigError
     from detector.specs import LogModelSpec, load_model_spec
 
     spec = load_model_spec(path)

@@ -166,6 +166,8 @@ def clean_text(raw: str | bytes, max_chars: int) -> tuple[str, bool]:
     """Decode and trim a message. Returns (text, damaged) where damaged is True when the input
     was truncated, not valid UTF-8, or carried control characters."""
     damaged = False
+    if raw is None:
+        return "", True
     if isinstance(raw, (bytes, bytearray, memoryview)):
         raw = bytes(raw[: max_chars * 4])
         try:
@@ -173,8 +175,10 @@ def clean_text(raw: str | bytes, max_chars: int) -> tuple[str, bool]:
         except UnicodeDecodeError:
             text = raw.decode("utf-8", errors="replace")
             damaged = True
-    else:
+    elif isinstance(raw, str):
         text = raw
+    else:
+        text, damaged = str(raw)[:max_chars], True
     if len(text) > max_chars:
         text = text[:max_chars]
         damaged = True

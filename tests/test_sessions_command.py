@@ -1,0 +1,103 @@
+"""Session metrics, the session detector, and the ``evaluate sessions`` command."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from detector.cli import main
+from detector.detectors import build
+from detector.evaluation.sessions import precision_recall_f1, read_labels, roc_auc
+
+HDFS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "loghub" / "hdfs"
+
+
+def test_precision_recall_f1_on_a_hand_counted_case():
+    truth = [True, True, True, False, False, False]
+    pred = [True, True, False, True, False, False]
+    p, r, f1 = precision_recall_f1(truth, pred)
+    assert (p, r) == pytest.approx((2 / 3, 2 / 3))
+    assert f1 == pytest.approx(2 / 3)
+    assert precision_recall_f1([True], [False]) == (0.0, 0.0, 0.0)
+
+
+def test_roc_auc_counts_ties_as_half():
+    assert roc_auc([True, False], [0.9, 0.1]) == 1.0
+    assert roc_auc([True, False], [0.1, 0.9]) == 0.0
+    assert roc_auc([True, False, False], [0.5, 0.5, 0.1]) == pytest.approx(0.75)
+    assert roc_auc([True, True, False], [1, 1, 1]) == 0.5
+    assert roc_auc([False, False], [1, 2]) is None
+
+
+def test_labels_accept_words_and_numbers(tmp_path):
+    f = tmp_path / "l.csv"
+    f.write_text("BlockId,Label\nblk_1,Normal\nblk_2,Anomaly\nblk_3,1\nblk_4,0\n")
+    assert read_labels(f) == {"blk_1": False, "blk_2": True, "blk_3": True, "blk_4": False}
+
+
+def test_session_detector_flags_a_rare_error_and_a_missing_step():
+    det = build("session_rarity")
+    rng = random.Random(0)
+    for _ in range(2000):
+        x = {"1": 1.0, "2": 3.0, "3": 3.0}
+        if rng.random() < 0.3:
+            x["4"] = 1.0  # an optional step some sessions have
+        det.score_one(x)
+        det.learn_one(x)
+    normal = det.score_one({"1": 1.0, "2": 3.0, "3": 3.0})
+    optional = det.score_one({"1": 1.0, "2": 3.0, "3": 3.0, "4": 1.0})
+    error = det.score_one({"1": 1.0, "2": 3.0, "3": 3.0, "!9": 1.0})
+    missing = det.score_one({"1": 1.0, "2": 3.0})
+    assert max(normal, optional) < 1.0
+    assert error > 2.0 and missing > 2.0
+    assert det.explain()["traits"][0]["kind"] == "missing_partner"
+
+
+def _write_log(path: Path, n: int, bad: set[int]) -> None:
+    lines = []
+    t = 1_700_000_000
+    for i in range(n):
+        ts = t + i * 5
+        stamp = lambda s: f"2023-11-14T22:{(s // 60) % 60:02d}:{s % 60:02d}Z"  # noqa: E731
+        lines.append(f"{stamp(ts - t)} INFO open request req-{i} from client {i % 7}")
+        if i in bad:
+            lines.append(f"{stamp(ts - t + 1)} ERROR request req-{i} failed: disk quota exceeded")
+        else:
+            lines.append(f"{stamp(ts - t + 1)} INFO request req-{i} served in {i % 50} ms")
+            lines.append(f"{stamp(ts - t + 2)} INFO request req-{i} closed")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_command_finds_the_broken_requests(tmp_path, capsys):
+    log, labels = tmp_path / "app.log", tmp_path / "labels.csv"
+    bad = {300, 420, 555, 610}
+    _write_log(log, 700, bad)
+    labels.write_text("Key,Label\n" + "".join(f"req-{i},{'Anomaly' if i in bad else 'Normal'}\n" for i in range(700)))
+    rc = main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", r"req-\d+", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"precision", "recall", "f1", "roc_auc", "sessions", "anomalies", "lines_per_second"} <= set(out)
+    assert out["sessions"] == 700
+    assert out["recall"] == 1.0 and out["precision"] == 1.0
+    assert out["roc_auc"] == 1.0
+
+
+def test_command_rejects_a_bad_session_key(tmp_path, capsys):
+    log, labels = tmp_path / "a.log", tmp_path / "l.csv"
+    log.write_text("x\n")
+    labels.write_text("k,l\nx,1\n")
+    assert main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", "(("]) == 2
+    assert "sessions.key" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (HDFS / "hdfs_dev.log").exists(), reason="HDFS sample not available")
+def test_hdfs_blocks_replayed_in_time_order_are_flagged_online(capsys):
+    rc = main(["evaluate", "sessions", "--log", str(HDFS / "hdfs_dev.log"), "--labels",
+               str(HDFS / "hdfs_dev_labels.csv"), "--session-key", r"blk_-?\d+", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sessions"] == 5750
+    assert out["f1"] >= 0.9, out
