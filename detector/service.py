@@ -18,6 +18,7 @@ from detector.config import PipelineSpec
 from detector.http_server import StatusServer
 from detector.kafka_io import DeadLetterProducer, KafkaSource
 from detector.pipeline import Pipeline
+from detector.sinks.alertmanager import AlertmanagerPusher
 from detector.sinks.console import ConsoleSink
 from detector.sinks.prometheus import PrometheusSink
 
@@ -43,6 +44,11 @@ class Service:
             lag=self._lag, checkpoint_time=lambda: self.store.last_write,
         )
         self.http: StatusServer | None = None
+        self.alertmanager: AlertmanagerPusher | None = None
+        if spec.sinks.alertmanager.url:
+            self.alertmanager = AlertmanagerPusher(
+                spec.sinks.alertmanager, spec.incidents.runbook_url, self.prometheus.registry
+            )
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -54,6 +60,9 @@ class Service:
                 healthy=self._healthy, ready=self._ready, templates=self._templates,
             ).start()
             log.info("serving /metrics, /healthz, /readyz, /templates on %s", self.http.url)
+        if self.alertmanager is not None:
+            self.alertmanager.start()
+            log.info("pushing incidents to %s", self.alertmanager.endpoint)
         self.dead_letters = DeadLetterProducer(self.spec.kafka)
         topics = [inp.topic for inp in self.spec.inputs]
         self.source = KafkaSource(self.spec.kafka, topics, self._on_revoked, self._on_assigned)
@@ -91,6 +100,8 @@ class Service:
         if self.http is not None:
             self.http.stop()
             self.http = None
+        if self.alertmanager is not None:
+            self.alertmanager.close()
 
     # -- per batch -------------------------------------------------------------------------------
 
@@ -102,8 +113,11 @@ class Service:
         for dl in result.dead_letters:
             log.warning("dead letter %s[%d]@%d: %s", dl.raw.topic, dl.raw.partition, dl.raw.offset, dl.reason)
             self.dead_letters.send(dl.raw, dl.reason, dl.kind)
+        if self.alertmanager is not None:
+            self.alertmanager.emit(result.incidents)
         if self.console is not None:
             self.console.emit(result.transitions)
+            self.console.emit_incidents(result.incidents)
         if result.transitions:
             for listener in self.listeners:
                 listener(result.transitions)

@@ -1,0 +1,269 @@
+"""Direct push of incidents to Alertmanager's ``/api/v2/alerts``.
+
+The processing loop only hands incident events to ``emit``, which records the newest state of each
+incident and returns; a background thread does the HTTP. That thread re-sends every active incident
+each ``resend_seconds`` of wall time with ``endsAt`` a few resend periods ahead (so Alertmanager
+resolves it by itself if this service dies), and sends a resolved incident once with ``endsAt`` set
+to now. When Alertmanager is down, pushes are retried with exponential backoff and the states wait
+in a bounded map keyed by incident: only the newest state of each incident is kept, so when
+Alertmanager is back it receives what is true now, not the history. If more incidents than
+``max_pending`` wait at once, the oldest resolved ones are dropped first (Alertmanager ends those by
+their last ``endsAt`` anyway), then the oldest active ones; every drop is counted.
+
+Alert labels identify an alert to Alertmanager, so a change of severity or of the signal kinds of an
+incident resolves the alert under its old labels and fires it under the new ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+from datetime import datetime, timezone
+
+import orjson
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from detector.config import AlertmanagerSink as AlertmanagerSettings
+from detector.incidents import IncidentEvent, IncidentSnapshot, describe, summary
+
+log = logging.getLogger(__name__)
+
+ALERTNAME = "OutageDetectorIncident"
+P = "outage_detector_alertmanager_"
+
+
+def rfc3339(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def alert_labels(inc: IncidentSnapshot) -> dict[str, str]:
+    # entity and service are the same value: routes group by service, inhibition matches on entity.
+    return {"alertname": ALERTNAME, "service": inc.entity, "entity": inc.entity, "severity": inc.severity,
+            "signal_kinds": ",".join(inc.kinds)}
+
+
+def alert_annotations(inc: IncidentSnapshot, runbook_url: str) -> dict[str, str]:
+    return {
+        "summary": summary(inc),
+        "description": describe(inc),
+        "runbook_url": runbook_url,
+        "incident_id": inc.id,
+        "started": rfc3339(inc.start),
+        "confidence": f"{inc.confidence:.4f}",
+        "signals": ",".join(s["signal"] for s in inc.signals),
+    }
+
+
+class _Entry:
+    __slots__ = ("snapshot", "resolved", "version", "sent_version", "last_sent", "labels", "stale")
+
+    def __init__(self) -> None:
+        self.snapshot: IncidentSnapshot | None = None
+        self.resolved = False
+        self.version = 0  # bumped by every emit; the sender compares it to what it delivered
+        self.sent_version = -1
+        self.last_sent = float("-inf")  # monotonic time of the last delivery
+        self.labels: dict[str, str] | None = None  # labels Alertmanager knows this incident by
+        self.stale: list[dict[str, str]] = []  # older label sets still to be resolved
+
+
+class AlertmanagerPusher:
+    def __init__(self, settings: AlertmanagerSettings, runbook_url: str, registry: CollectorRegistry | None = None):
+        if not settings.url:
+            raise ValueError("sinks.alertmanager.url is not set")
+        self.settings = settings
+        self.endpoint = settings.url.rstrip("/") + "/api/v2/alerts"
+        self.runbook_url = runbook_url
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="alertmanager-push", daemon=True)
+        self.pushes_ok = 0
+        self.pushes_failed = 0
+        self.alerts_sent = 0
+        self.dropped = 0
+        self.backoff = 0.0  # seconds until the next retry while Alertmanager is unreachable
+        if registry is not None:
+            registry.register(_PusherCollector(self))
+
+    # -- called by the processing loop: never blocks on the network ---------------------------
+
+    def emit(self, events: list[IncidentEvent]) -> None:
+        if not events:
+            return
+        with self._cond:
+            for ev in events:
+                inc = ev.incident
+                entry = self._entries.get(inc.id)
+                if entry is None:
+                    entry = self._entries[inc.id] = _Entry()
+                    self._bound()
+                entry.snapshot = inc
+                entry.resolved = ev.kind == "resolved"
+                entry.version += 1
+            self._cond.notify()
+
+    def pending(self) -> int:
+        """Incidents whose newest state has not reached Alertmanager yet."""
+        with self._cond:
+            return sum(1 for e in self._entries.values() if e.version != e.sent_version or e.stale)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> "AlertmanagerPusher":
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread after one last attempt to deliver what changed."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- the sender thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop:
+                    wait = self._next_due(time.monotonic())
+                    if wait <= 0:
+                        break
+                    self._cond.wait(wait)
+                stopping = self._stop
+                batch = self._collect(time.monotonic(), changed_only=stopping)
+            if batch:
+                self._deliver(batch)
+            if stopping:
+                return
+            if self.backoff > 0:
+                with self._cond:
+                    # Sleep through the backoff unless asked to stop; new events need not wake us,
+                    # they will go with the retry.
+                    deadline = time.monotonic() + self.backoff
+                    while not self._stop and time.monotonic() < deadline:
+                        self._cond.wait(deadline - time.monotonic())
+
+    def _next_due(self, now: float) -> float:
+        """Seconds until something must be sent (0: now)."""
+        resend = self.settings.resend_seconds
+        wait = resend
+        for e in self._entries.values():
+            if e.version != e.sent_version or e.stale:
+                return 0.0
+            if not e.resolved:
+                wait = min(wait, e.last_sent + resend - now)
+        return wait
+
+    def _collect(self, now: float, changed_only: bool = False) -> list[tuple[str, int, list[dict]]]:
+        """(incident id, version, alerts) for every incident due; called under the lock."""
+        resend = self.settings.resend_seconds
+        wall = time.time()
+        out = []
+        for iid, e in self._entries.items():
+            changed = e.version != e.sent_version or bool(e.stale)
+            if not changed and (changed_only or e.resolved or now - e.last_sent < resend):
+                continue
+            inc = e.snapshot
+            labels = alert_labels(inc)
+            if e.labels is not None and labels != e.labels and e.labels not in e.stale:
+                e.stale.append(e.labels)
+            e.labels = labels
+            starts = rfc3339(min(inc.start, wall))
+            ends = rfc3339(wall if e.resolved else wall + 3 * resend)
+            annotations = alert_annotations(inc, self.runbook_url)
+            alerts = [{"labels": labels, "annotations": annotations, "startsAt": starts, "endsAt": ends}]
+            alerts += [{"labels": old, "annotations": annotations, "startsAt": starts, "endsAt": rfc3339(wall)}
+                       for old in e.stale]
+            out.append((iid, e.version, alerts))
+        return out
+
+    def _deliver(self, batch: list[tuple[str, int, list[dict]]]) -> None:
+        body = orjson.dumps([a for _, _, alerts in batch for a in alerts])
+        req = urllib.request.Request(self.endpoint, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.settings.timeout_seconds) as resp:
+                resp.read()
+        except urllib.error.HTTPError as exc:
+            if 400 <= exc.code < 500 and exc.code != 429:
+                # Alertmanager refused these alerts as invalid: sending them again cannot help.
+                log.error("Alertmanager rejected %d alert(s) with HTTP %d: %s", len(batch), exc.code,
+                          exc.read()[:300].decode("utf-8", "replace"))
+                self._done(batch, delivered=False)
+                return
+            self._failed(f"HTTP {exc.code}")
+            return
+        except (OSError, ValueError) as exc:  # URLError, timeouts and refused connections are OSErrors
+            self._failed(str(getattr(exc, "reason", exc)))
+            return
+        self._done(batch, delivered=True)
+
+    def _failed(self, why: str) -> None:
+        with self._cond:
+            self.pushes_failed += 1
+            first = self.backoff == 0
+            self.backoff = min(self.settings.max_backoff_seconds, max(0.5, 2 * self.backoff))
+        if first:
+            log.warning("Alertmanager at %s unreachable (%s); retrying with backoff, newest incident states kept",
+                        self.endpoint, why)
+
+    def _done(self, batch, delivered: bool) -> None:
+        now = time.monotonic()
+        with self._cond:
+            if delivered:
+                if self.backoff:
+                    log.info("Alertmanager at %s reachable again", self.endpoint)
+                self.pushes_ok += 1
+                self.alerts_sent += sum(len(alerts) for _, _, alerts in batch)
+            else:
+                self.dropped += len(batch)
+            self.backoff = 0.0
+            for iid, version, _ in batch:
+                e = self._entries.get(iid)
+                if e is None:
+                    continue
+                e.stale.clear()
+                e.last_sent = now
+                if e.version == version:
+                    e.sent_version = version
+                    if e.resolved:
+                        del self._entries[iid]
+
+    def _bound(self) -> None:
+        # Called under the lock after adding an entry.
+        while len(self._entries) > self.settings.max_pending:
+            victim = next((k for k, e in self._entries.items() if e.resolved), None)
+            if victim is None:
+                victim = next(iter(self._entries))
+            del self._entries[victim]
+            self.dropped += 1
+            log.warning("more than %d incidents waiting for Alertmanager: dropped the state of %s",
+                        self.settings.max_pending, victim)
+
+
+class _PusherCollector(Collector):
+    def __init__(self, pusher: AlertmanagerPusher):
+        self.pusher = pusher
+
+    def collect(self):
+        p = self.pusher
+        pushes = CounterMetricFamily(P + "pushes", "Pushes to Alertmanager's /api/v2/alerts, by outcome.", labels=["outcome"])
+        pushes.add_metric(["success"], p.pushes_ok)
+        pushes.add_metric(["failure"], p.pushes_failed)
+        yield pushes
+        yield CounterMetricFamily(P + "alerts_sent", "Alerts delivered to Alertmanager (re-sends included).",
+                                  value=p.alerts_sent)
+        yield CounterMetricFamily(P + "alerts_dropped",
+                                  "Incident states dropped undelivered: over max_pending, or rejected as invalid.",
+                                  value=p.dropped)
+        yield GaugeMetricFamily(P + "pending_incidents", "Incidents whose newest state has not reached Alertmanager.",
+                                value=p.pending())
