@@ -157,8 +157,8 @@ def test_memory_leak_climbs_through_the_precursor_then_oom_kills_fail_payments()
     d, v, e, (a, b) = _windows(run)
     mem = "process_resident_memory_bytes"
     assert run.stat("payments", mem, a, b) > 1.25 * quiet.stat("payments", mem, a, b)
-    # Early in the precursor the leak is still within the normal range: it has to be found by its slope.
-    assert run.stat("payments", mem, d, d + 1200, np.max) < quiet.stat("payments", mem, START, d, np.max)
+    # In its first minutes the leak adds a few percent at most: it has to be found by its slope.
+    assert run.stat("payments", mem, d, d + 600) < 1.03 * quiet.stat("payments", mem, d, d + 600)
     assert run.stat("payments", "http_request_error_ratio", v, e, np.max) > 0.1
     assert quiet.stat("payments", "http_request_error_ratio", v, e, np.max) < 0.05
     ooms = run.line_times("OutOfMemoryError", "payments")

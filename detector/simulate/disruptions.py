@@ -42,13 +42,13 @@ OOM_TRACE = ("Exception in thread \"http-nio-8080-exec-{n}\" java.lang.OutOfMemo
 
 
 def memory_leak_oom(world: World, tl: Timeline) -> None:
-    """payments 2.15.0 keeps every device fingerprint it sees: memory climbs with traffic until OOM kills."""
+    """A partner starts sending a fresh device fingerprint with every charge, and payments' fingerprint
+    cache never evicts: memory climbs with traffic until GC thrash and OOM kills."""
     D, V, E = tl
     rows = world.rows("payments")
     svc = world.instances[rows[0]].service
-    starts = [D + 5.0 + 120.0 * j for j in range(len(rows))]  # shutdown lines begin at D
-    for i, t in zip(rows, starts):
-        restart(world, i, t, 25.0, "2.15.0")
+    starts = [D] * len(rows)
+    # Mitigation: a rolling restart with fingerprint caching switched off.
     rollback = [E + 90.0 * j for j in range(len(rows))]
     limit = svc.memory_limit_bytes
     thrash_at = 0.965 * limit  # past this the JVM spends most of its time collecting
@@ -56,10 +56,10 @@ def memory_leak_oom(world: World, tl: Timeline) -> None:
     k_v = world.tick(V)
     # Leak rate per unit of traffic, chosen so the first instance reaches the thrash level at V.
     i0 = rows[0]
-    leak_rate = (thrash_at - world.memory[i0, k_v]) / max(cum[i0, k_v] - cum[i0, world.tick(starts[0] + 25.0)], 1.0)
+    leak_rate = (thrash_at - world.memory[i0, k_v]) / max(cum[i0, k_v] - cum[i0, world.tick(D)], 1.0)
     for j, i in enumerate(rows):
         rate = leak_rate * (1.0 - 0.06 * j)
-        start = starts[j] + 25.0
+        start = starts[j]
         crashes = 0
         while start < E and crashes < 4:
             live = world.between(start, min(E, world.end))
@@ -88,7 +88,7 @@ def memory_leak_oom(world: World, tl: Timeline) -> None:
                  f"[gc] GC({90000 + m}) Pause Full (G1 Compaction Pause) {limit / MIB - 520:.0f}M->{limit / MIB - 560:.0f}M"
                  f"({limit / MIB - 512:.0f}M) {1800 + 400 * m:.3f}ms") for m in range(3)])
             fixed_lines(world, i, [(t_kill - 0.5, "error", OOM_TRACE.format(n=7 + j))], while_down=True)
-            restart(world, i, t_kill, 75.0, "2.15.0", crash=True)
+            restart(world, i, t_kill, 75.0, crash=True)
             for other in rows:  # the surviving replica takes the load while this one restarts
                 if other != i:
                     world.traffic[other, world.between(t_kill, t_kill + 75.0)] *= 2.0

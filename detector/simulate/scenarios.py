@@ -68,7 +68,7 @@ _ALL = (
     Scenario("quiet", "a normal day: routine deploys, blips and background jobs, no disruption"),
     Scenario(
         "memory_leak_oom",
-        "payments 2.15.0 leaks memory with every charge; hours later GC thrash and OOM kills fail payments",
+        "a partner sends a new device fingerprint per charge and payments caches them all: memory climbs for hours, then GC thrash and OOM kills fail payments",
         "payments", ("checkout", "api-gateway"), 150 * 60.0, 40 * 60.0, disruptions.memory_leak_oom,
     ),
     Scenario(
