@@ -119,3 +119,30 @@ def test_bad_parameters_name_the_key_path():
         LogModel(sessions={"key": "blk_(("})
     with pytest.raises(ConfigError, match=r"max_differing"):
         LogModel(miner={"max_differing": "lots"})
+
+
+def test_an_entity_falling_silent_shows_as_its_steady_templates_dropping():
+    model = LogModel(signals={"min_windows": 3})
+    steady = _steady(model, 0.0, 40)
+    silent = model.advance(45 * 60)
+    rate = [s for s in silent if s.signal == "log_template_rate"]
+    assert len(rate) == 3  # only the first few empty windows are scored, then the entity is dormant
+    assert rate[0].score > max(s.score for s in steady if s.signal == "log_template_rate") + 3
+    top = rate[0].evidence["templates"][0]
+    assert top["count"] == 0 and top["expected"] > 10
+
+
+def test_a_line_for_a_closed_window_is_counted_as_late():
+    model = LogModel()
+    model.process(LogRecord(100.0, "api", "request served", "info"))
+    model.advance(200.0)
+    model.process(LogRecord(110.0, "api", "request served", "info"))
+    assert model.stats()["late_lines"] == 1
+
+
+def test_end_of_replay_does_not_read_as_everyone_falling_silent():
+    model = LogModel(signals={"min_windows": 3})
+    _steady(model, 0.0, 20)
+    final = model.advance(float("inf"))
+    assert all(s.evidence.get("lines", 1) > 0 for s in final if s.signal == "log_template_rate")
+    assert model.evictions == 0

@@ -55,6 +55,7 @@ class LogModel:
         self._singletons = 0  # templates seen exactly once: Good-Turing estimate of novelty
         self._tpl_error: dict[int, bool] = {}
         self._tpl_alarm: dict[int, bool] = {}
+        self._merges_seen = 0
 
     @classmethod
     def from_spec(cls, spec) -> "LogModel":
@@ -114,7 +115,10 @@ class LogModel:
             return []
         self.watermark = watermark
         out: list[Score] = []
-        for r in self.signals.close_until(watermark):
+        merges = self.miner.merges
+        resolve = self.miner.resolve if merges != self._merges_seen else None
+        self._merges_seen = merges
+        for r in self.signals.close_until(watermark, resolve):
             e = self.signals.entities.get(r.entity)
             cals = e.calibrators if e is not None else {}
             out.append(Score(r.end, r.entity, "log_template_rate", r.rate_score,

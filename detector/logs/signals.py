@@ -24,6 +24,14 @@ from collections import OrderedDict
 from detector.logs.surprise import binomial_high, poisson_high, poisson_low
 
 
+def _merge_keys(d: dict, resolve) -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        r = resolve(k)
+        out[r] = out.get(r, 0) + v
+    return out
+
+
 class Window:
     __slots__ = ("index", "counts", "examples", "total", "errors")
 
@@ -126,8 +134,13 @@ class EntitySignals:
         if is_error:
             w.errors += 1
 
-    def close_until(self, watermark: float) -> list[WindowResult]:
+    def close_until(self, watermark: float, resolve=None) -> list[WindowResult]:
+        """Close every window that ended at or before ``watermark``. ``resolve`` maps a template
+        id to the one it has merged into, when the miner merged templates since the last call."""
+        if resolve is not None:
+            self._remap(resolve)
         out = []
+        final = watermark == float("inf")  # end of a replay: the stream stopped, nobody fell silent
         heap = self._heap
         while heap and heap[0][0] <= watermark:
             end, name, idx = heapq.heappop(heap)
@@ -135,15 +148,25 @@ class EntitySignals:
             if e is None:
                 continue
             w = e.windows.pop(idx, None)
-            if w is None:
+            if w is None or (final and not w.total):
                 continue
             out.append(self._close(e, name, w, end))
-            if not e.windows and e.empty_run < self.p.max_empty_windows:
+            if not final and not e.windows and e.empty_run < self.p.max_empty_windows:
                 nxt = idx + 1
                 e.windows[nxt] = Window(nxt)
                 heapq.heappush(heap, ((nxt + 1) * self.p.window_seconds, name, nxt))
         self._expire(watermark)
         return out
+
+    def _remap(self, resolve) -> None:
+        # Merged templates continue under the id they merged into: their expected counts and open
+        # window counts move there, so a merge does not look like one template dropping and
+        # another rising.
+        for e in self.entities.values():
+            e.expected = _merge_keys(e.expected, resolve)
+            for w in e.windows.values():
+                w.counts = _merge_keys(w.counts, resolve)
+                w.examples = {resolve(t): x for t, x in w.examples.items()}
 
     def _close(self, e: EntityLog, name: str, w: Window, end: float) -> WindowResult:
         p = self.p
