@@ -188,7 +188,7 @@ def disk_filling(world: World, tl: Timeline) -> None:
     world.disk[i] += written * grow * (1.0 - world.ramp(E, E + 120.0))
     stalled = world.between(V, E)
     world.disk[i, stalled] = target + 0.004 * world.ramp(V, V + 600.0)[stalled]
-    world.cpu_extra[i, world.between(D, V)] += 0.15
+    world.cpu_extra[i] += 0.08 * world.ramp(D, D + 600.0) * (world.t < V)  # throttled bulk indexing
     world.latency[i] *= np.where(world.between(D, V), 1.0 + 0.15 * grow, 1.0)
     fixed_lines(world, i, [(D + 3.0, "info", "reindex [products] -> [products-next] started (manual, analyzer=products_v2)")])
     disk = world.disk[i]

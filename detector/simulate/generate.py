@@ -5,7 +5,7 @@ disruption, then the scrape values), then walks every scrape and every log line 
 rendering each only when it is reached, so records stream out without the day being held in memory
 as text. The record key is the service name: an entity's records stay in one partition.
 
-Volume at the defaults (30 s scrapes, ``volume=1.0``): about 180k metric points and 100k log lines
+Volume at the defaults (30 s scrapes, ``volume=1.0``): about 180k metric points and 90k log lines
 per simulated day. ``volume`` scales the log lines; ``scrape_interval`` sets the metric resolution.
 """
 
