@@ -66,7 +66,7 @@ class RobustSeasonal(Detector):
     'range breakout'
     """
 
-    def __init__(self, alpha: float = 0.02, shift_rate: float = 0.3, tail_quantile: float = 0.98,
+    def __init__(self, alpha: float = 0.005, shift_rate: float = 0.3, tail_quantile: float = 0.995,
                  refractory: int = 100, breakout_margin: float = 0.05, breakout_surprise: float = 10.0,
                  period: float = 86400.0, buckets: int = 96, warmup: int = 50, seed: int = 0):
         self.alpha = alpha
@@ -82,7 +82,7 @@ class RobustSeasonal(Detector):
 
     # -- state -------------------------------------------------------------------------------
     # Scalars live in one list so that a step can load them into locals and store them back.
-    _FIELDS = ("n", "level", "scale", "err_flat", "err_season", "shift", "u1", "b1", "u2", "b2",
+    _FIELDS = ("n", "level", "scale", "scale_season", "unused", "shift", "u1", "b1", "u2", "b2",
                "hi", "lo", "m1", "a1", "m2", "a2", "evidence", "expected", "sigma", "fired", "z")
 
     def _state(self) -> list:
@@ -126,7 +126,7 @@ class RobustSeasonal(Detector):
         ``evidence_out``, when given, receives each point's ``evidence`` (the robust |z|).
         """
         st = self._state()
-        (n, level, scale, err_flat, err_season, shift, u1, b1, u2, b2,
+        (n, level, scale, scale_s, _unused, shift, u1, b1, u2, b2,
          hi, lo, m1, a1, m2, a2, evidence, expected, sigma, fired, za) = st
         season = self._season
         alpha, kshift, q = self.alpha, self.shift_rate, self.tail_quantile
@@ -149,8 +149,14 @@ class RobustSeasonal(Detector):
                 continue
             b = int((t % period) / period * buckets) if period > 0 else 0
             s = season[b]
-            expected = s if (s == s and err_season < 0.8 * err_flat) else level
-            sigma = 1.25 * scale + 1e-9 * (abs(level) + 1.0) + 1e-12
+            # The profile is used only while it predicts clearly better than the level, and then the
+            # residual is scaled by the profile's own error: a seasonal series is calm around its
+            # profile even when its swings are large.
+            if s == s and scale_s < 0.8 * scale:
+                expected, sc = s, scale_s
+            else:
+                expected, sc = level, scale
+            sigma = 1.25 * sc + 1e-9 * (abs(level) + 1.0) + 1e-12
             z = (v - expected) / sigma
             za = -z if z < 0 else z
             if za > 1e3:
@@ -187,24 +193,30 @@ class RobustSeasonal(Detector):
                 m2, a2 = raw, 0.0
             a1 += 1.0
             a2 += 1.0
-            # Learn: robust (Huber-clipped) level and scale, seasonal profile, tails of the evidence.
-            a = alpha if n > 20 else 1.0 / (n + 1.0)
-            r = v - level
+            # Learn: robust (Huber-clipped) level and scale, seasonal profile and its own scale, tails
+            # of the evidence. Until the first 1/alpha points have been seen the averages are plain
+            # running means, so a short history is not dominated by its first point.
+            a = alpha if n * alpha > 1.0 else 1.0 / (n + 1.0)
             if n == 0:
                 level = v
             else:
+                r = v - level
                 c = 5.0 * scale
                 if c > 0.0:
-                    rc = c if r > c else (-c if r < -c else r)
-                    level += a * rc
-                    scale += a * ((rc if rc >= 0 else -rc) - scale)
-                else:
-                    level += a * r
-                    scale += a * ((r if r >= 0 else -r) - scale)
-                rs = v - s if s == s else r
-                err_flat += a * (r * r - err_flat)
-                err_season += a * (rs * rs - err_season)
-            season[b] = v if s != s else s + 0.3 * (v - s)
+                    r = c if r > c else (-c if r < -c else r)
+                level += a * r
+                scale += a * ((r if r >= 0 else -r) - scale)
+            if s == s:
+                rs = v - s
+                c = 5.0 * scale_s
+                if c > 0.0:
+                    rs = c if rs > c else (-c if rs < -c else rs)
+                scale_s += a * ((rs if rs >= 0 else -rs) - scale_s)
+                season[b] = s + 0.3 * rs
+            else:
+                season[b] = v
+                if scale_s == 0.0:
+                    scale_s = scale  # first visit of the profile: start from the level's scale
             shift = shift_new
             if za > u1:
                 b1 += 0.02 * ((za - u1) - b1)
@@ -226,7 +238,7 @@ class RobustSeasonal(Detector):
                 lo = v
             n += 1
         if learn:
-            st[:] = (n, level, scale, err_flat, err_season, shift, u1, b1, u2, b2,
+            st[:] = (n, level, scale, scale_s, _unused, shift, u1, b1, u2, b2,
                      hi, lo, m1, a1, m2, a2, evidence, expected, sigma, fired, za)
         else:
             st[16:21] = (evidence, expected, sigma, fired, za)
