@@ -74,3 +74,58 @@ def test_missing_value_scores_zero_and_does_not_break_the_model():
     assert model.update(ts[1700], float("nan"))[0] == 0.0
     score, _ = model.update(ts[1701], 500.0)
     assert score > 0.3
+
+
+def _noise(n, seed, sd=5.0):
+    rng = random.Random(seed)
+    return [100.0 + rng.gauss(0, sd) for _ in range(n)]
+
+
+def test_level_shift_is_detected_at_its_first_point_and_reported_once():
+    vs = _noise(4000, seed=3)
+    vs[3000:] = [v + 40.0 for v in vs[3000:]]  # +8 sigma, sustained
+    scores, confidences = _model().update_many([60.0 * i for i in range(4000)], vs)
+    assert scores[3000] > 0.45
+    assert max(scores[3001:3050]) < 0.3  # one detection for the incident, not one per shifted point
+    assert min(confidences[3000:3010]) > 0.99  # while the shift is new, every point is confidently unusual
+
+
+def test_run_of_moderate_same_sign_residuals_is_detected_within_a_few_points():
+    for seed in range(3):
+        vs = _noise(3100, seed)
+        vs[3000:3020] = [v + 12.0 for v in vs[3000:3020]]  # +2.4 sigma: no single point is extreme
+        scores, _ = _model().update_many([60.0 * i for i in range(3100)], vs)
+        normal = sorted(scores[1000:3000])
+        assert max(scores[3000:3010]) > normal[-10], seed
+
+
+def test_flat_line_then_any_change_is_detected():
+    vs = [5.0] * 2000 + [6.0] * 10
+    scores, confidences = _model().update_many([60.0 * i for i in range(len(vs))], vs)
+    assert max(scores[:2000]) == 0.0
+    assert scores[2000] > 0.5 and confidences[2000] > 0.99
+
+
+def test_steady_seasonal_series_stays_below_the_level_of_a_real_incident():
+    rng = random.Random(8)
+    ts = [300.0 * i for i in range(6000)]
+    vs = [100.0 + 30.0 * math.sin(2 * math.pi * t / 86400.0) + rng.gauss(0, 3) for t in ts]
+    scores, _ = _model().update_many(ts, vs)
+    assert max(scores[600:]) < 0.45  # after two days
+    model = _model()
+    model.update_many(ts, vs)
+    assert model.update(ts[-1] + 300.0, vs[-1] + 60.0)[0] > 0.45  # +20 sigma off the profile
+    assert model.explain()["detector"] in ("spike", "level shift")
+
+
+def test_a_broken_daily_pattern_is_detected_against_the_profile():
+    # The series stays inside its usual range, so only the daily profile can tell that the
+    # afternoon peak did not come.
+    rng = random.Random(9)
+    ts = [300.0 * i for i in range(288 * 10)]
+    vs = [(80.0 if (t % 86400) >= 43200 else 20.0) + rng.gauss(0, 2) for t in ts]
+    for i in range(288 * 9 + 150, 288 * 9 + 200):
+        vs[i] = 20.0 + rng.gauss(0, 2)
+    scores, _ = _model().update_many(ts, vs)
+    start = 288 * 9 + 150
+    assert max(scores[start:start + 10]) > max(scores[600:start])

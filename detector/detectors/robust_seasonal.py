@@ -34,7 +34,8 @@ class RobustSeasonal(Detector):
     Parameters
     ----------
     alpha : float
-        Adaptation rate of the level, scale and seasonal profile errors (per point).
+        Adaptation rate of the level and of both scales (per point); about ``1/alpha`` points of
+        memory, plain running means until that many points have been seen.
     shift_rate : float
         Weight of the newest z-score in the level-shift mean (about ``1/shift_rate`` points).
     tail_quantile : float
@@ -46,7 +47,8 @@ class RobustSeasonal(Detector):
     breakout_surprise : float
         Surprise (``-log p``) given to a range breakout, before adding how far it broke out.
     period : float
-        Candidate season length in seconds (a day); used only when it predicts better than the level.
+        Candidate season length in seconds (a day); the profile is used only while its own robust
+        error is below 0.8 of the level's, and residuals are then scaled by the profile's error.
     buckets : int
         Phase buckets per season; memory per series grows with this.
     warmup : int
