@@ -21,6 +21,7 @@ COMMANDS = [
     "detector.commands.demo",
     "detector.simulate.command",
     "detector.commands.replay",
+    "detector.commands.tune",
 ]
 
 # Modules that add ``evaluate <what>`` sub-commands.

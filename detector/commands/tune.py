@@ -1,0 +1,53 @@
+"""``outage-detector tune``: search model and alerting parameters, write the best as a model spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from detector.specs import MODELS_DIR
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="search model/alerting parameters against an objective and write the tuned model spec",
+        description="Run the trials of a search space (grid or seeded random) in parallel, scoring each "
+        "with the chosen objective on labelled data; write the best as a model spec with its measured "
+        "figures and provenance. Trials are journalled, so a rerun resumes where the last one stopped.",
+    )
+    p.add_argument("--space", required=True, type=Path, metavar="SPACE.yaml", help="search space (see models/spaces/)")
+    p.add_argument("--data-dir", type=Path, help="nab, alert_budget: NAB-layout data folder")
+    p.add_argument("--labels", type=Path, help="nab, alert_budget: combined_windows.json; f1: session labels CSV")
+    p.add_argument("--log", type=Path, help="f1: raw log file, lines in time order")
+    p.add_argument("--session-key", help="f1: regex naming a line's session")
+    p.add_argument("--output", type=Path, help="tuned spec to write (default: models/<space name>-tuned.yaml)")
+    p.add_argument("--journal", type=Path, help="trial journal (default: <output>.trials.jsonl beside the output)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--trials", type=int, help="override the space's trial count (random search)")
+    p.add_argument("--seed", type=int, help="override the space's seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from detector import tuning
+
+    space = tuning.load_space(args.space)
+    overrides = {k: v for k, v in (("trials", args.trials), ("seed", args.seed)) if v is not None}
+    if overrides:
+        space = tuning.SearchSpace(**{**space.model_dump(), **overrides})
+    data = tuning.Data(data_dir=args.data_dir, labels=args.labels, log=args.log, session_key=args.session_key)
+    out = args.output or MODELS_DIR / f"{args.space.stem}-tuned.yaml"
+    journal = args.journal or out.with_name(out.stem + ".trials.jsonl")
+    jobs = args.jobs if args.jobs is not None else tuning.default_jobs()
+    outcome = tuning.tune(space, data, journal, jobs, progress=not args.no_progress)
+    tuning.write_spec(space, data, outcome, out, args.space)
+    best, base = outcome["best"], outcome["baseline"]
+    print(json.dumps({
+        "objective": space.objective, "best": best["value"], "baseline": base["value"],
+        "figures": best["figures"], "params": best["params"], "trials": outcome["trials"],
+        "ran": outcome["ran"], "failed": outcome["failed"], "seconds": outcome["seconds"],
+        "spec": str(out), "journal": str(journal),
+    }))
+    return 0

@@ -1,0 +1,148 @@
+"""``tune``: a search on a few NAB files writes a spec whose measured figures ``evaluate nab``
+reproduces; journalled trials are not run twice; parallel runs agree with serial ones; the alert
+budget picks the best recall within budget; bad spaces are refused with their key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from detector.cli import main
+from detector.specs import load_model_spec
+from detector.tuning import Data, SearchSpace, load_space, trial_params, tune
+
+REPO = Path(__file__).resolve().parents[1]
+FILES = ("artificialWithAnomaly/art_daily_jumpsup.csv", "realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv",
+         "realAWSCloudwatch/rds_cpu_utilization_cc0c53.csv")
+
+
+@pytest.fixture()
+def nab_subset(data_dir, tmp_path) -> tuple[Path, Path]:
+    """Three NAB files in NAB's layout, linked (not copied) from the development data."""
+    root = tmp_path / "nab"
+    for rel in FILES:
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(data_dir / "nab" / "data" / rel)
+    return root, data_dir / "nab" / "labels" / "combined_windows.json"
+
+
+def write_space(tmp_path: Path, **fields) -> Path:
+    doc = {"model": str(REPO / "models" / "metric-default.yaml"), "objective": "nab", "method": "random",
+           "trials": 3, "seed": 1, "params": {
+               "model.detector.params.alpha": {"low": 0.005, "high": 0.1, "log": True},
+               "model.detector.params.refractory": {"values": [25, 100, 200]}}}
+    doc.update(fields)
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_tune_writes_a_spec_whose_figures_evaluate_nab_reproduces(nab_subset, tmp_path, capsys):
+    data, labels = nab_subset
+    out = tmp_path / "models" / "tuned.yaml"
+    space = write_space(tmp_path)
+    assert main(["tune", "--space", str(space), "--data-dir", str(data), "--labels", str(labels),
+                 "--output", str(out), "--jobs", "1", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["trials"] == 4 and summary["failed"] == 0
+
+    spec = load_model_spec(out)
+    assert spec.measured["objective"] == "nab" and spec.measured["value"] >= spec.measured["baseline"]["value"]
+    prov = spec.provenance
+    assert prov["objective"] == "nab" and prov["trials"] == 4 and prov["time"]
+    assert prov["search_space"]["params"]["model.detector.params.refractory"] == {"values": [25, 100, 200]}
+    assert {d["path"] for d in prov["data"]} == {str(data.resolve()), str(labels.resolve())}
+    for key, value in prov["params"].items():
+        assert spec.detector.params[key.rsplit(".", 1)[1]] == value
+
+    assert main(["evaluate", "nab", "--data-dir", str(data), "--labels", str(labels), "--model", str(out), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["standard"] == pytest.approx(spec.measured["standard"], abs=1e-3)
+
+
+def test_a_rerun_skips_the_trials_in_the_journal(nab_subset, tmp_path):
+    data, labels = nab_subset
+    space = load_space(write_space(tmp_path, trials=4))
+    journal = tmp_path / "trials.jsonl"
+    first = tune(space, Data(data_dir=data, labels=labels), journal, progress=False)
+    assert first["ran"] == 5
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])  # two trials lost, one cut short by a crash
+    again = tune(space, Data(data_dir=data, labels=labels), journal, progress=False)
+    assert again["ran"] == 2
+    assert again["best"]["value"] == first["best"]["value"]
+    assert tune(space, Data(data_dir=data, labels=labels), journal, progress=False)["ran"] == 0
+    # A changed space is another study: none of the old trials count for it.
+    other = SearchSpace(**{**space.model_dump(), "seed": 2})
+    assert tune(other, Data(data_dir=data, labels=labels), journal, progress=False)["ran"] == 5
+
+
+def test_parallel_trials_give_the_serial_results(nab_subset, tmp_path):
+    data, labels = nab_subset
+    space = load_space(write_space(tmp_path, trials=3))
+    serial = tune(space, Data(data_dir=data, labels=labels), tmp_path / "a.jsonl", jobs=1, progress=False)
+    parallel = tune(space, Data(data_dir=data, labels=labels), tmp_path / "b.jsonl", jobs=2, progress=False)
+
+    def values(path):
+        return sorted((e["trial"], e["value"]) for e in map(json.loads, path.read_text().splitlines()))
+
+    assert values(tmp_path / "a.jsonl") == values(tmp_path / "b.jsonl")
+    assert serial["best"]["trial"] == parallel["best"]["trial"]
+
+
+def test_the_alert_budget_picks_the_best_recall_within_budget(nab_subset, tmp_path):
+    data, labels = nab_subset
+    space = load_space(write_space(tmp_path, objective="alert_budget", pages_per_week=2, trials=5, params={
+        "alerting.confidence_threshold": {"values": [0.9, 0.99, 0.999]},
+        "alerting.fire_after": {"low": 1, "high": 3, "type": "int"}}))
+    journal = tmp_path / "t.jsonl"
+    outcome = tune(space, Data(data_dir=data, labels=labels), journal, progress=False)
+    entries = [json.loads(line) for line in journal.read_text().splitlines()]
+    within = [e for e in entries if e["figures"]["within_budget"]]
+    best = outcome["best"]
+    if within:
+        assert best["figures"]["within_budget"]
+        assert best["figures"]["recall"] == max(e["figures"]["recall"] for e in within)
+    else:
+        assert best["figures"]["worst_pages_per_week"] == min(e["figures"]["worst_pages_per_week"] for e in entries)
+    # Firing more easily never finds fewer windows: recall is monotone in the threshold.
+    by = {(e["params"].get("alerting.confidence_threshold"), e["params"].get("alerting.fire_after")): e for e in entries}
+    for (thr, fire), e in by.items():
+        for (thr2, fire2), e2 in by.items():
+            if thr is not None and thr2 is not None and fire == fire2 and thr2 < thr:
+                assert e2["figures"]["recall"] >= e["figures"]["recall"]
+
+
+def test_grid_search_runs_every_combination_once():
+    space = SearchSpace(method="grid", params={
+        "model.detector.params.refractory": {"values": [25, 50]},
+        "model.detector.params.alpha": {"low": 0.01, "high": 0.1, "steps": 3, "log": True}})
+    trials = trial_params(space)
+    assert trials[0] == {} and len(trials) == 1 + 2 * 3
+    assert len({json.dumps(t, sort_keys=True) for t in trials}) == len(trials)
+
+
+def test_a_bad_space_is_refused_with_its_key(tmp_path, capsys):
+    space = write_space(tmp_path, params={"detector.alpha": {"low": 1, "high": 0}})
+    assert main(["tune", "--space", str(space), "--data-dir", str(tmp_path), "--labels", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "params.detector.alpha" in err
+
+
+def test_a_trial_with_an_invalid_parameter_is_recorded_as_failed_not_fatal(nab_subset, tmp_path):
+    data, labels = nab_subset
+    space = load_space(write_space(tmp_path, trials=2, params={"model.detector.params.no_such_knob": {"values": [1]}}))
+    outcome = tune(space, Data(data_dir=data, labels=labels), tmp_path / "t.jsonl", progress=False)
+    assert outcome["failed"] == 2 and outcome["best"]["index"] == 0
+    assert "no_such_knob" in json.loads((tmp_path / "t.jsonl").read_text().splitlines()[-1])["error"]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "models" / "spaces").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_search_spaces_load(path):
+    space = load_space(path)
+    assert space.model.is_file()
+    assert len(trial_params(space)) > 1
