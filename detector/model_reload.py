@@ -1,0 +1,192 @@
+"""Hot reload of model specs: a changed spec file is validated, then applied to the running pipeline.
+
+The service calls :meth:`ModelReloader.check` once per loop (cheap: the files are stat'ed at most every
+``interval`` seconds) and :meth:`ModelReloader.request` from its SIGHUP handler (the reload itself then
+happens on the next ``check``, on the processing thread, never inside the signal handler, which could
+otherwise wait on the lock its own thread holds).
+
+A spec that does not load or does not build is rejected: the error is logged with its key path and the
+model in use stays. A file that is rejected is not retried until it changes again.
+
+What a new spec does to the state the pipeline already holds:
+
+- new partitions and new series always start from the new spec;
+- metric series: when the detector or calibrator changed, every held series gets a fresh model with
+  the new parameters (it warms up again; learnt state of the old parameters would not fit the new
+  ones); when only ``max_series`` changed, the models stay and the least recently seen series are
+  evicted down to the new limit;
+- logs: the template miner (templates, their ids and counts) is kept unless the miner parameters
+  changed; window signals are rebuilt when the signal parameters changed, sessions when the session
+  parameters changed; whatever did not change is kept as it is.
+
+Partitions restored from a checkpoint written before a reload are brought to the current spec on the
+next ``check``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from detector.errors import ConfigError
+from detector.logs.model import LogModel
+from detector.logs.params import MinerParams, SessionParams, SignalParams
+from detector.series_model import SeriesModel
+from detector.specs import LogModelSpec, MetricModelSpec, load_model_spec
+
+log = logging.getLogger(__name__)
+
+# What a LogModel rebuilds when its signal or session parameters change; everything else it holds
+# (the miner and the counters about mined lines) is carried over.
+_SIGNAL_STATE = frozenset({"signal_params", "signals", "_cal_name", "_cal_params"})
+_SESSION_STATE = frozenset({"session_params", "sessions", "session_detector", "session_calibrator",
+                            "sessions_scored", "sessions_anomalous"})
+
+
+class ModelReloader:
+    def __init__(self, pipeline, lock, paths: dict[str, Path] | None = None, interval: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.pipeline = pipeline
+        self.lock = lock
+        models = pipeline.spec.models
+        self.paths = {k: Path(v) for k, v in (paths or {"metric": models.metric, "log": models.log}).items()}
+        self.interval = interval
+        self.clock = clock
+        self._seen = {kind: _mtime(p) for kind, p in self.paths.items()}
+        self._last_check = clock()
+        self._requested = threading.Event()
+        self.reloads = 0  # specs applied
+        self.rejected = 0  # specs refused
+        self.last_error: str | None = None
+
+    # -- triggers ---------------------------------------------------------------------------------
+
+    def request(self) -> None:
+        """Ask for a reload on the next ``check`` (safe to call from a signal handler)."""
+        self._requested.set()
+
+    def check(self) -> bool:
+        """Reload if asked to or if a spec file changed; True when a new spec was applied."""
+        if self._requested.is_set():
+            self._requested.clear()
+            return self.reload()
+        now = self.clock()
+        if now - self._last_check < self.interval:
+            return False
+        self._last_check = now
+        changed = any(_mtime(p) != self._seen[kind] for kind, p in self.paths.items())
+        if changed:
+            return self.reload()
+        with self.lock:
+            self._conform_all()
+        return False
+
+    # -- the reload -------------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Load, validate and apply the spec files; on any error keep the models in use."""
+        self._seen = {kind: _mtime(p) for kind, p in self.paths.items()}
+        try:
+            specs = {kind: self._load(kind, path) for kind, path in self.paths.items()}
+        except ConfigError as exc:
+            self.rejected += 1
+            self.last_error = str(exc)
+            log.error("model spec rejected, the model in use stays: %s", exc)
+            return False
+        with self.lock:
+            changed = self._apply(specs.get("metric"), specs.get("log"))
+        if changed:
+            self.reloads += 1
+            self.last_error = None
+            log.info("model specs reloaded: %s", ", ".join(changed))
+        return bool(changed)
+
+    def _load(self, kind: str, path: Path):
+        spec = load_model_spec(path)
+        if spec.kind != kind:
+            raise ConfigError(f"{path}: kind: {spec.kind} where a {kind} model spec is expected")
+        # Building once catches what the schema cannot: unknown detectors, wrong parameters.
+        try:
+            if kind == "metric":
+                SeriesModel.from_spec(spec)
+            else:
+                LogModel.from_spec(spec)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        return spec
+
+    def _apply(self, metric: MetricModelSpec | None, logs: LogModelSpec | None) -> list[str]:
+        changed = []
+        p = self.pipeline
+        if metric is not None and metric != p.metric_spec:
+            p.metric_spec = metric
+            changed.append(str(self.paths["metric"]))
+        if logs is not None and logs != p.log_spec:
+            p.log_spec = logs
+            changed.append(str(self.paths["log"]))
+        if changed:
+            self._conform_all()
+        return changed
+
+    def _conform_all(self) -> None:
+        """Bring every held partition to the pipeline's current specs (cheap when they already are)."""
+        p = self.pipeline
+        log_params = None
+        for tp, st in p.partitions.items():
+            if st.kind == "metric":
+                conform_metric(st.model, p.metric_spec)
+            else:
+                if log_params is None:
+                    log_params = _log_params(p.log_spec)
+                st.model = conform_log(st.model, p.log_spec, log_params)
+
+
+def conform_metric(model, spec: MetricModelSpec) -> None:
+    old = model.spec
+    if old == spec:
+        return
+    model.spec = spec
+    if old.detector != spec.detector or old.calibrator != spec.calibrator:
+        for entry in model.series.values():
+            entry.model = SeriesModel.from_spec(spec)
+    while len(model.series) > spec.max_series:
+        model.series.popitem(last=False)
+        model.evictions += 1
+
+
+def _log_params(spec: LogModelSpec):
+    sessions = SessionParams.from_dict(spec.sessions, "sessions") if spec.sessions is not None else None
+    return MinerParams.from_dict(spec.miner, "miner"), SignalParams.from_dict(spec.signals, "signals"), sessions
+
+
+def conform_log(model: LogModel, spec: LogModelSpec, params=None) -> LogModel:
+    miner, signals, sessions = params or _log_params(spec)
+    same_miner = model.miner_params == miner
+    same_signals = model.signal_params == signals
+    same_sessions = model.session_params == sessions
+    if same_miner and same_signals and same_sessions:
+        return model
+    new = LogModel.from_spec(spec)
+    if not same_miner:
+        return new  # templates mined with other parameters would not match what the new miner makes
+    rebuilt = (set() if same_signals else _SIGNAL_STATE) | (set() if same_sessions else _SESSION_STATE)
+    for name, value in vars(model).items():
+        if name not in rebuilt:
+            setattr(new, name, value)
+    return new
+
+
+def install_sighup(reloader: ModelReloader) -> None:
+    """SIGHUP asks ``reloader`` for a reload (main thread only, as every Python signal handler)."""
+    signal.signal(signal.SIGHUP, lambda signum, frame: reloader.request())
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None  # a file being replaced may be briefly absent; it counts as a change when back
