@@ -22,6 +22,7 @@ COMMANDS = [
     "detector.simulate.command",
     "detector.commands.replay",
     "detector.commands.tune",
+    "detector.commands.report",
 ]
 
 # Modules that add ``evaluate <what>`` sub-commands.

@@ -1,0 +1,98 @@
+"""``report``: one self-contained HTML file with the series, alerts, templates, evaluation against
+labels, batch baselines and tuning results; it renders in headless Chromium without console errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from detector.cli import main
+from detector.config import load_pipeline
+from detector.replay import replay_file
+
+NAB_FILE = "artificialWithAnomaly/art_daily_jumpsup.csv"
+
+
+@pytest.fixture(scope="module")
+def replayed(data_dir, tmp_path_factory) -> dict:
+    """A NAB series and a small service log replayed together, plus a two-trial tuning journal."""
+    tmp = tmp_path_factory.mktemp("report")
+    nab = pl.read_csv(data_dir / "nab" / "data" / NAB_FILE).with_columns(
+        topic=pl.lit("metrics"), name=pl.lit(Path(NAB_FILE).stem))
+    lines = pl.DataFrame({
+        "timestamp": [1_396_310_400.0 + 30 * i for i in range(2000)],
+        "service": ["auth"] * 2000,
+        "message": [f"user {i % 50} logged in" if i % 400 != 399 else "token store unreachable" for i in range(2000)],
+        "level": ["info" if i % 400 != 399 else "error" for i in range(2000)],
+        "topic": ["logs"] * 2000,
+    })
+    src = tmp / "history.parquet"
+    pl.concat([nab.with_columns(pl.col("timestamp").str.to_datetime().dt.epoch("us") / 1e6), lines],
+              how="diagonal_relaxed").sort("timestamp").write_parquet(src)
+    spec = load_pipeline(None, inputs=[{"topic": "logs", "kind": "log", "format": "ecs"},
+                                       {"topic": "metrics", "kind": "metric", "format": "metric_json"}],
+                         alerting={"fire_after": 1})
+    scores = tmp / "scores.parquet"
+    replay_file(spec, src, scores, progress=False)
+    journal = tmp / "trials.jsonl"
+    journal.write_text("\n".join(json.dumps(e) for e in [
+        {"study": "s", "trial": "a", "index": 0, "params": {}, "value": 60.0, "figures": {}, "seconds": 1.0, "error": None},
+        {"study": "s", "trial": "b", "index": 1, "params": {"model.detector.params.alpha": 0.05}, "value": 65.5,
+         "figures": {}, "seconds": 1.0, "error": None},
+    ]) + "\n")
+    report = tmp / "report.html"
+    assert main(["report", "--scores", str(scores), "--labels", str(data_dir / "nab" / "labels" / "combined_windows.json"),
+                 "--journal", str(journal), "--output", str(report), "--baseline-points", "3300"]) == 0  # past the file's labelled window
+    return {"report": report, "tmp": tmp, "html": report.read_text(encoding="utf-8")}
+
+
+def test_the_report_is_one_file_that_fetches_nothing(replayed):
+    doc = replayed["html"]
+    assert not re.search(r"<script[^>]+src=", doc) and not re.search(r"<link[^>]+href=", doc)
+    assert "Plotly" in doc  # the library is inline
+
+
+def test_the_report_shows_series_alerts_templates_labels_baselines_and_tuning(replayed):
+    doc = replayed["html"]
+    for heading in ("Metric series", "Log signals", "Alerts", "Log templates", "Alerts against labels",
+                    "Batch baselines", "Tuning"):
+        assert f"<h2>{heading}</h2>" in doc
+    assert "art_daily_jumpsup" in doc and "token store unreachable" in doc
+    assert "isolation_forest" in doc and "rolling_zscore" in doc and "NAB standard" in doc
+    # metric series, log entity, alert timeline, templates, tuning
+    assert len(re.findall(r'class="plotly-graph-div"', doc)) == 5
+
+
+def test_without_labels_the_baselines_are_compared_by_agreement(replayed):
+    out = replayed["tmp"] / "plain.html"
+    assert main(["report", "--scores", str(replayed["tmp"] / "scores.parquet"), "--output", str(out),
+                 "--baseline-points", "800"]) == 0
+    doc = out.read_text(encoding="utf-8")
+    assert "top-1% overlap with online" in doc and "Alerts against labels" not in doc
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package 'chromium')")
+def test_the_report_renders_in_headless_chromium_without_console_errors(replayed, tmp_path):
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         "--dump-dom", replayed["report"].as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+    assert console == []
+    dom = proc.stdout
+    # Plotly drew every figure: each plot div now holds its rendered SVG.
+    assert dom.count('class="main-svg"') >= 5
+    assert dom.count('class="scatterlayer') >= 4 and "barlayer" in dom
