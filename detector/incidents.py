@@ -7,7 +7,8 @@ enough from the expected value). A score that passes is *hot*. A signal (entity,
 becomes active after ``fire_after`` consecutive hot evaluations, and the first active signal of an
 entity opens an incident whose start is when that signal's hot run began. Any signal of the entity
 that becomes active while the incident is open joins it. The incident resolves once none of its
-signals has been hot for ``incident_window_seconds`` of event time; a signal that becomes active
+signals has been hot for ``incident_window_seconds`` of the entity's event time (twice that of the
+newest event time anywhere, for an entity that fell silent); a signal that becomes active
 again after that opens a new incident, so a flapping signal keeps one incident open rather than
 paging again and again.
 
@@ -81,6 +82,7 @@ class _Incident:
         self.entity = entity
         self.start = start
         self.last_hot = start
+        self.now = start  # newest event time among this entity's scores
         self.severity = "warning"
         self.signals: dict[str, dict] = {}
         self.templates: dict[str, dict] = {}
@@ -138,6 +140,8 @@ class IncidentTracker:
                 self.now = s.timestamp
             confident = s.confidence >= threshold
             inc = self._open.get(s.entity)
+            if inc is not None and s.timestamp > inc.now:
+                inc.now = s.timestamp
             if s.signal in SUPPORTING_ONLY:
                 if confident and inc is not None:
                     self._add_evidence(inc, s)
@@ -167,6 +171,7 @@ class IncidentTracker:
                 st.active = True
                 if inc is None:
                     inc = self._open[s.entity] = _Incident(s.entity, st.since)
+                    inc.now = s.timestamp
                     self._join(inc, key, st, s)
                     self.opened[inc.severity] += 1
                     events.append(IncidentEvent("opened", s.timestamp, inc.snapshot(self.settings)))
@@ -270,10 +275,13 @@ class IncidentTracker:
                 del rows[k]
 
     def _resolve_quiet(self) -> list[IncidentEvent]:
+        # The entity's own event time decides, so a partition that runs ahead (catching up, or simply
+        # another topic) does not end an incident early; an entity that fell silent altogether still
+        # resolves once the newest event time anywhere is twice the window past its last hot score.
         out = []
         window = self.alerting.incident_window_seconds
         for entity, inc in list(self._open.items()):
-            if self.now - inc.last_hot < window:
+            if inc.now - inc.last_hot < window and self.now - inc.last_hot < 2 * window:
                 continue
             del self._open[entity]
             for key in inc.keys:

@@ -144,6 +144,24 @@ def test_a_flapping_signal_keeps_one_incident_which_resolves_after_a_quiet_windo
     assert [e.kind for e in again] == ["opened"] and again[0].incident.id != events[0].incident.id
 
 
+def test_another_partition_running_ahead_does_not_end_an_incident_early():
+    tr = tracker()  # 600 s window
+    tr.observe([metric(T0 + 15 * i) for i in range(4)])
+    # payments' partition is catching up far ahead in event time; checkout's own time has not moved.
+    assert tr.observe([quiet_metric(T0 + 1000 + 15 * i, "payments") for i in range(4)]) == []
+    assert [i.entity for i in tr.open_incidents()] == ["checkout"]
+    # Checkout itself quiet for the window: resolved.
+    events = tr.observe([quiet_metric(T0 + 45 + 15 * i) for i in range(1, 42)])
+    assert [e.kind for e in events] == ["resolved"]
+
+
+def test_an_entity_that_falls_silent_still_resolves_when_time_moves_on_elsewhere():
+    tr = tracker()
+    tr.observe([metric(T0 + 15 * i) for i in range(4)])
+    events = tr.observe([quiet_metric(T0 + 45 + 2 * 600, "payments")])
+    assert [e.kind for e in events] == ["resolved"] and events[0].incident.entity == "checkout"
+
+
 def test_new_templates_alone_never_page_but_are_evidence_of_an_open_incident():
     tr = tracker()
     new = [Score(T0 + i, "checkout", "log_new_template", 3.0, 0.999,
