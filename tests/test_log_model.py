@@ -64,6 +64,9 @@ def test_new_template_is_reported_after_the_grace_period_only():
     assert 0.0 <= s.confidence <= 1.0 and s.confidence > 0.9
     assert s.evidence["template"] == "disk quota exceeded on volume <*>"
     assert s.entity == "api"
+    assert "similar_template" not in s.evidence
+    near = model.process(LogRecord(901.0, "api", "disk quota restored on volume 3", "info"))
+    assert near[0].evidence["similar_template"] == "disk quota exceeded on volume <*>"
 
 
 def test_windows_close_on_event_time_not_on_arrival():
@@ -146,3 +149,20 @@ def test_end_of_replay_does_not_read_as_everyone_falling_silent():
     final = model.advance(float("inf"))
     assert all(s.evidence.get("lines", 1) > 0 for s in final if s.signal == "log_template_rate")
     assert model.evictions == 0
+
+
+def test_open_sessions_are_bounded_by_the_idle_timeout_and_the_cap():
+    model = LogModel(sessions={"key": r"req-\d+", "idle_seconds": 60})
+    scored = 0
+    for i in range(3000):
+        scored += len(model.process(LogRecord(float(i), "api", f"req-{i} start", "info")))
+        scored += sum(s.signal == "log_session" for s in model.advance(float(i)))
+    assert len(model.sessions.open) <= 61
+    assert scored >= 3000 - 61
+    capped = LogModel(sessions={"key": r"req-\d+", "idle_seconds": 1e9, "max_sessions": 100})
+    closed = []
+    for i in range(1000):
+        closed += capped.process(LogRecord(float(i), "api", f"req-{i} start", "info"))
+    assert len(capped.sessions.open) == 100
+    assert capped.evictions == 900
+    assert len([s for s in closed if s.signal == "log_session"]) == 900  # evicted sessions are still scored

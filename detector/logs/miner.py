@@ -53,12 +53,13 @@ class Template:
 class MineResult:
     """What the miner says about one line."""
 
-    __slots__ = ("template", "is_new", "damaged", "text")
+    __slots__ = ("template", "is_new", "damaged", "text", "similar")
 
-    def __init__(self, template: Template, is_new: bool, damaged: bool, text: str):
+    def __init__(self, template: Template, is_new: bool, damaged: bool, text: str, similar=None):
         self.template = template
         self.is_new = is_new
         self.damaged = damaged
+        self.similar = similar  # for a new template: the known one it differs from in a few words
         self.text = text  # the message as mined: decoded, cut to max_chars, control characters blanked
 
 
@@ -98,6 +99,7 @@ class TemplateMiner:
         self._next_id = 1
         self._masker = Masker(cache_size)
         self._exact: dict[tuple, Template] = {}
+        self._similar: Template | None = None
         self.lines = 0
         self.damaged_lines = 0
         self.truncated_tokens = 0
@@ -137,6 +139,7 @@ class TemplateMiner:
         key = tuple(masked)
         tpl = self._exact.get(key)
         is_new = False
+        self._similar = None
         if tpl is not None:
             while tpl.merged_into is not None:
                 tpl = tpl.merged_into
@@ -146,7 +149,7 @@ class TemplateMiner:
                 self._exact.clear()
             self._exact[key] = tpl
         tpl.count += 1
-        return MineResult(tpl, is_new, damaged, text)
+        return MineResult(tpl, is_new, damaged, text, self._similar if is_new else None)
 
     def _place(self, tokens: list[str], timestamp: float, text: str) -> tuple[Template, bool]:
         n = len(tokens)
@@ -173,6 +176,7 @@ class TemplateMiner:
                 if best_diff is None or len(diff) < len(best_diff):
                     best, best_diff = tpl, diff
         new = self._create(tokens, timestamp, text)
+        self._similar = best
         if best is not None and new.merged_into is None:
             merged = self._vote(best, new, best_diff)
             if merged is not None:
@@ -263,6 +267,7 @@ class TemplateMiner:
         # Caches are rebuilt on demand: they would only make checkpoints bigger.
         state["_exact"] = {}
         state["_masker"] = None
+        state["_similar"] = None
         return state
 
     def __setstate__(self, state):

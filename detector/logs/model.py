@@ -95,10 +95,16 @@ class LogModel:
                 # Good-Turing: the chance that the next line shows a new template is about the share
                 # of lines whose template has been seen once. Rarely-new streams make novelty alarming.
                 p_new = (self._singletons + 1) / (self.miner.lines + 2)
-                out.append(Score(ts, entity, "log_new_template", -math.log10(p_new), 1.0 - p_new, {
+                evidence = {
                     "template_id": tid, "template": tpl.text, "example": res.text[:300],
                     "level": "error" if err else (rec.level or "info"),
-                }))
+                }
+                if res.similar is not None:
+                    # What it nearly matched: a new value in a known line reads differently from
+                    # a line never seen before.
+                    evidence["similar_template_id"] = res.similar.id
+                    evidence["similar_template"] = res.similar.text
+                out.append(Score(ts, entity, "log_new_template", -math.log10(p_new), 1.0 - p_new, evidence))
         if self.sessions is not None:
             observe = getattr(self.session_detector, "observe", None)
             if observe is not None:
