@@ -28,6 +28,13 @@ from detector.logs.preprocess import EMPTY, WILDCARD, Masker, clean_text, json_m
 ANY = "\x00*"
 
 
+def _first_word(tokens: list[str]) -> int:
+    for i, t in enumerate(tokens):
+        if t != WILDCARD:
+            return i
+    return 0
+
+
 class Template:
     __slots__ = ("id", "tokens", "count", "first_seen", "example", "merged_into")
 
@@ -157,15 +164,17 @@ class TemplateMiner:
         best_diff: list[int] | None = None
         # Short lines may still differ in one word: two or three values there stay apart anyway.
         limit = max(1.0, self.max_differing * n)
-        # The first word names the event far more often than not (a verb, a component): in short
-        # lines a different first word is a different event; in longer ones it may be a variable
-        # (a program name), but needs twice the evidence (see _vote).
+        # The first word (after any leading values such as a timestamp) names the event far more
+        # often than not (a verb, a component): in short lines a different first word is a
+        # different event; in longer ones it may be a variable (a program name), but needs twice
+        # the evidence (see _vote).
+        first = _first_word(tokens)
         first_fixed = n < 6
         for tpl in self._by_length.get(n, ()):
             diff = []
             for i, (a, b) in enumerate(zip(tpl.tokens, tokens)):
                 if a != b and a != ANY:
-                    if not i and first_fixed:
+                    if i == first and first_fixed:
                         break
                     diff.append(i)
                     if len(diff) > limit or (best_diff is not None and len(diff) >= len(best_diff)):
@@ -197,7 +206,7 @@ class TemplateMiner:
             var.members.append(anchor)
         var.values.add(tuple(new.tokens[i] for i in diff))
         var.members.append(new)
-        needed = self.merge_after * 2 if diff[0] == 0 else self.merge_after
+        needed = self.merge_after * 2 if _first_word(new.tokens) in diff else self.merge_after
         if len(var.values) < needed:
             if len(self._variants) > self.max_templates:
                 self._variants.clear()  # bounded bookkeeping; worst case some variables merge later
@@ -214,6 +223,12 @@ class TemplateMiner:
         for m in live.values():
             if m is not target:
                 self._absorb(target, m)
+        # Templates the generalised one now covers are the same event: fold them in too, so one
+        # event does not keep two templates with the same text.
+        tt = target.tokens
+        for other in list(self._by_length[len(tt)]):
+            if other is not target and all(a == b or a == ANY for a, b in zip(tt, other.tokens)):
+                self._absorb(target, other)
         return target
 
     def _absorb(self, target: Template, other: Template) -> None:
