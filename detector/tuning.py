@@ -21,7 +21,11 @@ Objectives (higher is better):
 - ``alert_budget``: recall of the label windows by alerts (after the alerting hysteresis) as long as
   no service gets more than ``pages_per_week`` alerts outside the windows; over budget, minus the
   worst overshoot, so any trial within budget beats every trial over it;
-- ``f1``: session F1 on a labelled log (``evaluate sessions``), for log model specs.
+- ``f1``: session F1 on a labelled log (``evaluate sessions``), for log model specs;
+- ``lead_time``: the simulated incident scenarios (``evaluate incidents``) replayed through the whole
+  pipeline with the trial's model and alerting: mean lead time in seconds over the disruption
+  scenarios (a missed one counts 0) while false alerts stay within ``false_alerts_per_day``; over
+  budget, minus the overshoot.
 
 Every finished trial is appended to a JSON-lines journal; a rerun of the same study skips the trials
 already there, so an interrupted search resumes where it stopped.
@@ -112,7 +116,7 @@ def _spaced(low: float, high: float, steps: int, log: bool) -> list[float]:
 
 class SearchSpace(_Strict):
     model: Path = Field(MODELS_DIR / "metric-default.yaml", description="spec to tune; relative to the space file")
-    objective: Literal["nab", "alert_budget", "f1"] = "nab"
+    objective: Literal["nab", "alert_budget", "f1", "lead_time"] = "nab"
     method: Literal["random", "grid"] = "random"
     trials: int = Field(20, ge=1, description="samples of a random search (trial 0, the unchanged spec, is extra)")
     seed: int = 0
@@ -120,6 +124,9 @@ class SearchSpace(_Strict):
     alerting: dict[str, Any] = Field(default_factory=dict, description="alerting settings the trials start from")
     profile: str = Field("standard", description="nab: the profile whose score is the objective")
     pages_per_week: float = Field(1.0, gt=0, description="alert_budget: pages allowed per service and week")
+    false_alerts_per_day: float = Field(2.0, ge=0, description="lead_time: false alerts allowed per simulated day")
+    hours: float = Field(24.0, gt=0, description="lead_time: simulated hours per scenario")
+    scenarios: list[str] = Field(default_factory=list, description="lead_time: scenarios to run (default: all)")
 
     @field_validator("params")
     @classmethod
@@ -196,10 +203,11 @@ class Data(_Strict):
     labels: Path | None = None
     log: Path | None = None
     session_key: str | None = None
+    pipeline: Path | None = None  # lead_time: the pipeline whose other model and alerting the trials use
 
     def fingerprint(self) -> list[dict]:
         out = []
-        for p in (self.data_dir, self.labels, self.log):
+        for p in (self.data_dir, self.labels, self.log, self.pipeline):
             if p is None:
                 continue
             files = sorted(p.rglob("*.csv")) if p.is_dir() else [p]
@@ -220,6 +228,13 @@ def _init_worker(space: SearchSpace, data: Data) -> None:
             raise ConfigError(f"objective {space.objective} needs --data-dir and --labels (NAB layout)")
         labels = read_labels(data.labels)
         _WORKER["files"] = [read_file(p, data.data_dir, labels) for p in find_csvs(data.data_dir)]
+    elif space.objective == "lead_time":
+        import tempfile
+
+        from detector.config import load_pipeline
+
+        _WORKER["pipeline"] = load_pipeline(data.pipeline)
+        _WORKER["tmp"] = Path(tempfile.mkdtemp(prefix="outage-detector-tune-"))
     elif data.log is None or data.labels is None or data.session_key is None:
         raise ConfigError("objective f1 needs --log, --labels and --session-key")
 
@@ -237,6 +252,10 @@ def run_trial(index: int, params: dict[str, Any]) -> dict:
             figures = _alert_budget(spec, alerting, space.pages_per_week)
             over = figures["worst_pages_per_week"] - space.pages_per_week
             value = figures["recall"] if over <= 0 else -over
+        elif space.objective == "lead_time":
+            figures = _lead_time(spec, alerting, space, index)
+            over = figures["false_alerts_per_day"] - space.false_alerts_per_day
+            value = figures["mean_lead_seconds"] if over <= 0 else -over
         else:
             figures = _sessions(spec, _WORKER["data"])
             value = figures["f1"]
@@ -302,6 +321,25 @@ def _alert_budget(spec, alerting: AlertingSettings, budget: float) -> dict:
     return {"recall": round(found / windows, 4) if windows else 0.0, "windows": windows, "windows_found": found,
             "pages": pages, "false_pages": false_pages, "worst_pages_per_week": round(worst, 4),
             "within_budget": bool(worst <= budget)}
+
+
+def _lead_time(spec, alerting: AlertingSettings, space: SearchSpace, index: int) -> dict:
+    from detector.evaluation.incidents import evaluate
+
+    # The pipeline loads its models from files: the trial's spec goes to one of its own.
+    path = _WORKER["tmp"] / f"trial-{index}-{spec.kind}.yaml"
+    path.write_text(yaml.safe_dump(spec.model_dump(mode="json")), encoding="utf-8")
+    base = _WORKER["pipeline"]
+    pipeline = base.model_copy(update={
+        "models": base.models.model_copy(update={spec.kind: path}),
+        "alerting": alerting if space.alerting or any(k.startswith("alerting.") for k in space.params) else base.alerting,
+    })
+    result = evaluate(pipeline, hours=space.hours, names=space.scenarios or None)
+    rows = [r for r in result["scenarios"] if r["detected"] is not None]
+    leads = [max(r["lead_seconds"], 0.0) if r["detected"] else 0.0 for r in rows]
+    return {"mean_lead_seconds": round(sum(leads) / len(leads), 1) if leads else 0.0,
+            "detection_rate": result["detection_rate"], "median_lead_seconds": result["median_lead_seconds"],
+            "false_alerts_per_day": result["false_alerts_per_day"], "scenarios": len(result["scenarios"])}
 
 
 def _sessions(spec, data: Data) -> dict:

@@ -146,3 +146,19 @@ def test_shipped_search_spaces_load(path):
     space = load_space(path)
     assert space.model.is_file()
     assert len(trial_params(space)) > 1
+
+
+def test_lead_time_is_measured_on_the_simulated_incidents_as_evaluate_incidents_does(tmp_path, capsys):
+    space = load_space(write_space(tmp_path, objective="lead_time", hours=12, trials=1, false_alerts_per_day=1000,
+                                   scenarios=["error_burst_after_deploy"],
+                                   params={"alerting.fire_after": {"values": [2]}}))
+    journal = tmp_path / "t.jsonl"
+    outcome = tune(space, Data(), journal, progress=False)
+    base = outcome["baseline"]
+    assert base["error"] is None and base["figures"]["scenarios"] == 1
+
+    assert main(["evaluate", "incidents", "--hours", "12", "--scenario", "error_burst_after_deploy", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["scenarios"][0]
+    expected = max(row["lead_seconds"], 0.0) if row["detected"] else 0.0
+    assert base["value"] == pytest.approx(expected)
+    assert base["figures"]["false_alerts_per_day"] == row["false_alerts_per_day"]

@@ -21,6 +21,7 @@ def add_command(sub) -> None:
     p.add_argument("--labels", type=Path, help="nab, alert_budget: combined_windows.json; f1: session labels CSV")
     p.add_argument("--log", type=Path, help="f1: raw log file, lines in time order")
     p.add_argument("--session-key", help="f1: regex naming a line's session")
+    p.add_argument("--pipeline", type=Path, help="lead_time: pipeline spec for the other model and alerting")
     p.add_argument("--output", type=Path, help="tuned spec to write (default: models/<space name>-tuned.yaml)")
     p.add_argument("--journal", type=Path, help="trial journal (default: <output>.trials.jsonl beside the output)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
@@ -37,7 +38,8 @@ def run(args) -> int:
     overrides = {k: v for k, v in (("trials", args.trials), ("seed", args.seed)) if v is not None}
     if overrides:
         space = tuning.SearchSpace(**{**space.model_dump(), **overrides})
-    data = tuning.Data(data_dir=args.data_dir, labels=args.labels, log=args.log, session_key=args.session_key)
+    data = tuning.Data(data_dir=args.data_dir, labels=args.labels, log=args.log, session_key=args.session_key,
+                       pipeline=args.pipeline)
     out = args.output or MODELS_DIR / f"{args.space.stem}-tuned.yaml"
     journal = args.journal or out.with_name(out.stem + ".trials.jsonl")
     jobs = args.jobs if args.jobs is not None else tuning.default_jobs()
