@@ -115,3 +115,33 @@ def test_grouping_accuracy_on_loghub_samples_with_one_configuration():
         scores[d.name] = run_parsing(content, truth)["grouping_accuracy"]
     assert min(scores.values()) >= 0.85, scores
     assert sum(scores.values()) / len(scores) >= 0.96, scores
+
+
+def test_the_verb_after_a_timestamp_keeps_events_apart():
+    verbs = ["install", "upgrade", "remove", "purge", "configure"]
+    lines = [f"2024-01-0{d} 10:0{d}:00 {v} pkg{v}:amd64 <none> 1.{d}" for d in range(1, 6) for v in verbs]
+    m, ids = _mine(lines)
+    by_verb = {}
+    for line, i in zip(lines, ids):
+        by_verb.setdefault(line.split()[2], set()).add(m.resolve(i))
+    assert all(len(s) == 1 for s in by_verb.values())
+    assert len(set.union(*by_verb.values())) == len(verbs)
+
+
+def test_one_event_never_keeps_two_templates_with_the_same_text():
+    # dpkg lines: the state and the package both vary, and two templates generalise to one shape.
+    rows = [
+        "upgrade libsystemd0:amd64 252.36-1~deb12u1 252.38-1~deb12u1",
+        "status triggers-pending libc-bin:amd64 2.36-9+deb12u10",
+        "status unpacked libudev1:amd64 252.38-1~deb12u1",
+        "status half-configured libudev1:amd64 252.38-1~deb12u1",
+        "status installed libudev1:amd64 252.38-1~deb12u1",
+        "status half-configured libc-bin:amd64 2.36-9+deb12u10",
+        "status installed libc-bin:amd64 2.36-9+deb12u10",
+        "status unpacked perl-modules-5.36:all 5.36.0-7+deb12u2",
+        "status half-installed perl:amd64 5.36.0-7+deb12u2",
+    ]
+    m, ids = _mine([f"2025-06-24 14:36:{i:02d} {r}" for i, r in enumerate(rows)])
+    texts = [t["template"] for t in m.template_list()]
+    assert len(texts) == len(set(texts)), texts
+    assert len({m.resolve(i) for i in ids[1:]}) == 1
