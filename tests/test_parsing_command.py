@@ -66,3 +66,15 @@ def test_command_uses_the_miner_section_of_a_model_spec(tmp_path, capsys):
     assert main(["evaluate", "parsing", "--structured", str(f), "--model", str(spec)]) == 2
     err = capsys.readouterr().err
     assert "miner" in err and "merge_after" in err
+
+
+def test_several_files_give_their_mean(tmp_path, capsys):
+    a, b = tmp_path / "A_2k.log_structured.csv", tmp_path / "B_2k.log_structured.csv"
+    a.write_text("Content,EventId\nuser 1 in,E1\nuser 2 in,E1\n")
+    b.write_text("Content,EventId\ncupsd startup succeeded,E1\ncupsd shutdown succeeded,E1\n")
+    assert main(["evaluate", "parsing", "--structured", str(a), str(b), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["files"]["A_2k.log_structured.csv"]["grouping_accuracy"] == 1.0
+    assert out["files"]["B_2k.log_structured.csv"]["grouping_accuracy"] == 0.0
+    assert out["grouping_accuracy"] == 0.5
+    assert out["lines"] == 4
