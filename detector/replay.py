@@ -12,7 +12,9 @@ replays in bounded memory; outputs are written as Parquet row groups while the r
 - ``OUT.parquet``: one row per score (timestamp, entity, signal, series, score, confidence, value,
   evidence as JSON);
 - ``OUT.alerts.parquet``: alert transitions (firing / resolved);
-- ``OUT.templates.parquet``: the log templates mined, with their counts (when there are log inputs).
+- ``OUT.templates.parquet``: the log templates mined, with their counts (when there are log inputs);
+- ``OUT.incidents.parquet``: incident events (opened / updated / resolved), when the pipeline groups
+  signals into incidents.
 """
 
 from __future__ import annotations
@@ -450,11 +452,16 @@ def _schemas():
         ("timestamp", pa.float64()), ("entity", pa.string()), ("signal", pa.string()), ("series", pa.string()),
         ("state", pa.string()), ("confidence", pa.float64()), ("since", pa.float64()), ("evidence", pa.string()),
     ])
+    incidents = pa.schema([
+        ("timestamp", pa.float64()), ("kind", pa.string()), ("id", pa.string()), ("entity", pa.string()),
+        ("severity", pa.string()), ("confidence", pa.float64()), ("start", pa.float64()), ("end", pa.float64()),
+        ("signals", pa.string()), ("templates", pa.string()), ("series", pa.string()),
+    ])
     templates = pa.schema([
         ("topic", pa.string()), ("partition", pa.int64()), ("id", pa.int64()), ("template", pa.string()),
         ("count", pa.int64()), ("first_seen", pa.float64()),
     ])
-    return scores, alerts, templates
+    return scores, alerts, templates, incidents
 
 
 def sibling(path: Path, name: str) -> Path:
@@ -469,12 +476,13 @@ def _json(evidence) -> str | None:
 
 
 class ReplayWriter:
-    def __init__(self, out: str | Path, group_rows: int = 100_000):
+    def __init__(self, out: str | Path, group_rows: int = 100_000, incidents: bool = False):
         self.out = Path(out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        scores, alerts, self._templates_schema = _schemas()
+        scores, alerts, self._templates_schema, incident_schema = _schemas()
         self.scores = ParquetTableWriter(self.out, scores, group_rows)
         self.alerts = ParquetTableWriter(sibling(self.out, "alerts"), alerts, group_rows)
+        self.incidents = ParquetTableWriter(sibling(self.out, "incidents"), incident_schema, group_rows) if incidents else None
 
     def write(self, result, values: list[float] | None) -> None:
         scores = result.scores
@@ -498,10 +506,22 @@ class ReplayWriter:
                 "confidence": [float(t.confidence) for t in trs], "since": [t.since for t in trs],
                 "evidence": [_json(t.evidence) for t in trs],
             })
+        events = getattr(result, "incidents", None)
+        if events and self.incidents is not None:
+            snaps = [e.incident for e in events]
+            self.incidents.append({
+                "timestamp": [e.timestamp for e in events], "kind": [e.kind for e in events],
+                "id": [i.id for i in snaps], "entity": [i.entity for i in snaps], "severity": [i.severity for i in snaps],
+                "confidence": [float(i.confidence) for i in snaps], "start": [i.start for i in snaps],
+                "end": [i.end for i in snaps], "signals": [_json(list(i.signals)) for i in snaps],
+                "templates": [_json(list(i.templates)) for i in snaps], "series": [_json(list(i.series)) for i in snaps],
+            })
 
     def close(self, pipeline: Pipeline) -> None:
         self.scores.close()
         self.alerts.close()
+        if self.incidents is not None:
+            self.incidents.close()
         rows = [
             {"topic": topic, "partition": part, **t}
             for (topic, part), st in sorted(pipeline.partitions.items()) if st.kind == "log"
@@ -541,7 +561,7 @@ def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str 
     for topic, (kind, decoder) in list(pipeline.decoders.items()):
         if kind == "metric":
             pipeline.decoders[topic] = (kind, _ValueTap(decoder, values))
-    writer = ReplayWriter(out)
+    writer = ReplayWriter(out, incidents=hasattr(pipeline, "incidents"))
     started = time.perf_counter()
     rows = dead = 0
     bar = tqdm(total=total, unit="row", unit_scale=True, file=sys.stderr, desc="replay",
@@ -561,6 +581,7 @@ def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str 
     elapsed = time.perf_counter() - started
     return {
         "rows": rows, "dead_letters": dead, "scores": writer.scores.rows, "alerts": writer.alerts.rows,
+        "incidents": writer.incidents.rows if writer.incidents is not None else None,
         "seconds": round(elapsed, 3), "rows_per_second": round(rows / elapsed, 1) if elapsed > 0 else None,
         "output": str(writer.out),
     }

@@ -78,6 +78,7 @@ class ReplayOutput:
     alerts: pl.DataFrame
     templates: pl.DataFrame | None
     path: Path
+    incidents: pl.DataFrame | None = None
 
     @classmethod
     def read(cls, path: str | Path) -> "ReplayOutput":
@@ -89,7 +90,9 @@ class ReplayOutput:
             schema={"timestamp": pl.Float64, "entity": pl.String, "signal": pl.String, "series": pl.String,
                     "state": pl.String, "confidence": pl.Float64, "since": pl.Float64})
         templates = pl.read_parquet(templates_path) if templates_path.is_file() else None
-        return cls(pl.scan_parquet(path), alerts, templates, path)
+        incidents_path = sibling(path, "incidents")
+        incidents = pl.read_parquet(incidents_path) if incidents_path.is_file() else None
+        return cls(pl.scan_parquet(path), alerts, templates, path, incidents)
 
 
 # -- pieces of the page --------------------------------------------------------------------------
@@ -202,6 +205,8 @@ def build_report(out: ReplayOutput, labels: dict[str, list[Window]] | None = Non
     chosen = section_metric_series(page, out, labels or {}, options)
     section_log_signals(page, out, options)
     section_alert_timeline(page, out, summary["last"])
+    if out.incidents is not None and out.incidents.height:
+        section_incidents(page, out.incidents)
     if out.templates is not None and out.templates.height:
         section_templates(page, out.templates)
     if labels:
@@ -351,6 +356,18 @@ def section_alert_timeline(page: Page, out: ReplayOutput, last: float) -> None:
     rows = [{"entity": k[0], "signal": k[1], "series": k[2], "firing periods": counts[k],
              "first": _iso(min(t0 for kk, t0, _ in intervals if kk == k))} for k in keys]
     page.add("Alerts", page.figure(fig), table(rows), note="Each bar is one firing period, from the alert firing to it resolving.")
+
+
+def section_incidents(page: Page, incidents: pl.DataFrame) -> None:
+    last = incidents.sort("timestamp").group_by("id", maintain_order=True).last().sort("start")
+    rows = []
+    for r in last.head(50).iter_rows(named=True):
+        signals = sorted({s.get("signal", "") for s in json.loads(r["signals"] or "[]")})
+        rows.append({"id": r["id"], "entity": r["entity"], "severity": r["severity"], "opened": _iso(r["start"]),
+                     "resolved": _iso(r["end"]) if r["end"] is not None else "open",
+                     "confidence": r["confidence"], "signals": ", ".join(signals)})
+    page.add("Incidents", table(rows, ("signals",)), note=f"{last.height} incidents: signals of one entity grouped "
+             "across logs and metrics, as the service pages them.")
 
 
 def section_templates(page: Page, templates: pl.DataFrame) -> None:

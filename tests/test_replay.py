@@ -59,7 +59,10 @@ def test_replaying_the_same_file_twice_gives_identical_output(spec, tmp_path):
     assert a["scores"] == b["scores"] > 0 and a["alerts"] == b["alerts"]
     for name in ("a", "b"):
         assert sibling(tmp_path / f"{name}.parquet", "templates").is_file()
-    for suffix in ("", ".alerts", ".templates"):
+    assert a["incidents"] == b["incidents"] > 0
+    incidents = pl.read_parquet(tmp_path / "a.incidents.parquet")
+    assert set(incidents["kind"]) >= {"opened"} and "db" in incidents["entity"].to_list()
+    for suffix in ("", ".alerts", ".templates", ".incidents"):
         assert (tmp_path / f"a{suffix}.parquet").read_bytes() == (tmp_path / f"b{suffix}.parquet").read_bytes()
 
 

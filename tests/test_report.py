@@ -60,7 +60,7 @@ def test_the_report_is_one_file_that_fetches_nothing(replayed):
 
 def test_the_report_shows_series_alerts_templates_labels_baselines_and_tuning(replayed):
     doc = replayed["html"]
-    for heading in ("Metric series", "Log signals", "Alerts", "Log templates", "Alerts against labels",
+    for heading in ("Metric series", "Log signals", "Alerts", "Incidents", "Log templates", "Alerts against labels",
                     "Batch baselines", "Tuning"):
         assert f"<h2>{heading}</h2>" in doc
     assert "art_daily_jumpsup" in doc and "token store unreachable" in doc
