@@ -101,3 +101,32 @@ def test_hdfs_blocks_replayed_in_time_order_are_flagged_online(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["sessions"] == 5750
     assert out["f1"] >= 0.9, out
+
+
+@pytest.mark.parametrize(
+    "line, ts, message, level",
+    [
+        ("081109 203530 147 INFO dfs.DataNode: Receiving block", 1226262930.0, "147 INFO dfs.DataNode: Receiving block",
+         "info"),
+        ("2015-10-18 18:01:47,978 ERROR [main] boom", 1445191307.978, "ERROR [main] boom", "error"),
+        ("[Sun Dec 04 04:47:44 2005] [error] mod_jk child", 1133671664.0, "[error] mod_jk child", "error"),
+        ("[17/Jun/2005:20:35:30 +0000] GET /", 1119040530.0, "GET /", None),
+        ("1131566461 node-1 RAS KERNEL FATAL oops", 1131566461.0, "node-1 RAS KERNEL FATAL oops", "fatal"),
+    ],
+)
+def test_raw_lines_give_event_time_level_and_message(line, ts, message, level):
+    from detector.evaluation.logs_lines import LineReader
+
+    rec = LineReader().record(line)
+    assert rec.timestamp == pytest.approx(ts)
+    assert rec.message == message
+    assert rec.level == level
+
+
+def test_a_line_without_a_time_keeps_the_previous_one():
+    from detector.evaluation.logs_lines import LineReader
+
+    r = LineReader()
+    r.record("2020-01-01T00:00:00Z start")
+    rec = r.record("    at com.example.Foo.bar(Foo.java:12)")
+    assert rec.timestamp == 1577836800.0 and r.untimed == 1

@@ -16,19 +16,21 @@ import orjson
 from detector.records import LogRecord
 
 _UTC = timezone.utc
-_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 
 _SHAPES = [
     # 2008-11-09T20:35:30.123Z, 2008-11-09 20:35:30,123
-    (re.compile(r"^\[?(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)?\]?\s*"), "iso"),
+    (re.compile(r"^\[?(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(?:Z|[+-]\d\d:?\d\d)?\]?\s*"),
+     "iso"),
     # 081109 203530 (HDFS)
     (re.compile(r"^(\d\d)(\d\d)(\d\d) (\d\d)(\d\d)(\d\d)\s+"), "compact"),
-    # 2015/10/17 20:35:30 or 17/10/2015 not handled: ambiguous day/month order
+    # 2015/10/17 20:35:30 (day-first dates such as 17/10/2015 are ambiguous and not read)
     (re.compile(r"^\[?(\d{4})/(\d\d)/(\d\d)[ -](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\]?\s*"), "iso"),
     # [17/Jun/2005:20:35:30 +0000]
     (re.compile(r"^\[?(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d)(?: [+-]\d{4})?\]?\s*"), "clf"),
     # [Sun Dec 04 04:47:44 2005] (Apache error log, ctime)
-    (re.compile(r"^\[?[A-Z][a-z]{2} ([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.\d+)? (\d{4})\]?\s*"), "ctime"),
+    (re.compile(r"^\[?[A-Z][a-z]{2} ([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.\d+)? (\d{4})\]?\s*"),
+     "ctime"),
     # Jun  9 06:06:20
     (re.compile(r"^([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)\s+"), "syslog"),
     # 1131566461 or 1131566461123
@@ -42,19 +44,22 @@ _LEVEL_WORDS = {
 }
 
 
+def _utc(year, month, day, hh, mm, ss) -> float:
+    return datetime(int(year), int(month), int(day), int(hh), int(mm), int(ss), tzinfo=_UTC).timestamp()
+
+
 def _stamp(kind: str, g: tuple) -> float:
     if kind == "iso":
-        frac = float("0." + g[6]) if g[6] else 0.0
-        return datetime(int(g[0]), int(g[1]), int(g[2]), int(g[3]), int(g[4]), int(g[5]), tzinfo=_UTC).timestamp() + frac
+        return _utc(*g[:6]) + (float("0." + g[6]) if g[6] else 0.0)
     if kind == "compact":
-        return datetime(2000 + int(g[0]), int(g[1]), int(g[2]), int(g[3]), int(g[4]), int(g[5]), tzinfo=_UTC).timestamp()
+        return _utc(2000 + int(g[0]), *g[1:6])
     if kind == "clf":
-        return datetime(int(g[2]), _MONTHS[g[1]], int(g[0]), int(g[3]), int(g[4]), int(g[5]), tzinfo=_UTC).timestamp()
+        return _utc(g[2], _MONTHS[g[1]], g[0], *g[3:6])
     if kind == "ctime":
-        return datetime(int(g[5]), _MONTHS[g[0]], int(g[1]), int(g[2]), int(g[3]), int(g[4]), tzinfo=_UTC).timestamp()
+        return _utc(g[5], _MONTHS[g[0]], *g[1:5])
     if kind == "syslog":
         # No year in the line: a fixed one keeps replays deterministic; only differences matter here.
-        return datetime(2000, _MONTHS[g[0]], int(g[1]), int(g[2]), int(g[3]), int(g[4]), tzinfo=_UTC).timestamp()
+        return _utc(2000, _MONTHS[g[0]], *g[1:5])
     v = float(g[0])
     return v / 1000.0 if v > 1e11 else v
 

@@ -56,6 +56,7 @@ class LogModel:
         self._tpl_error: dict[int, bool] = {}
         self._tpl_alarm: dict[int, bool] = {}
         self._merges_seen = 0
+        self._latest: float | None = None  # latest event time seen, for records without one
 
     @classmethod
     def from_spec(cls, spec) -> "LogModel":
@@ -69,7 +70,9 @@ class LogModel:
         if not isinstance(ts, (int, float)) or not math.isfinite(ts):
             # A record without a usable event time is mined but placed at the latest known time.
             self.bad_timestamps += 1
-            ts = self.watermark if math.isfinite(self.watermark) else 0.0
+            ts = self._latest if self._latest is not None else 0.0
+        elif self._latest is None or ts > self._latest:
+            self._latest = ts
         if self.start is None:
             self.start = ts
         res = self.miner.add(rec.message, ts)
@@ -208,7 +211,8 @@ class LogModel:
         m = self.miner
         return {
             "lines": self.lines, "templates": len(m), "damaged_lines": m.damaged_lines,
-            "empty_lines": m.empty_lines, "truncated_lines": m.truncated_tokens, "overflow_lines": m.overflow_lines,
+            "empty_lines": m.empty_lines, "truncated_lines": m.truncated_tokens,
+            "overflow_lines": m.overflow_lines,
             "bad_timestamps": self.bad_timestamps, "late_lines": self.signals.late_lines,
             "evictions": self.evictions, "entities": len(self.signals.entities),
             "open_sessions": len(self.sessions.open) if self.sessions is not None else 0,

@@ -101,7 +101,9 @@ DATE_WORDS = frozenset(
 # A unit right after a masked number belongs to the value ("512 KB" and "3 MB" are one variable).
 UNITS = frozenset(
     u + end
-    for u in "B KB MB GB TB PB KiB MiB GiB TiB kB bytes ns us µs ms s sec secs seconds mins minutes hrs hours %".split()
+    for u in (
+        "B KB MB GB TB PB KiB MiB GiB TiB kB bytes ns us µs ms s sec secs seconds mins minutes hrs hours %"
+    ).split()
     for end in ("", ",", ";", ".", ")")
 )
 

@@ -183,7 +183,10 @@ class EntitySignals:
             c = w.counts.get(tid, 0)
             seen.add(tid)
             if warm:
-                s = poisson_high(c, max(rate, p.min_rate)) if c > rate else poisson_low(c, rate) if rate >= p.min_drop_rate else 0.0
+                if c > rate:
+                    s = poisson_high(c, max(rate, p.min_rate))
+                else:
+                    s = poisson_low(c, rate) if rate >= p.min_drop_rate else 0.0
                 if s > 0:
                     scored.append((s, tid, c, rate))
             new = rate * decay + (1 - decay) * c
