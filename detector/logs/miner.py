@@ -21,6 +21,9 @@ masked token tuples answers repeated shapes with one dict lookup.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from itertools import islice
+
 from detector.logs.preprocess import EMPTY, WILDCARD, Masker, clean_text, json_message
 
 # A wildcard learned from differing words. Unlike a masked ``<*>`` (which only matches another
@@ -89,6 +92,7 @@ class TemplateMiner:
         max_chars: int = 4096,
         max_tokens: int = 96,
         max_templates: int = 50_000,
+        max_candidates: int = 128,
         example_chars: int = 300,
         cache_size: int = 100_000,
     ):
@@ -97,11 +101,15 @@ class TemplateMiner:
         self.max_chars = max_chars
         self.max_tokens = max_tokens
         self.max_templates = max_templates
+        self.max_candidates = max_candidates
         self.example_chars = example_chars
         self.cache_size = cache_size
         self.templates: dict[int, Template] = {}  # live templates (merged ones are resolved)
         self._all: dict[int, Template] = {}  # every id ever handed out
-        self._by_length: dict[int, list[Template]] = {}
+        # Templates by token count, most recently used last: a line that misses the exact cache is
+        # compared with at most ``max_candidates`` of them, newest first, so work per line stays
+        # bounded however many templates a stream grows.
+        self._by_length: dict[int, OrderedDict[int, Template]] = {}
         self._variants: dict[tuple, _Variants] = {}
         self._next_id = 1
         self._masker = Masker(cache_size)
@@ -150,6 +158,7 @@ class TemplateMiner:
         if tpl is not None:
             while tpl.merged_into is not None:
                 tpl = tpl.merged_into
+            self._by_length[len(masked)].move_to_end(tpl.id)
         else:
             tpl, is_new = self._place(masked, timestamp, text)
             if len(self._exact) >= self.cache_size:
@@ -170,7 +179,9 @@ class TemplateMiner:
         # the evidence (see _vote).
         first = _first_word(tokens)
         first_fixed = n < 6
-        for tpl in self._by_length.get(n, ()):
+        group = self._by_length.get(n)
+        candidates = islice(reversed(group.values()), self.max_candidates) if group else ()
+        for tpl in candidates:
             diff = []
             for i, (a, b) in enumerate(zip(tpl.tokens, tokens)):
                 if a != b and a != ANY:
@@ -181,6 +192,7 @@ class TemplateMiner:
                         break
             else:
                 if not diff:
+                    group.move_to_end(tpl.id)
                     return tpl, False
                 if best_diff is None or len(diff) < len(best_diff):
                     best, best_diff = tpl, diff
@@ -226,7 +238,7 @@ class TemplateMiner:
         # Templates the generalised one now covers are the same event: fold them in too, so one
         # event does not keep two templates with the same text.
         tt = target.tokens
-        for other in list(self._by_length[len(tt)]):
+        for other in list(self._by_length[len(tt)].values()):
             if other is not target and all(a == b or a == ANY for a, b in zip(tt, other.tokens)):
                 self._absorb(target, other)
         return target
@@ -235,8 +247,7 @@ class TemplateMiner:
         other.merged_into = target
         target.count += other.count
         del self.templates[other.id]
-        group = self._by_length[len(other.tokens)]
-        group.remove(other)
+        del self._by_length[len(other.tokens)][other.id]
         self.merges += 1
 
     def _create(self, tokens: list[str], timestamp: float, text: str) -> Template:
@@ -245,14 +256,14 @@ class TemplateMiner:
             # stays bounded whatever the input.
             self.overflow_lines += 1
             tokens = [ANY] * len(tokens)
-            for tpl in self._by_length.get(len(tokens), ()):
+            for tpl in self._by_length.get(len(tokens), {}).values():
                 if tpl.tokens == tokens:
                     return tpl
         tpl = Template(self._next_id, list(tokens), timestamp, text[: self.example_chars])
         self._next_id += 1
         self.templates[tpl.id] = tpl
         self._all[tpl.id] = tpl
-        self._by_length.setdefault(len(tokens), []).append(tpl)
+        self._by_length.setdefault(len(tokens), OrderedDict())[tpl.id] = tpl
         return tpl
 
     # -- inspection and persistence ------------------------------------------------------------

@@ -40,6 +40,7 @@ class MinerParams(_Params):
     max_chars: int = Field(4096, ge=16, description="longer messages are cut here before mining")
     max_tokens: int = Field(96, ge=4, description="tokens past this are one trailing variable")
     max_templates: int = Field(50_000, ge=1, description="past this, unmatched lines share overflow templates")
+    max_candidates: int = Field(128, ge=1, description="templates a new line shape is compared with, newest first")
     example_chars: int = Field(300, ge=0)
     cache_size: int = Field(100_000, ge=0, description="exact-shape and token caches")
 
