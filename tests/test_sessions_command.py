@@ -130,3 +130,20 @@ def test_a_line_without_a_time_keeps_the_previous_one():
     r.record("2020-01-01T00:00:00Z start")
     rec = r.record("    at com.example.Foo.bar(Foo.java:12)")
     assert rec.timestamp == 1577836800.0 and r.untimed == 1
+
+
+def test_session_detector_memory_does_not_grow_with_sessions():
+    import pickle
+
+    det = build("session_rarity")
+    sizes = []
+    for i in range(3000):
+        x = {str(i % 7): 1.0, "a": 2.0, "b": float(i % 3)}
+        det.score_one(x)
+        det.learn_one(x)
+        if i in (999, 2999):
+            sizes.append(len(pickle.dumps(det)))
+    assert sizes[1] <= sizes[0] * 1.1
+    huge = {str(i): 1.0 for i in range(1000)}
+    det.learn_one(huge)
+    assert sum(len(r) for r in det._co.values()) < 5000

@@ -19,7 +19,8 @@ oddities add up, as log-probabilities do), or the largest one when none is. 2 re
 session in a hundred looks like this". Frequencies are smoothed with ``prior`` pseudo-counts (so
 early on nothing is very surprising) and exponentially forgotten with a half-life of ``halflife``
 sessions, so what counts as normal follows the traffic as it changes. Counts above ``max_count``
-share one bucket. Memory grows with the number of templates, never with the number of sessions.
+share one bucket. Memory grows with the number of templates (pairs are learned among at most
+``max_pair_templates`` templates of a session), never with the number of sessions.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ from detector.detectors.registry import register
 @register("session_rarity")
 class SessionRarity(Detector):
     def __init__(self, halflife: float = 5000.0, prior: float = 0.5, max_count: int = 8,
-                 partner: float = 0.9, info_weight: float = 0.5, min_trait: float = 1.0):
+                 partner: float = 0.9, info_weight: float = 0.5, min_trait: float = 1.0,
+                 max_pair_templates: int = 32):
         self.halflife = halflife
         self.prior = prior
         self.max_count = max_count
         self.partner = partner
         self.info_weight = info_weight
         self.min_trait = min_trait
+        self.max_pair_templates = max_pair_templates
         self._weight = 1.0  # weight of the next session; grows instead of decaying the past
         self._n = 0.0  # sessions learned
         self._present: dict[str, float] = {}  # learned sessions containing a template
@@ -106,14 +109,20 @@ class SessionRarity(Detector):
         self._n += w
         feats = [f for f, v in x.items() if v > 0]
         present, hist, co = self._present, self._hist, self._co
+        # Pairs grow with the square of a session's templates: a session with very many of them
+        # teaches pairs among its first ``max_pair_templates`` only.
+        pair_list = feats[: self.max_pair_templates]
+        paired = set(pair_list)
         for f in feats:
             present[f] = present.get(f, 0.0) + w
             k = (f, self._bucket(x[f]))
             hist[k] = hist.get(k, 0.0) + w
+            if f not in paired:
+                continue
             row = co.get(f)
             if row is None:
                 row = co[f] = {}
-            for g in feats:
+            for g in pair_list:
                 if g != f:
                     row[g] = row.get(g, 0.0) + w
         self._weight = w * 2.0 ** (1.0 / self.halflife)
