@@ -69,6 +69,14 @@ def count_rows(path: str | Path) -> int | None:
 
 def iter_frames(lf: pl.LazyFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
     """The frame in chunks of about ``batch_rows`` rows, in file order, never all at once."""
+    if not hasattr(lf, "collect_batches"):  # polars before collect_batches: slices, each its own scan
+        offset = 0
+        while True:
+            chunk = lf.slice(offset, batch_rows).collect()
+            if chunk.height == 0:
+                return
+            yield chunk
+            offset += chunk.height
     for chunk in lf.collect_batches(chunk_size=batch_rows, maintain_order=True):
         # The streaming engine may hand over larger chunks; slicing is free (zero copy).
         for start in range(0, chunk.height, batch_rows):

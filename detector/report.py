@@ -253,10 +253,19 @@ def section_summary(page: Page, out: ReplayOutput, summary: dict, options: Optio
              note=f"Scores from {out.path.name}; a point is anomalous when its confidence is at least the threshold.")
 
 
-def top_series(out: ReplayOutput, n: int) -> list[tuple[str, str, str]]:
-    return [tuple(r) for r in out.scores.filter(pl.col("series") != "").group_by("entity", "signal", "series").agg(
-        pl.col("confidence").max().alias("c"), pl.len().alias("n")).sort(["c", "n", "series"], descending=[True, True, False])
-        .head(n).select("entity", "signal", "series").collect().iter_rows()]
+def top_series(out: ReplayOutput, n: int, labels=None) -> list[tuple[str, str, str]]:
+    """The series to show: labelled ones first, then those that alerted most, then the most confident."""
+    stats = out.scores.filter(pl.col("series") != "").group_by("entity", "signal", "series").agg(
+        pl.col("confidence").max().alias("c")).collect()
+    fired: dict[tuple, int] = {}
+    for r in out.alerts.filter(pl.col("state") == "firing").iter_rows(named=True):
+        k = (r["entity"], r["signal"], r["series"])
+        fired[k] = fired.get(k, 0) + 1
+    rows = []
+    for e, sig, ser, c in stats.iter_rows():
+        labelled = bool(labels) and bool(windows_for(labels, ser, sig, e))
+        rows.append(((not labelled, -fired.get((e, sig, ser), 0), -c, ser), (e, sig, ser)))
+    return [key for _, key in sorted(rows)[:n]]
 
 
 def series_frame(out: ReplayOutput, key: tuple[str, str, str]) -> pl.DataFrame:
@@ -269,7 +278,7 @@ def section_metric_series(page: Page, out: ReplayOutput, labels, options: Option
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    keys = top_series(out, options.max_series)
+    keys = top_series(out, options.max_series, labels)
     if not keys:
         return []
     last = out.scores.select(pl.col("timestamp").max()).collect().item()
@@ -282,7 +291,10 @@ def section_metric_series(page: Page, out: ReplayOutput, labels, options: Option
         fig.add_trace(go.Scatter(x=x, y=df["value"].to_list(), name="value", line={"width": 1}), 1, 1)
         fig.add_trace(go.Scatter(x=x, y=df["score"].to_list(), name="score", line={"width": 1, "color": "#8c564b"}), 2, 1)
         fig.add_trace(go.Scatter(x=x, y=df["confidence"].to_list(), name="confidence",
-                                   line={"width": 1, "color": "#2ca02c"}), 3, 1)
+                                 line={"width": 1, "color": "#2ca02c"}, opacity=0.45), 3, 1)
+        hot = df.filter(pl.col("confidence") >= options.threshold)
+        fig.add_trace(go.Scatter(x=_dt(hot["timestamp"].to_list()), y=hot["confidence"].to_list(), mode="markers",
+                                 name="at or above threshold", marker={"color": "#d62728", "size": 5}), 3, 1)
         fig.add_hline(y=options.threshold, line={"dash": "dash", "color": "#d62728"}, row=3, col=1,
                       annotation_text=f"threshold {options.threshold}")
         for w in windows_for(labels, key[2], key[1], key[0]):
@@ -295,8 +307,9 @@ def section_metric_series(page: Page, out: ReplayOutput, labels, options: Option
                           legend={"orientation": "h"})
         fig.update_yaxes(range=[0, 1.02], row=3, col=1)
         parts.append(page.figure(fig))
-    page.add("Metric series", *parts, note=f"The {len(keys)} series with the highest confidence: value, raw score and "
-             "calibrated confidence with the alert threshold; orange bands are labelled windows, red bands alerts firing.")
+    page.add("Metric series", *parts, note=f"{len(keys)} series: labelled ones first, then those that alerted most. "
+             "Value, raw score, and calibrated confidence with the alert threshold (red points at or above it); "
+             "orange bands are labelled windows, red bands alerts firing.")
     return keys
 
 
