@@ -132,11 +132,22 @@ class ModelReloader:
             self._conform_all()
         return changed
 
+    def conform(self, state) -> None:
+        """Bring one partition's state (e.g. just restored from a checkpoint) to the current specs.
+
+        The caller holds the lock, as the service's rebalance callback does.
+        """
+        p = self.pipeline
+        if state.kind == "metric":
+            conform_metric(state.model, p.metric_spec)
+        else:
+            state.model = conform_log(state.model, p.log_spec)
+
     def _conform_all(self) -> None:
         """Bring every held partition to the pipeline's current specs (cheap when they already are)."""
         p = self.pipeline
         log_params = None
-        for tp, st in p.partitions.items():
+        for st in p.partitions.values():
             if st.kind == "metric":
                 conform_metric(st.model, p.metric_spec)
             else:

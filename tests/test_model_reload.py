@@ -164,3 +164,8 @@ def test_a_partition_restored_from_an_older_checkpoint_is_brought_to_the_current
     restored = pipeline.partitions[("m", 0)].model
     assert restored.spec.detector.params == {"warmup": 7}
     assert all(e.model.detector.warmup == 7 for e in restored.series.values())
+
+    # The rebalance callback can also conform a restored state at once, before any record reaches it.
+    state = pickle.loads(checkpoint)
+    reloader.conform(state)
+    assert state.model.spec.detector.params == {"warmup": 7}
