@@ -1,5 +1,8 @@
 """Local checkpoint directory: one file per (topic, partition), written atomically.
 
+Besides partitions, a store keeps named states (keys that are plain strings), for state that is
+not tied to one partition, such as open incidents.
+
 Each file starts with a magic line naming the format, so the service only ever unpickles files it
 wrote itself; a foreign or truncated file is a clear ``StateError`` rather than arbitrary code run
 from a pickle. The write goes to a temporary file, is fsynced, then renamed over the old one, so a
@@ -26,13 +29,15 @@ class CheckpointStore:
         self.directory = Path(directory)
         self.last_write: float | None = None  # wall-clock time of the last successful write
 
-    def path(self, topic: str, partition: int) -> Path:
+    def path(self, topic: str, partition: int | None = None) -> Path:
+        if partition is None:  # a named state
+            return self.directory / f"{_SAFE.sub('_', topic)}.state"
         return self.directory / f"{_SAFE.sub('_', topic)}-{partition}.ckpt"
 
-    def save(self, topic: str, partition: int, state: Any) -> None:
+    def save(self, topic: str, partition: int | None, state: Any) -> None:
         self.save_many({(topic, partition): state})
 
-    def save_many(self, states: dict[tuple[str, int], Any]) -> None:
+    def save_many(self, states: dict[tuple[str, int | None], Any]) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             for (topic, partition), state in states.items():
@@ -53,7 +58,7 @@ class CheckpointStore:
             raise StateError(f"cannot write checkpoint in {self.directory}: {exc}") from exc
         self.last_write = time.time()
 
-    def load(self, topic: str, partition: int) -> Any | None:
+    def load(self, topic: str, partition: int | None = None) -> Any | None:
         """The saved state, or None when this partition has never been checkpointed here."""
         path = self.path(topic, partition)
         try:

@@ -118,6 +118,7 @@ class AlertmanagerSink(Section):
 
 class ConsoleSink(Section):
     enabled: bool = True
+    signals: bool = Field(False, description="also print per-signal alert transitions, not only incidents")
 
 
 class SinksSection(Section):

@@ -3,7 +3,7 @@
 One ``SeriesModel`` per series (name + labels), held in LRU order: when ``max_series`` is reached the
 series seen least recently is evicted and counted, so a label explosion upstream costs a bounded
 amount of memory rather than the process. Each entry also keeps the last score and confidence, which
-the Prometheus collector reads at scrape time.
+the Prometheus collector reads at scrape time, with the last observed value.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from detector.specs import MetricModelSpec
 
 
 class SeriesEntry:
-    __slots__ = ("model", "entity", "name", "score", "confidence", "timestamp")
+    __slots__ = ("model", "entity", "name", "value", "score", "confidence", "timestamp")
 
     def __init__(self, model: SeriesModel, entity: str, name: str):
         self.model = model
         self.entity = entity
         self.name = name
+        self.value = 0.0
         self.score = 0.0
         self.confidence = 0.0
         self.timestamp = 0.0
@@ -45,7 +46,7 @@ class MetricModel:
         else:
             self.series.move_to_end(key)
         score, confidence = entry.model.update(point.timestamp, point.value)
-        entry.score, entry.confidence, entry.timestamp = score, confidence, point.timestamp
+        entry.value, entry.score, entry.confidence, entry.timestamp = point.value, score, confidence, point.timestamp
         evidence = None
         # Building evidence for every point would dominate the hot path; only anomalies need it.
         if confidence >= self.evidence_threshold:

@@ -14,6 +14,7 @@ import threading
 import time
 
 from detector.checkpoint import CheckpointStore
+from detector.errors import StateError
 from detector.config import PipelineSpec
 from detector.http_server import StatusServer
 from detector.kafka_io import DeadLetterProducer, KafkaSource
@@ -24,11 +25,15 @@ from detector.sinks.prometheus import PrometheusSink
 
 log = logging.getLogger(__name__)
 
+# Alert and incident state is per entity, not per partition: one named checkpoint holds it, so an
+# incident that is open when the service restarts keeps its id instead of opening again.
+ENTITY_STATE = "alerting"
+
 
 class Service:
     def __init__(self, spec: PipelineSpec, pipeline: Pipeline | None = None, listeners=()):
         self.spec = spec
-        self.listeners = list(listeners)  # callables given each batch's alert transitions
+        self.listeners = list(listeners)  # callables given each batch's BatchResult
         self.pipeline = pipeline or Pipeline.from_spec(spec)
         self.store = CheckpointStore(spec.checkpoint.directory)
         self.lock = threading.Lock()  # held per batch; the scrape-time collector takes it too
@@ -38,7 +43,7 @@ class Service:
         self.last_loop = time.monotonic()
         self.source: KafkaSource | None = None
         self.dead_letters: DeadLetterProducer | None = None
-        self.console = ConsoleSink() if spec.sinks.console.enabled else None
+        self.console = ConsoleSink(signals=spec.sinks.console.signals) if spec.sinks.console.enabled else None
         self.prometheus = PrometheusSink(
             self.pipeline, self.lock, spec.sinks.prometheus.series_budget,
             lag=self._lag, checkpoint_time=lambda: self.store.last_write,
@@ -53,6 +58,7 @@ class Service:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._restore_entity_state()
         prom = self.spec.sinks.prometheus
         if prom.enabled:
             self.http = StatusServer(
@@ -116,11 +122,9 @@ class Service:
         if self.alertmanager is not None:
             self.alertmanager.emit(result.incidents)
         if self.console is not None:
-            self.console.emit(result.transitions)
-            self.console.emit_incidents(result.incidents)
-        if result.transitions:
-            for listener in self.listeners:
-                listener(result.transitions)
+            self.console.emit(result)
+        for listener in self.listeners:
+            listener(result)
 
     def checkpoint(self, partitions) -> dict[tuple[str, int], int]:
         """Make the dead letters durable, write the partitions' state; returns the offsets that are
@@ -129,8 +133,23 @@ class Service:
             states = {tp: self.pipeline.partitions[tp] for tp in sorted(partitions) if tp in self.pipeline.partitions}
             # Dead letters first: once the offset is committed the source record is gone for us.
             self.dead_letters.flush()
-            self.store.save_many(states)
+            self.store.save_many({**states, (ENTITY_STATE, None): (self.pipeline.alerting, self.pipeline.incidents)})
             return {tp: st.next_offset for tp, st in states.items() if st.next_offset is not None}
+
+    def _restore_entity_state(self) -> None:
+        try:
+            saved = self.store.load(ENTITY_STATE)
+        except StateError as exc:
+            # Soft state: losing it reopens incidents under new ids, nothing more.
+            log.warning("starting without the saved alert and incident state: %s", exc)
+            return
+        if saved is not None:
+            alerting, incidents = saved
+            # Thresholds and windows come from the current config, not from the checkpoint.
+            alerting.settings = self.spec.alerting
+            incidents.alerting, incidents.settings = self.spec.alerting, self.spec.incidents
+            self.pipeline.alerting, self.pipeline.incidents = alerting, incidents
+            log.info("restored %d open incident(s)", len(self.pipeline.incidents.open_incidents()))
 
     def checkpoint_and_commit(self) -> None:
         self.source.commit(self.checkpoint(self.assigned))

@@ -41,3 +41,11 @@ def test_a_truncated_checkpoint_is_a_clear_error(tmp_path):
     path.write_bytes(path.read_bytes()[:60])
     with pytest.raises(StateError, match="cannot read checkpoint"):
         store.load("logs", 0)
+
+
+def test_named_states_live_beside_partitions(tmp_path):
+    store = CheckpointStore(tmp_path)
+    store.save_many({("logs", 0): "partition", ("alerting", None): {"open": ["inc-1"]}})
+    assert store.load("alerting") == {"open": ["inc-1"]}
+    assert store.load("logs", 0) == "partition"
+    assert store.path("alerting") != store.path("alerting", 0)

@@ -49,6 +49,7 @@ def test_model_values_are_read_at_scrape_time():
         {"name": "latency_ms", "labels": {"service": "svc-1"}, "value": 10_000.0, "timestamp": 1e9 + 15 * 50}))
     pipeline.process([spike])
     assert registry.get_sample_value("outage_detector_anomaly_confidence_ratio", labels) > before
+    assert registry.get_sample_value("outage_detector_observed_value", labels) == 10_000.0
     assert registry.get_sample_value("outage_detector_records_consumed_total", {"topic": "m"}) == len(records) + 1
     assert registry.get_sample_value("outage_detector_series_held") == 3
 

@@ -67,11 +67,11 @@ def run(args) -> int:
         checkpoint={"directory": state_dir},
     )
     scenario = SCENARIOS[args.scenario]
-    firing: list = []
+    opened: list = []  # IncidentEvents of kind "opened", in the order the service raised them
     service = None
     try:
         ensure_topics(spec.kafka, ["demo-logs", "demo-metrics", spec.kafka.dead_letter_topic])
-        service = Service(spec, listeners=[lambda trs: firing.extend(t for t in trs if t.state == "firing")])
+        service = Service(spec, listeners=[lambda res: opened.extend(e for e in res.incidents if e.kind == "opened")])
         service.start()
         print(f"metrics: {service.http.url}/metrics   templates: {service.http.url}/templates", flush=True)
         install_stop_handlers(service.stop)
@@ -79,7 +79,7 @@ def run(args) -> int:
         worker.start()
         summary = _play(scenario, spec, args, service)
         _wait_until_consumed(service, summary["records"])
-        _report(scenario, summary, firing)
+        _report(scenario, summary, opened)
         if args.keep_running:
             print(f"still serving {service.http.url}/metrics; Ctrl-C to stop", flush=True)
             while worker.is_alive():
@@ -152,20 +152,21 @@ def _hm(t: float, start: float) -> str:
     return f"+{h:02d}h{rem // 60:02d}m"
 
 
-def _report(scenario, summary: dict, firing: list) -> None:
-    """Lead time of the first alert on the affected entity once the fault began, and the alerts
-    raised anywhere else (other entities, or before the fault): those would have been false pages."""
-    hits = [t for t in firing if t.entity == scenario.entity and t.timestamp >= summary["disruption"]]
-    others = len(firing) - len(hits)
-    print(f"alerts: {len(hits)} on {scenario.entity} during the incident, {others} elsewhere or before it", flush=True)
+def _report(scenario, summary: dict, opened: list) -> None:
+    """Lead time of the first incident on the affected entity once the fault began, and the
+    incidents opened anywhere else (other entities, or before the fault): those would be false pages."""
+    hits = [e for e in opened if e.incident.entity == scenario.entity and e.timestamp >= summary["disruption"]]
+    others = len(opened) - len(hits)
+    print(f"incidents: {len(hits)} on {scenario.entity} during the disruption, {others} elsewhere or before it", flush=True)
     if not hits:
-        print(f"no alert fired for {scenario.entity} during the incident", flush=True)
+        print(f"no incident opened for {scenario.entity} during the disruption", flush=True)
         return
-    first = min(hits, key=lambda t: t.timestamp)
+    first = min(hits, key=lambda e: e.timestamp)
     lead = summary["visible"] - first.timestamp
     when = "before" if lead >= 0 else "after"
+    signals = ", ".join(s["signal"] for s in first.incident.signals)
     print(
-        f"first alert for {scenario.entity} ({first.signal}) at {_hm(first.timestamp, summary['start'])}: "
+        f"first incident for {scenario.entity} ({signals}) opened at {_hm(first.timestamp, summary['start'])}: "
         f"{abs(lead):.0f} s {when} customers noticed",
         flush=True,
     )

@@ -1,13 +1,16 @@
-"""Prints alert transitions for a person watching the terminal."""
+"""Prints incidents (and optionally per-signal alert transitions) for a person watching the terminal."""
 
 from __future__ import annotations
 
 import sys
 from datetime import datetime, timezone
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from detector.alerting import AlertTransition
 from detector.incidents import IncidentEvent, describe, summary
+
+if TYPE_CHECKING:
+    from detector.pipeline import BatchResult
 
 
 def _ts(t: float) -> str:
@@ -38,10 +41,19 @@ def format_incident(ev: IncidentEvent) -> str:
 
 
 class ConsoleSink:
-    def __init__(self, stream: TextIO | None = None):
-        self.stream = stream or sys.stdout
+    """Incidents always; per-signal alert transitions only with ``signals=True``, because one
+    incident usually gathers several of them and the terminal is for the person on call."""
 
-    def emit(self, transitions: list[AlertTransition]) -> None:
+    def __init__(self, stream: TextIO | None = None, signals: bool = False):
+        self.stream = stream or sys.stdout
+        self.signals = signals
+
+    def emit(self, result: "BatchResult") -> None:
+        if self.signals:
+            self.emit_transitions(result.transitions)
+        self.emit_incidents(result.incidents)
+
+    def emit_transitions(self, transitions: list[AlertTransition]) -> None:
         for tr in transitions:
             print(format_transition(tr), file=self.stream, flush=True)
 

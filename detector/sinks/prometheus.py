@@ -107,6 +107,7 @@ class PipelineCollector(Collector):
         labels = ["entity", "signal", "series"]
         score = GaugeMetricFamily(P + "anomaly_score", "Latest raw anomaly score (higher is more anomalous).", labels=labels)
         conf = GaugeMetricFamily(P + "anomaly_confidence_ratio", "Calibrated confidence that the latest value is anomalous.", labels=labels)
+        observed = GaugeMetricFamily(P + "observed_value", "Last value of the metric series.", labels=labels)
         expected = GaugeMetricFamily(P + "expected_value", "Value the metric model expected.", labels=labels)
         lower = GaugeMetricFamily(P + "expected_lower", "Lower edge of the expected band.", labels=labels)
         upper = GaugeMetricFamily(P + "expected_upper", "Upper edge of the expected band.", labels=labels)
@@ -126,13 +127,14 @@ class PipelineCollector(Collector):
                 lv = [entry.entity, entry.name, key]
                 score.add_metric(lv, entry.score)
                 conf.add_metric(lv, entry.confidence)
+                observed.add_metric(lv, entry.value)
                 band = entry.model.explain()
                 if band:
                     for fam, field in ((expected, "expected"), (lower, "lower"), (upper, "upper")):
                         if band.get(field) is not None:
                             fam.add_metric(lv, band[field])
                 exported += 1
-        yield from (score, conf, expected, lower, upper)
+        yield from (score, conf, observed, expected, lower, upper)
         firing = GaugeMetricFamily(P + "alert_firing", "1 while an alert fires for the entity and signal.", labels=labels)
         for (entity, signal, series), *_ in self.pipeline.alerting.firing():
             firing.add_metric([entity, signal, series], 1)
