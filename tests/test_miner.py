@@ -145,3 +145,19 @@ def test_one_event_never_keeps_two_templates_with_the_same_text():
     texts = [t["template"] for t in m.template_list()]
     assert len(texts) == len(set(texts)), texts
     assert len({m.resolve(i) for i in ids[1:]}) == 1
+
+
+def test_upper_case_states_stay_different_events():
+    states = ["NEW", "UNASSIGNED", "ASSIGNED", "RUNNING", "SUCCEEDED"]
+    lines = [f"attempt_{i}_{j} Transitioned from {a} to {b}" for i in range(3) for j, (a, b) in
+             enumerate(zip(states, states[1:]))]
+    m, ids = _mine(lines)
+    assert len({m.resolve(i) for i in ids}) == 4
+
+
+def test_different_field_names_are_different_events():
+    lines = [f"getRecentTasks: topActivity=ComponentInfo{{{app}}}" for app in ("qq", "mm", "notes", "maps")]
+    lines += [f"getRecentTasks: num={n},flags=0x{n}" for n in range(4)]
+    m, ids = _mine(lines)
+    groups = {m.resolve(i) for i in ids}
+    assert len(groups) == 2

@@ -27,8 +27,24 @@ from itertools import islice
 from detector.logs.preprocess import EMPTY, WILDCARD, Masker, clean_text, json_message
 
 # A wildcard learned from differing words. Unlike a masked ``<*>`` (which only matches another
-# masked value) it matches any token. Shown as ``<*>``.
+# masked value) it matches any token; after ``key=`` it matches any value of that field. Shown as
+# ``<*>``. Its two characters are relied on below (``a[-2:] == ANY``).
 ANY = "\x00*"
+
+
+def _covers(a: str, b: str) -> bool:
+    """Template token ``a`` matches token ``b``."""
+    return a == b or a == ANY or (a[-2:] == ANY and b.startswith(a[:-2]))
+
+
+def _key(tok: str) -> str | None:
+    """The field name of a ``key=value`` token, None for other tokens."""
+    k = tok.find("=")
+    return tok[:k] if k > 0 else None
+
+
+def _enum_like(tok: str) -> bool:
+    return tok.isupper() and len(tok) > 1
 
 
 def _first_word(tokens: list[str]) -> int:
@@ -51,7 +67,7 @@ class Template:
 
     @property
     def text(self) -> str:
-        return " ".join(WILDCARD if t == ANY else t for t in self.tokens)
+        return " ".join(t.replace(ANY, WILDCARD) for t in self.tokens)
 
     def __getstate__(self):
         return (self.id, self.tokens, self.count, self.first_seen, self.example, self.merged_into)
@@ -184,7 +200,7 @@ class TemplateMiner:
         for tpl in candidates:
             diff = []
             for i, (a, b) in enumerate(zip(tpl.tokens, tokens)):
-                if a != b and a != ANY:
+                if a != b and a != ANY and not (a[-2:] == ANY and b.startswith(a[:-2])):
                     if i == first and first_fixed:
                         break
                     diff.append(i)
@@ -207,6 +223,12 @@ class TemplateMiner:
     def _vote(self, anchor: Template, new: Template, diff: list[int]) -> Template | None:
         """Count ``new``'s values at ``diff`` among the siblings of ``anchor``; merge the siblings
         once enough distinct values were seen. Returns the merged template, or None."""
+        if all(_enum_like(anchor.tokens[i]) and _enum_like(new.tokens[i]) for i in diff):
+            # Upper-case words (RUNNING, LOOKING, CBS_E_INVALID_PACKAGE) are states and codes:
+            # a fixed vocabulary whose members are different events, not values of a variable.
+            return None
+        if any(_key(anchor.tokens[i]) != _key(new.tokens[i]) for i in diff):
+            return None  # "num=3" and "topActivity=x" name different fields: different events
         shape = list(anchor.tokens)
         for i in diff:
             shape[i] = ANY
@@ -231,7 +253,9 @@ class TemplateMiner:
             live[m.id] = m
         target = min(live.values(), key=lambda t: t.id)
         for i in diff:
-            target.tokens[i] = ANY
+            # A field keeps its name: "topActivity=<*>" must not swallow "num=3".
+            key = _key(target.tokens[i])
+            target.tokens[i] = ANY if key is None else f"{key}={ANY}"
         for m in live.values():
             if m is not target:
                 self._absorb(target, m)
@@ -239,7 +263,7 @@ class TemplateMiner:
         # event does not keep two templates with the same text.
         tt = target.tokens
         for other in list(self._by_length[len(tt)].values()):
-            if other is not target and all(a == b or a == ANY for a, b in zip(tt, other.tokens)):
+            if other is not target and all(_covers(a, b) for a, b in zip(tt, other.tokens)):
                 self._absorb(target, other)
         return target
 

@@ -29,7 +29,7 @@ _WHOLE = re.compile(
       | [0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}  # UUID
       | (?:[0-9a-fA-F]{1,4}:){3,7}[0-9a-fA-F]{1,4}           # IPv6 (full form)
       | [A-Za-z][\w.+-]*://\S+                                # URL
-      | [A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+:\d+                 # host.name:port
+      | [a-z0-9-]+(?:\.[a-z0-9-]+)+:\d+                       # host.name:port (not Class.method:line)
       | [\w.-]*(?:/[\w.~@%+-]*){2,}/?                         # path with two or more separators
       | [A-Za-z]:\\\S*                                        # Windows path
       | \d{4}-\d{2}-\d{2}[T ]?(?:\d{2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?  # ISO date/time
