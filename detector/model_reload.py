@@ -85,6 +85,20 @@ class ModelReloader:
             self._conform_all()
         return False
 
+    def collect(self):
+        """Prometheus collector protocol: what became of reloads, so a rejected spec is visible."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        yield CounterMetricFamily("outage_detector_model_reloads", "Model spec reloads applied.", value=self.reloads)
+        yield CounterMetricFamily(
+            "outage_detector_model_reload_failures", "Model spec reloads rejected (old model kept).", value=self.rejected
+        )
+        yield GaugeMetricFamily(
+            "outage_detector_model_reload_last_successful",
+            "0 while the newest spec on disk was rejected, else 1.",
+            value=0 if self.last_error else 1,
+        )
+
     # -- the reload -------------------------------------------------------------------------------
 
     def reload(self) -> bool:

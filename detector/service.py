@@ -18,6 +18,7 @@ from detector.errors import StateError
 from detector.config import PipelineSpec
 from detector.http_server import StatusServer
 from detector.kafka_io import DeadLetterProducer, KafkaSource
+from detector.model_reload import ModelReloader
 from detector.pipeline import Pipeline
 from detector.sinks.alertmanager import AlertmanagerPusher
 from detector.sinks.console import ConsoleSink
@@ -37,6 +38,7 @@ class Service:
         self.pipeline = pipeline or Pipeline.from_spec(spec)
         self.store = CheckpointStore(spec.checkpoint.directory)
         self.lock = threading.Lock()  # held per batch; the scrape-time collector takes it too
+        self.reloader = ModelReloader(self.pipeline, self.lock)  # picks up changed model specs
         self.stop_event = threading.Event()
         self.assigned: set[tuple[str, int]] = set()
         self.highwaters: dict[tuple[str, int], int] = {}
@@ -48,6 +50,7 @@ class Service:
             self.pipeline, self.lock, spec.sinks.prometheus.series_budget,
             lag=self._lag, checkpoint_time=lambda: self.store.last_write,
         )
+        self.prometheus.registry.register(self.reloader)
         self.http: StatusServer | None = None
         self.alertmanager: AlertmanagerPusher | None = None
         if spec.sinks.alertmanager.url:
@@ -86,6 +89,7 @@ class Service:
                 self.last_loop = time.monotonic()
                 if batch:
                     self.process(batch)
+                self.reloader.check()
                 if time.monotonic() - last_checkpoint >= interval:
                     self.checkpoint_and_commit()
                     last_checkpoint = time.monotonic()
@@ -172,6 +176,7 @@ class Service:
                 state = self.store.load(topic, partition)
                 if state is not None:
                     self.pipeline.partitions[(topic, partition)] = state
+                    self.reloader.conform(state)  # a checkpoint from before a reload
                     if state.next_offset is not None:
                         # The checkpoint may be ahead of the committed offset if we stopped between
                         # the two; resuming there avoids counting those records twice.

@@ -13,6 +13,7 @@ import threading
 import orjson
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from detector.config import load_pipeline
 from detector.model_reload import ModelReloader, install_sighup
@@ -106,12 +107,17 @@ def test_a_broken_spec_is_refused_with_its_key_and_the_model_in_use_stays(setup,
     assert not reloader.check()
     assert "no_such_detector" in reloader.last_error
     assert not reloader.check() and reloader.rejected == 2  # not retried until the file changes again
+    registry = CollectorRegistry()
+    registry.register(reloader)
+    assert registry.get_sample_value("outage_detector_model_reload_failures_total") == 2
+    assert registry.get_sample_value("outage_detector_model_reload_last_successful") == 0
 
     later = metric_batch(400, 300)
     assert scores(pipeline.process(later)) == scores(untouched.process(later))
 
     write(paths["metric"], {**metric, "max_series": 2}, 4)
     assert reloader.check() and reloader.last_error is None
+    assert registry.get_sample_value("outage_detector_model_reload_last_successful") == 1
     assert len(pipeline.partitions[("m", 0)].model.series) == 2  # evicted down to the new limit
 
 

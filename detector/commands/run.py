@@ -15,8 +15,9 @@ def add_command(sub) -> None:
         "run",
         help="consume the configured topics and serve scores and alerts",
         description="Consume the pipeline's topics as a consumer-group member, score every record, and "
-        "serve /metrics, /healthz, /readyz and /templates. SIGINT or SIGTERM stop it after a final "
-        "checkpoint and commit.",
+        "serve /metrics, /healthz, /readyz and /templates. SIGHUP (or a changed model spec file) "
+        "reloads the model specs, keeping the old ones if the new ones are invalid. SIGINT or SIGTERM "
+        "stop it after a final checkpoint and commit.",
     )
     add_pipeline_option(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -33,6 +34,7 @@ def install_stop_handlers(stop) -> None:
 
 
 def run(args) -> int:
+    from detector.model_reload import install_sighup
     from detector.service import Service
 
     setup_logging(args.verbose)
@@ -43,5 +45,6 @@ def run(args) -> int:
         raise ConfigError("the pipeline has no inputs: list at least one topic under 'inputs'")
     service = Service(spec)
     install_stop_handlers(service.stop)
+    install_sighup(service.reloader)
     service.run()
     return 0
