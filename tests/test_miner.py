@@ -161,3 +161,17 @@ def test_different_field_names_are_different_events():
     m, ids = _mine(lines)
     groups = {m.resolve(i) for i in ids}
     assert len(groups) == 2
+
+
+def test_an_old_template_is_still_found_after_a_flood_of_newer_ones():
+    m = TemplateMiner(max_candidates=8)
+    installs = [f"install package {p} version 1.{i}" for i, p in enumerate(("curl", "gpg", "zlib", "perl"))]
+    ids = [m.add(line).template.id for line in installs]
+    first = {m.resolve(i) for i in ids}
+    assert len(first) == 1
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+             "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango"]
+    for w in words:
+        m.add(f"{w} happened to {w}s now")
+    late = m.add("install package openssl version 3.0")
+    assert not late.is_new and m.resolve(late.template.id) in first

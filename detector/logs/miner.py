@@ -126,6 +126,10 @@ class TemplateMiner:
         # compared with at most ``max_candidates`` of them, newest first, so work per line stays
         # bounded however many templates a stream grows.
         self._by_length: dict[int, OrderedDict[int, Template]] = {}
+        # The same, by token count and first word: the templates a line most likely belongs to
+        # are looked at first, so an old template is still found after a flood of newer ones.
+        self._by_word: dict[tuple[int, str], OrderedDict[int, Template]] = {}
+        self._word_of: dict[int, tuple[int, str]] = {}
         self._variants: dict[tuple, _Variants] = {}
         self._next_id = 1
         self._masker = Masker(cache_size)
@@ -174,7 +178,7 @@ class TemplateMiner:
         if tpl is not None:
             while tpl.merged_into is not None:
                 tpl = tpl.merged_into
-            self._by_length[len(masked)].move_to_end(tpl.id)
+            self._touch(tpl)
         else:
             tpl, is_new = self._place(masked, timestamp, text)
             if len(self._exact) >= self.cache_size:
@@ -196,8 +200,17 @@ class TemplateMiner:
         first = _first_word(tokens)
         first_fixed = n < 6
         group = self._by_length.get(n)
-        candidates = islice(reversed(group.values()), self.max_candidates) if group else ()
+        same_word = self._by_word.get((n, tokens[first]))
+        candidates = []
+        if same_word:
+            candidates += islice(reversed(same_word.values()), self.max_candidates)
+        if group:
+            candidates += islice(reversed(group.values()), self.max_candidates)
+        checked = set()
         for tpl in candidates:
+            if tpl.id in checked:
+                continue
+            checked.add(tpl.id)
             diff = []
             for i, (a, b) in enumerate(zip(tpl.tokens, tokens)):
                 if a != b and a != ANY and not (a[-2:] == ANY and b.startswith(a[:-2])):
@@ -208,7 +221,7 @@ class TemplateMiner:
                         break
             else:
                 if not diff:
-                    group.move_to_end(tpl.id)
+                    self._touch(tpl)
                     return tpl, False
                 if best_diff is None or len(diff) < len(best_diff):
                     best, best_diff = tpl, diff
@@ -272,7 +285,20 @@ class TemplateMiner:
         target.count += other.count
         del self.templates[other.id]
         del self._by_length[len(other.tokens)][other.id]
+        word = self._word_of.pop(other.id, None)
+        if word is not None:
+            bucket = self._by_word[word]
+            del bucket[other.id]
+            if not bucket:
+                del self._by_word[word]
         self.merges += 1
+
+    def _touch(self, tpl: Template) -> None:
+        """Mark a template as just used (the candidate lists are searched newest first)."""
+        self._by_length[len(tpl.tokens)].move_to_end(tpl.id)
+        word = self._word_of.get(tpl.id)
+        if word is not None:
+            self._by_word[word].move_to_end(tpl.id)
 
     def _create(self, tokens: list[str], timestamp: float, text: str) -> Template:
         if len(self.templates) >= self.max_templates:
@@ -288,6 +314,9 @@ class TemplateMiner:
         self.templates[tpl.id] = tpl
         self._all[tpl.id] = tpl
         self._by_length.setdefault(len(tokens), OrderedDict())[tpl.id] = tpl
+        word = (len(tokens), tokens[_first_word(tokens)])
+        self._by_word.setdefault(word, OrderedDict())[tpl.id] = tpl
+        self._word_of[tpl.id] = word
         return tpl
 
     # -- inspection and persistence ------------------------------------------------------------

@@ -9,7 +9,9 @@ Signals (the whole vocabulary; template text never becomes a signal name or labe
 - ``log_new_template``: a template the miner had never seen, after the grace period;
 - ``log_template_rate``: per entity and window, the most surprising template count;
 - ``log_error_ratio``: per entity and window, the surprise of the error-line share;
-- ``log_session``: per closed session, how rare its template-count vector is.
+- ``log_session``: per closed session, how rare its template-count vector is;
+- ``log_new_alarm_template``: per entity and window while a new warning- or error-level template is
+  watched, how often it has recurred since it first appeared (lines, windows, first and last seen).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from detector.logs.sessions import Session, SessionTracker
 from detector.logs.signals import EntitySignals
 from detector.records import LogRecord, Score
 
-SIGNALS = ("log_new_template", "log_template_rate", "log_error_ratio", "log_session")
+SIGNALS = ("log_new_template", "log_template_rate", "log_error_ratio", "log_session", "log_new_alarm_template")
+WARN_LEVELS = frozenset({"warn", "warning"})
 
 
 class LogModel:
@@ -108,6 +111,9 @@ class LogModel:
                     evidence["similar_template_id"] = res.similar.id
                     evidence["similar_template"] = res.similar.text
                 out.append(Score(ts, entity, "log_new_template", -math.log10(p_new), 1.0 - p_new, evidence))
+                if err or (rec.level is not None and rec.level.lower() in WARN_LEVELS):
+                    sig.watch(e, ts, tid, {"template": tpl.text, "example": res.text[:300],
+                                           "level": evidence["level"], "p_new": p_new})
         if self.sessions is not None:
             observe = getattr(self.session_detector, "observe", None)
             if observe is not None:
@@ -136,10 +142,26 @@ class LogModel:
             if r.error_score is not None:
                 out.append(Score(r.end, r.entity, "log_error_ratio", r.error_score,
                                  self._calibrate(cals, "log_error_ratio", r.error_score), r.error_info))
+            if r.novel is not None:
+                out.append(self._novel_score(r))
         if self.sessions is not None:
             for s in self.sessions.expire(watermark):
                 out.append(self._score_session(s))
         return out
+
+    @staticmethod
+    def _novel_score(r) -> Score:
+        """A watched new alarm template, scored by how unlikely its recurrence is by chance: the
+        Good-Turing chance that a line is new, once for every window it has shown up in since (each
+        recurrence in a later window is another draw of something that should not be there)."""
+        n = r.novel
+        windows = n["windows"]
+        miss = n["p_new"] ** min(windows, 8)
+        ev = {"templates": [{"template_id": n["template_id"], "template": n["template"], "example": n["example"],
+                             "count": n["lines"], "expected": 0.0}],
+              "lines": n["lines"], "windows": windows, "since": n["since"], "last_seen": n["last_seen"],
+              "level": n["level"]}
+        return Score(r.end, r.entity, "log_new_alarm_template", -math.log10(max(miss, 1e-300)), 1.0 - miss, ev)
 
     def flush(self) -> list[Score]:
         """Score every open session now (end of a replay)."""

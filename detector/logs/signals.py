@@ -9,6 +9,12 @@ Closing a window yields:
   (surprise = -log10 p). Rises (a template floods) and drops (a steady template stops) both count.
 - ``log_error_ratio``: surprise of the window's error lines out of all lines, against the entity's
   smoothed error share (binomial tail).
+- ``log_new_alarm_template``: how a template first seen (after the grace period) at warning or error
+  level has recurred since: its lines, the windows it showed up in, when it was first and last seen.
+  A fault that starts small usually announces itself this way (a new exception on a canary, a new
+  warning from a dependency), while a one-off odd line does not recur; the incident layer decides
+  how much recurrence is enough. Each such template is watched for ``NOVEL_WATCH_SECONDS`` after it
+  first appeared, at most ``NOVEL_MAX_PER_ENTITY`` per entity, so the state stays small.
 
 A window with no lines still closes for up to ``max_empty_windows`` windows after activity, so an
 entity falling silent shows up as steady templates dropping; after that it is dormant until its
@@ -22,6 +28,41 @@ import heapq
 from collections import OrderedDict
 
 from detector.logs.surprise import binomial_high, poisson_high, poisson_low
+
+# A new alarm-level template is followed this long after it first appeared: long enough for a slow
+# precursor to recur a few times, short enough that a template that became routine stops counting
+# as news within the hour.
+NOVEL_WATCH_SECONDS = 3600.0
+NOVEL_MAX_PER_ENTITY = 32
+
+
+class NovelTemplate:
+    """Recurrence of one new alarm-level template of one entity."""
+
+    __slots__ = ("first", "last", "lines", "windows", "last_window", "evidence")
+
+    def __init__(self, ts: float, window: int, evidence: dict):
+        self.first = ts
+        self.last = ts
+        self.lines = 1
+        self.windows = 1
+        self.last_window = window
+        self.evidence = evidence  # the new-template event: template text, example, level
+
+    def hit(self, ts: float, window: int) -> None:
+        self.lines += 1
+        if ts > self.last:
+            self.last = ts
+        if window != self.last_window:
+            self.windows += 1
+            self.last_window = window
+
+    def __getstate__(self):
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __setstate__(self, s):
+        for k, v in zip(self.__slots__, s):
+            setattr(self, k, v)
 
 
 def _merge_keys(d: dict, resolve) -> dict:
@@ -52,7 +93,7 @@ class Window:
 class EntityLog:
     __slots__ = (
         "first_seen", "last_seen", "windows", "expected", "expected_index",
-        "err_sum", "tot_sum", "closed", "empty_run", "calibrators",
+        "err_sum", "tot_sum", "closed", "empty_run", "calibrators", "novel",
     )
 
     def __init__(self, ts: float):
@@ -66,11 +107,13 @@ class EntityLog:
         self.closed = 0
         self.empty_run = 0
         self.calibrators: dict[str, object] = {}
+        self.novel: dict[int, NovelTemplate] = {}  # template id -> recurrence, for new alarm templates
 
     def __getstate__(self):
         return tuple(getattr(self, k) for k in self.__slots__)
 
     def __setstate__(self, s):
+        self.novel = {}  # states saved before templates were watched have none
         for k, v in zip(self.__slots__, s):
             setattr(self, k, v)
 
@@ -78,9 +121,9 @@ class EntityLog:
 class WindowResult:
     """A closed window of one entity, with the surprise of each signal and what explains it."""
 
-    __slots__ = ("entity", "end", "rate_score", "rate_top", "error_score", "error_info", "total")
+    __slots__ = ("entity", "end", "rate_score", "rate_top", "error_score", "error_info", "total", "novel")
 
-    def __init__(self, entity, end, rate_score, rate_top, error_score, error_info, total):
+    def __init__(self, entity, end, rate_score, rate_top, error_score, error_info, total, novel=None):
         self.entity = entity
         self.end = end
         self.rate_score = rate_score
@@ -88,6 +131,7 @@ class WindowResult:
         self.error_score = error_score
         self.error_info = error_info
         self.total = total
+        self.novel = novel  # the most recurrent watched new alarm template, or None
 
 
 class EntitySignals:
@@ -133,6 +177,20 @@ class EntitySignals:
         w.total += 1
         if is_error:
             w.errors += 1
+        if e.novel:
+            n = e.novel.get(tid)
+            if n is not None:
+                n.hit(ts, idx)
+
+    def watch(self, e: EntityLog, ts: float, tid: int, evidence: dict) -> None:
+        """Follow a template just seen for the first time at warning or error level (its first line
+        has already been counted by ``add``)."""
+        if tid in e.novel:
+            return
+        if len(e.novel) >= NOVEL_MAX_PER_ENTITY:
+            # The one seen least recently is the least likely to be a growing fault.
+            del e.novel[min(e.novel, key=lambda k: e.novel[k].last)]
+        e.novel[tid] = NovelTemplate(ts, int(ts // self.p.window_seconds), evidence)
 
     def close_until(self, watermark: float, resolve=None) -> list[WindowResult]:
         """Close every window that ended at or before ``watermark``. ``resolve`` maps a template
@@ -167,6 +225,10 @@ class EntitySignals:
             for w in e.windows.values():
                 w.counts = _merge_keys(w.counts, resolve)
                 w.examples = {resolve(t): x for t, x in w.examples.items()}
+            if e.novel:
+                # A watched template merged into another one: the merged template is not new, so it
+                # is no longer watched (its lines would otherwise count as the new one recurring).
+                e.novel = {t: n for t, n in e.novel.items() if resolve(t) == t}
 
     def _close(self, e: EntityLog, name: str, w: Window, end: float) -> WindowResult:
         p = self.p
@@ -225,7 +287,24 @@ class EntitySignals:
         else:
             e.empty_run += 1
         e.closed += 1
-        return WindowResult(name, end, rate_score, top, error_score, error_info, w.total)
+        return WindowResult(name, end, rate_score, top, error_score, error_info, w.total,
+                            self._novel(e, end) if e.novel else None)
+
+    @staticmethod
+    def _novel(e: EntityLog, end: float) -> dict | None:
+        """The watched new template that has recurred the most, as evidence; stale ones are dropped."""
+        best = None
+        for tid, n in list(e.novel.items()):
+            if end - n.first > NOVEL_WATCH_SECONDS:
+                del e.novel[tid]
+                continue
+            if best is None or (n.windows, n.lines) > (best[1].windows, best[1].lines):
+                best = (tid, n)
+        if best is None:
+            return None
+        tid, n = best
+        return {"template_id": tid, "lines": n.lines, "windows": n.windows, "since": n.first,
+                "last_seen": n.last, **n.evidence}
 
     def _expire(self, watermark: float) -> None:
         if watermark == float("inf"):
