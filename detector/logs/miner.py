@@ -10,7 +10,9 @@ the data decide:
   most ``max_differing`` of its tokens) starts a sibling template, and the value tuples seen at
   those positions are counted under the shared pattern. When ``merge_after`` distinct values have
   been seen there, the positions are variables: the siblings merge into the oldest one, whose
-  template gets wildcards there. Two or three recurring values stay apart.
+  template gets wildcards there. Fewer recurring values stay apart, and so do upper-case states
+  and codes, different field names (``num=`` / ``topActivity=``) and, in short lines, different
+  first words.
 - Anything else starts a new template.
 
 Template ids are small integers handed out in creation order and never reused. A merged template's
