@@ -28,6 +28,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def terminate(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop a child process by its PID: SIGTERM, then SIGKILL if it has not exited in ``timeout``."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def broker_binary() -> str:
     explicit = os.environ.get("OUTAGE_DETECTOR_BROKER_BIN")
     if explicit:
@@ -82,13 +93,7 @@ class EmbeddedBroker:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
         if self.log_path is not None:
             self.log_path.unlink(missing_ok=True)

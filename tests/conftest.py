@@ -128,15 +128,9 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
-        import subprocess
+        from detector.broker import terminate
 
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
 
 def _need(binary: str) -> str:
