@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from itertools import islice
 
-from detector.logs.preprocess import EMPTY, WILDCARD, Masker, clean_text, json_message
+from detector.logs.preprocess import EMPTY, WILDCARD, Masker, clean_text, json_message, mask_quoted
 
 # A wildcard learned from differing words. Unlike a masked ``<*>`` (which only matches another
 # masked value) it matches any token; after ``key=`` it matches any value of that field. Shown as
@@ -36,7 +36,53 @@ ANY = "\x00*"
 
 def _covers(a: str, b: str) -> bool:
     """Template token ``a`` matches token ``b``."""
-    return a == b or a == ANY or (a[-2:] == ANY and b.startswith(a[:-2]))
+    return a == b or a == ANY or _covers_field(a, b)
+
+
+def _covers_field(a: str, b: str) -> bool:
+    """``key=value`` template tokens: a learned wildcard after ``key=`` takes any value; a value
+    holding a masked variable (``key=<*>``, ``key=ord-<*>``) takes any other variable-looking value
+    of the same field (masked, partly masked, or an id without digits)."""
+    if a[-2:] == ANY:
+        return b.startswith(a[:-2])
+    i = a.find("=")
+    if i <= 0 or not b.startswith(a[: i + 1]):
+        return False
+    va, vb = a[i + 1:], b[i + 1:]
+    core_a, core_b = va.rstrip(_TRAIL), vb.rstrip(_TRAIL)
+    if va[len(core_a):] != vb[len(core_b):]:
+        return False
+    if WILDCARD in core_a:
+        return WILDCARD in core_b or _id_like(core_b)
+    # A template made from a line whose id happened to have no digits: another random id there
+    # is the same field, not a new event.
+    return _random_like(core_a) and (WILDCARD in core_b or _random_like(core_b))
+
+
+_TRAIL = ",;:)]}\"'"
+
+
+def _random_like(v: str) -> bool:
+    """Letters in no word pattern (tBtWvjEkWQqkEe, XAATPjnmzMwbpg): split at capitals, a generated
+    id falls into many pieces of one or two letters, an identifier (WindowStateAnimator) into words."""
+    if len(v) < 10:
+        return False
+    short = run = 0
+    for c in v:
+        if c.isupper() or not c.isalpha():
+            short += 0 < run <= 2
+            run = 1 if c.isupper() else 0
+        else:
+            run += 1
+    short += 0 < run <= 2
+    return short >= 3
+
+
+def _id_like(v: str) -> bool:
+    """Long enough and shaped like a generated id or name (txn_EreikRdyReskDu, host.example.org),
+    rather than a short word such as a user or a state."""
+    return len(v) >= 8 and (any(c in "_-.:/" for c in v) or not (v.islower() or v.isupper() or v.istitle()))
+
 
 
 def _key(tok: str) -> str | None:
@@ -106,7 +152,7 @@ class TemplateMiner:
         self,
         *,
         max_differing: float = 0.4,
-        merge_after: int = 3,
+        merge_after: int = 4,
         max_chars: int = 4096,
         max_tokens: int = 96,
         max_templates: int = 50_000,
@@ -155,7 +201,7 @@ class TemplateMiner:
             if inner is not None:
                 mined, d2 = clean_text(inner, self.max_chars)
                 damaged = damaged or d2
-        tokens = mined.split()
+        tokens = mask_quoted(mined).split()
         if not tokens:
             self.empty_lines += 1
             return [EMPTY], damaged, text
@@ -215,7 +261,7 @@ class TemplateMiner:
             checked.add(tpl.id)
             diff = []
             for i, (a, b) in enumerate(zip(tpl.tokens, tokens)):
-                if a != b and a != ANY and not (a[-2:] == ANY and b.startswith(a[:-2])):
+                if a != b and a != ANY and not _covers_field(a, b):
                     if i == first and first_fixed:
                         break
                     diff.append(i)
@@ -224,6 +270,7 @@ class TemplateMiner:
             else:
                 if not diff:
                     self._touch(tpl)
+                    self._settle_fields(tpl, tokens)
                     return tpl, False
                 if best_diff is None or len(diff) < len(best_diff):
                     best, best_diff = tpl, diff
@@ -234,6 +281,17 @@ class TemplateMiner:
             if merged is not None:
                 return merged, False
         return new, True
+
+    @staticmethod
+    def _settle_fields(tpl: Template, tokens: list[str]) -> None:
+        """Where a literal field value matched another value (two generated ids), the template
+        shows the field as a variable from now on."""
+        tt = tpl.tokens
+        for i, (a, b) in enumerate(zip(tt, tokens)):
+            if a != b and a[-2:] != ANY and a != ANY and WILDCARD not in a:
+                k = a.find("=")
+                core = a[k + 1:].rstrip(_TRAIL)
+                tt[i] = a[: k + 1] + WILDCARD + a[k + 1 + len(core):]
 
     def _vote(self, anchor: Template, new: Template, diff: list[int]) -> Template | None:
         """Count ``new``'s values at ``diff`` among the siblings of ``anchor``; merge the siblings

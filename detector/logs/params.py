@@ -36,7 +36,7 @@ class _Params(BaseModel):
 
 class MinerParams(_Params):
     max_differing: float = Field(0.4, ge=0.0, lt=1.0, description="share of positions a line may differ in")
-    merge_after: int = Field(3, ge=2, description="distinct values at a word position that make it a variable")
+    merge_after: int = Field(4, ge=2, description="distinct values at a word position that make it a variable")
     max_chars: int = Field(4096, ge=16, description="longer messages are cut here before mining")
     max_tokens: int = Field(96, ge=4, description="tokens past this are one trailing variable")
     max_templates: int = Field(50_000, ge=1, description="past this, unmatched lines share overflow templates")

@@ -148,6 +148,25 @@ class Masker:
         return out
 
 
+# A quoted field value (q="yoga mat") and a quoted string with spaces inside (a request line, a
+# user agent) are free-form values: each becomes one masked token, so that values with different numbers of words neither change
+# the line's token count nor look like new events. Quoted text that says what happened (msg="...",
+# error="...") stays as it is, so different messages stay different templates.
+_QUOTED = re.compile(r'(?:(?<=[\s(\[{,;])|^)(?:([\w.@-]+=)"([^"\n]*)"|"([^"\n]*\s[^"\n]*)")')
+TEXT_KEYS = frozenset(MESSAGE_KEYS) | {"error", "err", "reason", "exception", "cause", "detail", "details"}
+
+
+def _quoted_value(m: "re.Match") -> str:
+    key = m.group(1)
+    if key and key[:-1].lower() in TEXT_KEYS:
+        return m.group(0)
+    return (key or "") + WILDCARD
+
+
+def mask_quoted(text: str) -> str:
+    return _QUOTED.sub(_quoted_value, text) if '"' in text else text
+
+
 def json_message(line: str) -> str | None:
     """The message field of a JSON object line, or a stand-in naming its keys; None when the line
     is not a JSON object."""
