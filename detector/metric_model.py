@@ -51,7 +51,7 @@ class MetricModel:
         # Building evidence for every point would dominate the hot path; only anomalies need it.
         if confidence >= self.evidence_threshold:
             evidence = {"series": key, "observed": point.value, **(entry.model.explain() or {})}
-        return Score(point.timestamp, point.entity, point.name, score, confidence, evidence, key)
+        return Score(point.timestamp, point.entity, point.name, score, confidence, evidence, key, point.value)
 
     def series_held(self) -> int:
         return len(self.series)

@@ -53,3 +53,4 @@ class Score(NamedTuple):
     confidence: float  # calibrated, in [0, 1]
     evidence: dict | None = None  # what an SRE needs to see: expected band, templates, example lines
     series: str = ""  # the metric series within the signal; "" for log signals
+    value: float | None = None  # the observed metric value the score is about; None for log signals

@@ -30,7 +30,7 @@ import polars as pl
 from detector.config import InputSpec, PipelineSpec
 from detector.errors import ConfigError
 from detector.pipeline import Pipeline
-from detector.records import MetricPoint, RawRecord
+from detector.records import RawRecord
 
 DEFAULT_BATCH_ROWS = 5_000
 FILE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "ndjson",
@@ -492,19 +492,14 @@ class ReplayWriter:
         self.alerts = ParquetTableWriter(sibling(self.out, "alerts"), alerts, group_rows)
         self.incidents = ParquetTableWriter(sibling(self.out, "incidents"), incident_schema, group_rows) if incidents else None
 
-    def write(self, result, values: list[float] | None) -> None:
+    def write(self, result) -> None:
         scores = result.scores
         if scores:
-            vals = [None] * len(scores)
-            if values:
-                # Metric scores (the ones with a series) come one per decoded point, in point order.
-                it = iter(values)
-                vals = [next(it) if s.series else None for s in scores]
             self.scores.append({
                 "timestamp": [s.timestamp for s in scores], "entity": [s.entity for s in scores],
                 "signal": [s.signal for s in scores], "series": [s.series for s in scores],
                 "score": [float(s.score) for s in scores], "confidence": [float(s.confidence) for s in scores],
-                "value": vals, "evidence": [_json(s.evidence) for s in scores],
+                "value": [s.value for s in scores], "evidence": [_json(s.evidence) for s in scores],
             })
         trs = result.transitions
         if trs:
@@ -544,31 +539,11 @@ class ReplayWriter:
 # -- the replay itself -------------------------------------------------------------------------
 
 
-class _ValueTap:
-    """Wraps a metric input's decoder to note the values it decoded, for the ``value`` column.
-
-    The decoder's output is returned unchanged, so the path stays the live one.
-    """
-
-    def __init__(self, decoder, sink: list):
-        self.decoder = decoder
-        self.sink = sink
-
-    def decode(self, raw):
-        records = self.decoder.decode(raw)
-        self.sink.extend(r.value for r in records if isinstance(r, MetricPoint))
-        return records
-
-
 def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str | Path,
                total: int | None = None, progress: bool = True) -> dict:
     """Feed every batch through the pipeline, flush, and write the outputs. Returns a summary."""
     from tqdm import tqdm
 
-    values: list[float] = []
-    for topic, (kind, decoder) in list(pipeline.decoders.items()):
-        if kind == "metric":
-            pipeline.decoders[topic] = (kind, _ValueTap(decoder, values))
     writer = ReplayWriter(out, incidents=hasattr(pipeline, "incidents"))
     started = time.perf_counter()
     rows = dead = 0
@@ -577,12 +552,11 @@ def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str 
     try:
         for batch in batches:
             result = pipeline.process(batch)
-            writer.write(result, values)
-            values.clear()
+            writer.write(result)
             rows += len(batch)
             dead += len(result.dead_letters)
             bar.update(len(batch))
-        writer.write(pipeline.flush(), None)
+        writer.write(pipeline.flush())
     finally:
         bar.close()
         writer.close(pipeline)
