@@ -93,6 +93,27 @@ class IncidentSettings(Section):
         0.2, ge=0, description="a metric must be this far from its expected value, as a share of it"
     )
     min_absolute_deviation: float = Field(0.0, ge=0, description="and at least this far in its own units")
+    min_duration_seconds: float = Field(
+        300.0, ge=0, description="event time a signal must stay hot before it opens or joins an incident"
+    )
+    new_template_min_lines: int = Field(
+        3, ge=1, le=16, description="lines a new warning/error template needs within the window to count as a fault"
+    )
+    new_template_window_seconds: float = Field(900.0, gt=0, description="that window, in event time")
+    new_template_min_seconds: float = Field(
+        180.0, ge=0, description="event time between the first and the latest of those lines"
+    )
+    drift_detector: str | None = Field(
+        "trend_drift", description="detector of slow drifts run beside the metric model on every series; null: off"
+    )
+    drift_params: dict[str, Any] = Field(default_factory=dict, description="its hyperparameters")
+    drift_max_series: int = Field(100_000, gt=0, description="series followed for drift; least recently seen evicted")
+    drift_min_relative_deviation: float = Field(
+        0.1, ge=0, description="a slow drift must move this far from its baseline, as a share of it"
+    )
+    drift_min_duration_seconds: float = Field(
+        900.0, ge=0, description="event time a drift must stay hot (drifts are slow; so is their evidence)"
+    )
     critical_signals: int = Field(2, ge=1, description="distinct signals that make an incident critical")
     critical_confidence: float = Field(0.999, ge=0.0, le=1.0, description="and the confidence it needs")
     evidence_templates: int = Field(5, ge=0, description="templates kept as evidence per incident")

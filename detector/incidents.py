@@ -30,6 +30,8 @@ from detector.config import AlertingSettings, IncidentSettings
 from detector.records import Score
 
 SUPPORTING_ONLY = frozenset({"log_new_template"})
+# Signals that open an incident only together with a second active signal of the same entity.
+CORROBORATED = frozenset({"metric_drift"})
 
 
 def incident_id(entity: str, start: float) -> str:
@@ -67,13 +69,14 @@ class IncidentEvent(NamedTuple):
 
 
 class _Key:
-    __slots__ = ("hot_run", "quiet_run", "active", "since")
+    __slots__ = ("hot_run", "quiet_run", "active", "since", "last")
 
     def __init__(self) -> None:
         self.hot_run = 0
         self.quiet_run = 0
         self.active = False
         self.since = 0.0
+        self.last: Score | None = None  # the latest hot score, for joining an incident another opened
 
 
 class _Incident:
@@ -164,21 +167,33 @@ class IncidentTracker:
                         del self._keys[key]
                 continue
             if st.hot_run == 0:
-                st.since = s.timestamp
+                st.since = _hot_since(s)
             st.hot_run += 1
             st.quiet_run = 0
-            if not st.active and st.hot_run >= self.alerting.fire_after:
+            if not st.active and st.hot_run >= self.alerting.fire_after and \
+                    s.timestamp - st.since >= self._min_duration(s.signal):
                 st.active = True
-                if inc is None:
-                    inc = self._open[s.entity] = _Incident(s.entity, st.since)
-                    inc.now = s.timestamp
-                    self._join(inc, key, st, s)
-                    self.opened[inc.severity] += 1
-                    events.append(IncidentEvent("opened", s.timestamp, inc.snapshot(self.settings)))
-                    continue
+            st.last = s
+            if not st.active:
+                if inc is not None and key in inc.keys:
+                    self._record_hot(inc, s)  # a signal of the incident heating up again keeps it open
+                continue
+            if inc is None:
+                opening = self._opening_keys(s.entity, key)
+                if opening is None:
+                    continue  # a drift alone: active, waiting for a second signal to agree
+                since = min(self._keys[k].since for k in opening)
+                inc = self._open[s.entity] = _Incident(s.entity, since)
+                inc.now = s.timestamp
+                for k in opening:
+                    self._join(inc, k, self._keys[k], self._keys[k].last)
+                self.opened[inc.severity] += 1
+                events.append(IncidentEvent("opened", s.timestamp, inc.snapshot(self.settings)))
+                continue
+            if key not in inc.keys:
                 if self._join(inc, key, st, s):
                     changed[inc.id] = inc
-            elif inc is not None and key in inc.keys:
+            else:
                 self._record_hot(inc, s)
         for inc in changed.values():
             if self._open.get(inc.entity) is inc:
@@ -188,6 +203,21 @@ class IncidentTracker:
 
     def open_incidents(self) -> list[IncidentSnapshot]:
         return [inc.snapshot(self.settings) for inc in self._open.values()]
+
+    def _min_duration(self, signal: str) -> float:
+        if signal in CORROBORATED:
+            return max(self.settings.min_duration_seconds, self.settings.drift_min_duration_seconds)
+        return self.settings.min_duration_seconds
+
+    def _opening_keys(self, entity: str, key: tuple[str, str, str]) -> list | None:
+        """The active signals that open an incident on ``entity`` now that ``key`` is active, or None
+        when they are not enough: a drift needs a second active signal of the entity (another
+        series drifting, or any other signal), because one series moving slowly away from its
+        baseline is also what a scheduled job or a changed habit looks like."""
+        active = [k for k, st in self._keys.items() if k[0] == entity and st.active]
+        if key[1] in CORROBORATED and len(active) < 2:
+            return None
+        return active
 
     # -- floors ----------------------------------------------------------------------------------
 
@@ -201,7 +231,8 @@ class IncidentTracker:
             lower, upper = ev.get("lower"), ev.get("upper")
             if lower is not None and upper is not None and lower <= observed <= upper:
                 return False
-            return abs(observed - expected) >= max(p.min_absolute_deviation, p.min_relative_deviation * abs(expected))
+            relative = p.drift_min_relative_deviation if s.signal in CORROBORATED else p.min_relative_deviation
+            return abs(observed - expected) >= max(p.min_absolute_deviation, relative * abs(expected))
         if s.signal == "log_template_rate":
             return any(abs(t.get("count", 0) - t.get("expected", 0.0)) >= p.min_log_lines for t in ev.get("templates") or ())
         if s.signal == "log_error_ratio":
@@ -209,6 +240,12 @@ class IncidentTracker:
             return surplus >= p.min_log_lines
         if s.signal == "log_session":
             return bool(ev.get("anomalous"))
+        if s.signal == "log_new_alarm_template":
+            # A new warning or error that keeps coming back, not a one-off odd line nor a rare one:
+            # enough of its lines within the recent window, spread over some minutes.
+            recent = [(end, c) for end, c in ev.get("windows") or () if s.timestamp - end < p.new_template_window_seconds]
+            return (sum(c for _, c in recent) >= p.new_template_min_lines
+                    and recent[-1][0] - recent[0][0] >= p.new_template_min_seconds)
         return True
 
     # -- incident bookkeeping --------------------------------------------------------------------
@@ -298,6 +335,13 @@ class IncidentTracker:
             self.evictions += 1
         st = self._keys[key] = _Key()
         return st
+
+
+def _hot_since(s: Score) -> float:
+    """When the hot run of a signal began: a signal whose evidence says how long it has been going
+    on (a new template that keeps recurring) counts from then, anything else from this score."""
+    since = (s.evidence or {}).get("since") if s.signal == "log_new_alarm_template" else None
+    return min(since, s.timestamp) if isinstance(since, (int, float)) else s.timestamp
 
 
 def _detail(s: Score) -> dict | None:

@@ -18,6 +18,7 @@ from typing import Iterable, NamedTuple
 from detector.alerting import Alerting, AlertTransition
 from detector.config import PipelineSpec
 from detector.decoders import build_decoder
+from detector.detectors.drift_monitor import DriftMonitor
 from detector.errors import ConfigError, DecodeError
 from detector.incidents import IncidentEvent, IncidentTracker
 from detector.logs.model import LogModel
@@ -43,9 +44,10 @@ class BatchResult:
 class PartitionState:
     """Everything learnt from one (topic, partition): the unit of checkpoint and hand-over."""
 
-    def __init__(self, kind: str, model: LogModel | MetricModel):
+    def __init__(self, kind: str, model: LogModel | MetricModel, drift: DriftMonitor | None = None):
         self.kind = kind
         self.model = model
+        self.drift = drift  # slow-drift scores beside the metric model's (metric partitions)
         self.next_offset: int | None = None  # first offset not yet reflected in this state
         self.max_event_time = float("-inf")
         self.records = 0  # records processed into this state, across restarts
@@ -67,6 +69,7 @@ class Pipeline:
         self.log_spec = log_spec
         self.decoders = {inp.topic: (inp.kind, build_decoder(inp)) for inp in spec.inputs}
         self.partitions: dict[tuple[str, int], PartitionState] = {}
+        self.new_drift()  # a bad drift detector or parameter fails here, not on the first point
         self.alerting = Alerting(spec.alerting)
         self.incidents = IncidentTracker(spec.alerting, spec.incidents)
         self.consumed: Counter[str] = Counter()
@@ -84,7 +87,14 @@ class Pipeline:
         kind = self.decoders[topic][0]
         if kind == "log":
             return PartitionState(kind, LogModel.from_spec(self.log_spec))
-        return PartitionState(kind, MetricModel(self.metric_spec, self.spec.alerting.confidence_threshold))
+        return PartitionState(kind, MetricModel(self.metric_spec, self.spec.alerting.confidence_threshold),
+                              self.new_drift())
+
+    def new_drift(self) -> DriftMonitor | None:
+        inc = self.spec.incidents
+        if inc.drift_detector is None:
+            return None
+        return DriftMonitor(inc.drift_detector, inc.drift_params, inc.drift_max_series)
 
     def state(self, topic: str, partition: int) -> PartitionState:
         st = self.partitions.get((topic, partition))
@@ -117,13 +127,19 @@ class Pipeline:
                 continue
             self.decoded[raw.topic] += 1
             model = st.model
+            drift = st.__dict__.get("drift")  # None for log partitions and states saved without one
             for rec in records:
                 if rec.timestamp > st.max_event_time:
                     st.max_event_time = rec.timestamp
                 if isinstance(rec, LogRecord):
                     scores.extend(model.process(rec))
-                else:
-                    scores.append(model.process(rec))
+                    continue
+                s = model.process(rec)
+                scores.append(s)
+                if drift is not None:
+                    d = drift.process(rec, s.series)
+                    if d is not None:
+                        scores.append(d)
             st.records += 1
             st.next_offset = raw.offset + 1
         for st in touched.values():
@@ -157,4 +173,6 @@ class Pipeline:
         return sum(st.model.templates_held() for st in self.partitions.values() if st.kind == "log")
 
     def evictions(self) -> int:
-        return self.alerting.evictions + self.incidents.evictions + sum(st.model.evictions for st in self.partitions.values())
+        return (self.alerting.evictions + self.incidents.evictions
+                + sum(st.model.evictions for st in self.partitions.values())
+                + sum(st.drift.evictions for st in self.partitions.values() if st.__dict__.get("drift") is not None))

@@ -42,6 +42,8 @@ def quiet_metric(ts, entity="checkout"):
 
 
 def tracker(**incident):
+    # Grouping is tested here on short runs; how long a signal must stay hot has its own tests below.
+    incident.setdefault("min_duration_seconds", 0.0)
     return IncidentTracker(AlertingSettings(fire_after=3, resolve_after=5, incident_window_seconds=600),
                            IncidentSettings(**incident))
 
@@ -188,7 +190,8 @@ def test_incidents_are_exported_with_bounded_labels_and_printed_with_their_evide
     from detector.sinks.prometheus import PrometheusSink
     import threading
 
-    spec = load_pipeline(None, inputs=[{"topic": "m", "kind": "metric", "format": "metric_json"}])
+    spec = load_pipeline(None, inputs=[{"topic": "m", "kind": "metric", "format": "metric_json"}],
+                         incidents={"min_duration_seconds": 0.0})  # the short outage of outage_scores()
     pipe = Pipeline.from_spec(spec)
     events = pipe.incidents.observe(outage_scores())
     registry = CollectorRegistry()

@@ -11,7 +11,7 @@ Signals (the whole vocabulary; template text never becomes a signal name or labe
 - ``log_error_ratio``: per entity and window, the surprise of the error-line share;
 - ``log_session``: per closed session, how rare its template-count vector is;
 - ``log_new_alarm_template``: per entity and window while a new warning- or error-level template is
-  watched, how often it has recurred since it first appeared (lines, windows, first and last seen).
+  watched, how often it has recurred since it first appeared (its lines per window).
 """
 
 from __future__ import annotations
@@ -151,17 +151,16 @@ class LogModel:
 
     @staticmethod
     def _novel_score(r) -> Score:
-        """A watched new alarm template, scored by how unlikely its recurrence is by chance: the
-        Good-Turing chance that a line is new, once for every window it has shown up in since (each
-        recurrence in a later window is another draw of something that should not be there)."""
+        """A watched new alarm template. Its confidence is that of the template being news at all
+        (Good-Turing, when it first appeared): while the model is young, or on a stream where new
+        templates are common, a new warning is no surprise. How often it recurred is in the evidence,
+        for the incident layer's persistence floor."""
         n = r.novel
-        windows = n["windows"]
-        miss = n["p_new"] ** min(windows, 8)
+        p_new = n["p_new"]
         ev = {"templates": [{"template_id": n["template_id"], "template": n["template"], "example": n["example"],
                              "count": n["lines"], "expected": 0.0}],
-              "lines": n["lines"], "windows": windows, "since": n["since"], "last_seen": n["last_seen"],
-              "level": n["level"]}
-        return Score(r.end, r.entity, "log_new_alarm_template", -math.log10(max(miss, 1e-300)), 1.0 - miss, ev)
+              "lines": n["lines"], "windows": n["windows"], "since": n["since"], "level": n["level"]}
+        return Score(r.end, r.entity, "log_new_alarm_template", -math.log10(p_new), 1.0 - p_new, ev)
 
     def flush(self) -> list[Score]:
         """Score every open session now (end of a replay)."""

@@ -10,7 +10,7 @@ Closing a window yields:
 - ``log_error_ratio``: surprise of the window's error lines out of all lines, against the entity's
   smoothed error share (binomial tail).
 - ``log_new_alarm_template``: how a template first seen (after the grace period) at warning or error
-  level has recurred since: its lines, the windows it showed up in, when it was first and last seen.
+  level has recurred since: its lines in each window up to the one closing.
   A fault that starts small usually announces itself this way (a new exception on a canary, a new
   warning from a dependency), while a one-off odd line does not recur; the incident layer decides
   how much recurrence is enough. Each such template is watched for ``NOVEL_WATCH_SECONDS`` after it
@@ -34,28 +34,21 @@ from detector.logs.surprise import binomial_high, poisson_high, poisson_low
 # as news within the hour.
 NOVEL_WATCH_SECONDS = 3600.0
 NOVEL_MAX_PER_ENTITY = 32
+NOVEL_RANK_SECONDS = 900.0  # the one reported is the one with the most lines this recently
 
 
 class NovelTemplate:
-    """Recurrence of one new alarm-level template of one entity."""
+    """Recurrence of one new alarm-level template of one entity: its lines per window."""
 
-    __slots__ = ("first", "last", "lines", "windows", "last_window", "evidence")
+    __slots__ = ("first", "counts", "evidence")
 
-    def __init__(self, ts: float, window: int, evidence: dict):
+    def __init__(self, ts: float, evidence: dict):
         self.first = ts
-        self.last = ts
-        self.lines = 1
-        self.windows = 1
-        self.last_window = window
+        self.counts: dict[int, int] = {}  # window index -> lines; at most the watch time's windows
         self.evidence = evidence  # the new-template event: template text, example, level
 
-    def hit(self, ts: float, window: int) -> None:
-        self.lines += 1
-        if ts > self.last:
-            self.last = ts
-        if window != self.last_window:
-            self.windows += 1
-            self.last_window = window
+    def hit(self, window: int) -> None:
+        self.counts[window] = self.counts.get(window, 0) + 1
 
     def __getstate__(self):
         return tuple(getattr(self, k) for k in self.__slots__)
@@ -180,7 +173,7 @@ class EntitySignals:
         if e.novel:
             n = e.novel.get(tid)
             if n is not None:
-                n.hit(ts, idx)
+                n.hit(idx)
 
     def watch(self, e: EntityLog, ts: float, tid: int, evidence: dict) -> None:
         """Follow a template just seen for the first time at warning or error level (its first line
@@ -189,8 +182,9 @@ class EntitySignals:
             return
         if len(e.novel) >= NOVEL_MAX_PER_ENTITY:
             # The one seen least recently is the least likely to be a growing fault.
-            del e.novel[min(e.novel, key=lambda k: e.novel[k].last)]
-        e.novel[tid] = NovelTemplate(ts, int(ts // self.p.window_seconds), evidence)
+            del e.novel[min(e.novel, key=lambda k: max(e.novel[k].counts, default=-1))]
+        n = e.novel[tid] = NovelTemplate(ts, evidence)
+        n.hit(int(ts // self.p.window_seconds))
 
     def close_until(self, watermark: float, resolve=None) -> list[WindowResult]:
         """Close every window that ended at or before ``watermark``. ``resolve`` maps a template
@@ -288,23 +282,32 @@ class EntitySignals:
             e.empty_run += 1
         e.closed += 1
         return WindowResult(name, end, rate_score, top, error_score, error_info, w.total,
-                            self._novel(e, end) if e.novel else None)
+                            self._novel(e, w, end) if e.novel else None)
 
-    @staticmethod
-    def _novel(e: EntityLog, end: float) -> dict | None:
-        """The watched new template that has recurred the most, as evidence; stale ones are dropped."""
+    def _novel(self, e: EntityLog, w: Window, end: float) -> dict | None:
+        """The watched new template with the most lines in the last ``NOVEL_RANK_SECONDS`` up to this
+        window (only windows up to this one count, whatever arrived for later ones, so the result
+        does not depend on how records are batched), with its lines per window as evidence;
+        templates watched long enough are dropped."""
         best = None
+        ws = self.p.window_seconds
+        recent = NOVEL_RANK_SECONDS / ws
         for tid, n in list(e.novel.items()):
             if end - n.first > NOVEL_WATCH_SECONDS:
                 del e.novel[tid]
                 continue
-            if best is None or (n.windows, n.lines) > (best[1].windows, best[1].lines):
-                best = (tid, n)
+            seen = [(i, c) for i, c in n.counts.items() if i <= w.index]
+            if not seen:
+                continue
+            rank = (sum(c for i, c in seen if i > w.index - recent), len(seen))
+            if best is None or rank > best[3]:
+                best = (tid, n, seen, rank)
         if best is None:
             return None
-        tid, n = best
-        return {"template_id": tid, "lines": n.lines, "windows": n.windows, "since": n.first,
-                "last_seen": n.last, **n.evidence}
+        tid, n, seen, _ = best
+        seen.sort()
+        return {"template_id": tid, "since": n.first, "lines": sum(c for _, c in seen),
+                "windows": [[(i + 1) * ws, c] for i, c in seen], **n.evidence}
 
     def _expire(self, watermark: float) -> None:
         if watermark == float("inf"):
