@@ -241,3 +241,80 @@ def test_simulated_day_pages_only_for_the_disrupted_services(scenario):
     assert sc.entity in {i.entity for i in opened}
     assert all(sc.involves(i.entity) for i in opened)
     assert all(i.start >= sc.disruption_start(start, hours) for i in opened)
+
+
+# -- how long a signal must last, recurring new templates, slow drifts --------------------------------
+
+
+def alarm_template(ts, line_times, entity="checkout", confidence=0.9995, window=60.0):
+    """The log model's report on a new error template at the close of the window ending at ``ts``:
+    its lines per window so far."""
+    counts: dict[float, int] = {}
+    for t in line_times:
+        if t < ts:
+            end = (t // window + 1) * window
+            counts[end] = counts.get(end, 0) + 1
+    ev = {"templates": [{"template_id": 9, "template": "KeyError: <*>", "example": "KeyError: 'country_code'",
+                         "count": sum(counts.values()), "expected": 0.0}],
+          "lines": sum(counts.values()), "windows": [[e, c] for e, c in sorted(counts.items())],
+          "since": min(line_times), "level": "error"}
+    return Score(ts, entity, "log_new_alarm_template", 3.3, confidence, ev)
+
+
+def drift(ts, series="memory_bytes", instance="node-1", entity="payments", observed=1300.0, expected=1000.0):
+    key = f'{series}{{instance="{instance}"}}'
+    ev = {"series": key, "observed": observed, "expected": expected, "lower": expected - 50.0,
+          "upper": expected + 50.0, "detector": "drift"}
+    return Score(ts, entity, "metric_drift", 12.0, 0.9999, ev, key)
+
+
+def test_an_isolated_blip_does_not_page_but_the_same_change_sustained_does():
+    tr = tracker(min_duration_seconds=300.0)
+    blip = [metric(T0 + 15 * i) for i in range(9)] + [quiet_metric(T0 + 150 + 15 * i) for i in range(6)]
+    assert tr.observe(blip) == []  # two minutes of a real deviation, then back to normal
+    later = T0 + 3600
+    events = tr.observe([metric(later + 15 * i) for i in range(25)])
+    (opened,) = [e for e in events if e.kind == "opened"]
+    assert opened.incident.start == later and opened.timestamp >= later + 300
+
+
+def test_a_new_error_template_that_keeps_recurring_opens_an_incident_but_a_rare_one_does_not():
+    tr = tracker(min_duration_seconds=300.0)
+    rare = [T0 + 600 * k + 7 for k in range(8)]  # one line every ten minutes, for over an hour
+    assert tr.observe([alarm_template(T0 + 60 * w, rare) for w in range(1, 80)]) == []
+    start = T0 + 10_000 + 13
+    recurring = [start + 150 * k for k in range(12)]  # one line every two and a half minutes
+    events = tr.observe([alarm_template(start - 13 + 60 * w, recurring) for w in range(1, 30)])
+    (opened,) = [e for e in events if e.kind == "opened"]
+    inc = opened.incident
+    assert inc.start == start  # since its first line
+    assert inc.kinds == ("log",) and inc.templates[0]["example"] == "KeyError: 'country_code'"
+    assert opened.timestamp < start + 900  # within a quarter of an hour of the first line
+
+
+def test_a_slow_drift_of_one_series_waits_for_a_second_signal_of_the_service():
+    tr = tracker(min_duration_seconds=300.0, drift_min_duration_seconds=900.0)
+    one = [drift(T0 + 30 * i) for i in range(80)]  # forty minutes of one series drifting
+    assert tr.observe(one) == []
+    other = [drift(T0 + 2400 + 30 * i, instance="node-2") for i in range(40)]
+    events = tr.observe(sorted(other + [drift(T0 + 2400 + 30 * i) for i in range(40)], key=lambda s: s.timestamp))
+    (opened,) = [e for e in events if e.kind == "opened"]
+    inc = opened.incident
+    assert inc.start == T0  # when the first drift began
+    assert {r["series"] for r in inc.series} == {'memory_bytes{instance="node-1"}', 'memory_bytes{instance="node-2"}'}
+
+
+def test_a_drift_joins_when_another_signal_of_the_service_opens_an_incident():
+    tr = tracker(min_duration_seconds=300.0, drift_min_duration_seconds=900.0)
+    drifting = [drift(T0 + 30 * i, entity="checkout") for i in range(80)]
+    jump = [metric(T0 + 1800 + 15 * i) for i in range(30)]
+    events = tr.observe(sorted(drifting + jump, key=lambda s: s.timestamp))
+    (opened,) = [e for e in events if e.kind == "opened"]
+    assert {s["signal"] for s in opened.incident.signals} == {"metric_drift", "latency_ms"}
+    assert opened.incident.start == T0
+
+
+def test_a_small_drift_never_pages_however_confident():
+    tr = tracker(min_duration_seconds=0.0, drift_min_duration_seconds=0.0)
+    small = [drift(T0 + 30 * i, instance=f"node-{i % 2}", observed=1060.0, expected=1000.0) for i in range(200)]
+    assert tr.observe(small) == []  # 6 % off: under the drift floor

@@ -15,7 +15,7 @@ from detector.detectors.registry import build
 from detector.records import MetricPoint, Score
 
 SIGNAL = "metric_drift"
-EMIT_Z = 2.0  # below this a series is plainly not drifting, and nothing is emitted
+EMIT_Z = 3.0  # below this (confidence 0.95) a series is plainly not drifting, and nothing is emitted
 
 
 class DriftMonitor:

@@ -145,7 +145,7 @@ class TrendDrift(Detector):
             if learn:
                 st[_DT], st[_WS], st[_WL], st[_WT] = dt, ws, wl, wt
         if restarted:
-            short = seen = v
+            short = seen = learnt = v
             settle = t + self.settle_seconds
         else:
             # The point is scored with all of its weight (``seen``), but learnt Huber-clipped: a spike
@@ -157,6 +157,7 @@ class TrendDrift(Detector):
             c = self.clip * noise
             if c > 0.0:
                 r = c if r > c else (-c if r < -c else r)
+            learnt = short + r  # the point as it is learnt, here and by the baseline
             short += ws * r
             noise += ws * ((r if r >= 0 else -r) - noise)
         d = seen - long_
@@ -174,7 +175,8 @@ class TrendDrift(Detector):
                 # First point after settling: the baseline starts again from what the series reads
                 # now, as what it read before the restart no longer describes the new process.
                 long_ = short
-            long_ += wl * (v - long_)
+            gap = short - long_  # the gap as learnt: without the unclipped part of a spike
+            long_ += wl * (learnt - long_)
             # Plain running means while the history is shorter than the time constant, so the first
             # hours are not dominated by the first point. While drifting, the gap's statistics learn
             # at a quarter of the pace: a drift does not quickly teach the model that drifting is
@@ -183,8 +185,8 @@ class TrendDrift(Detector):
             w = max(wt, dt / age if age > 0.0 else 1.0)
             if abs(z) >= 4.6:
                 w *= 0.25
-            dmean += w * (d - dmean)
-            dabs += w * (abs(d - dmean) - dabs)
+            dmean += w * (gap - dmean)
+            dabs += w * (abs(gap - dmean) - dabs)
         st[_TL], st[_IV], st[_SH], st[_LG], st[_DM], st[_DA], st[_SU], st[_Z], st[_D], st[_NS] = (
             t, interval, short, long_, dmean, dabs, settle, z, d, noise)
         return z

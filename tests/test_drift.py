@@ -1,0 +1,121 @@
+"""Slow drifts: a series creeping away from its baseline is flagged while the change is still small,
+and what a normal day does to a series (noise, spikes, a steady trend, a restart) is not."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+
+from detector.detectors import build
+from detector.detectors.drift_monitor import DriftMonitor
+from detector.detectors.robust_seasonal import RobustSeasonal
+from detector.records import MetricPoint
+
+STEP = 30.0  # seconds between scrapes
+DAY_START = 1_714_521_600.0
+
+
+def noisy(n, level=1000.0, noise=0.003, seed=0, start=0):
+    """A flat series with measurement noise, one point per scrape: (timestamp, value)."""
+    rng = random.Random(seed)
+    return [(DAY_START + STEP * (start + i), level * (1.0 + rng.gauss(0.0, noise))) for i in range(n)]
+
+
+def drift_z(points, det=None):
+    det = det or build("trend_drift")
+    return det, [det.update(t, v) for t, v in points]
+
+
+def drifting(points, det=None):
+    """Indices where the series counts as drifting for an incident: confidence 0.99 or more
+    (|z| >= 4.6) and at least 10 % away from where the baseline expects it."""
+    det = det or build("trend_drift")
+    out = []
+    for i, (t, v) in enumerate(points):
+        z = det.update(t, v)
+        ev = det.explain()
+        if abs(z) >= 4.6 and abs(ev["observed"] - ev["expected"]) >= 0.1 * abs(ev["expected"]):
+            out.append(i)
+    return out
+
+
+def test_a_slow_leak_is_flagged_before_it_becomes_a_big_deviation():
+    calm = noisy(480)  # four hours
+    # Then memory climbs by 6 % an hour, for two hours.
+    leak = [(t, v * (1.0 + 0.06 * (i * STEP) / 3600.0)) for i, (t, v) in enumerate(noisy(240, seed=1, start=480))]
+    det, zs = drift_z(calm + leak)
+    flagged = next(i for i, z in enumerate(zs[480:]) if z >= 4.6)  # where its confidence reaches 0.99
+    growth = 0.06 * flagged * STEP / 3600.0
+    assert growth < 0.05, growth  # seen within the first 5 % of growth
+    # The point detector, which follows the level, still sees nothing alarming there.
+    point = RobustSeasonal()
+    confident = []
+    for t, v in (calm + leak)[: 480 + flagged + 1]:
+        x = {"value": v, "timestamp": t}
+        confident.append(point.score_one(x))
+        point.learn_one(x)
+    assert max(confident[480:]) < 0.5
+
+
+def test_noise_spikes_and_a_one_minute_blip_are_not_a_drift():
+    points = noisy(720, seed=2)
+    for i in (300, 420, 421, 600, 601, 602):  # a spike, and a blip of three scrapes at x3
+        points[i] = (points[i][0], points[i][1] * 3.0)
+    det, zs = drift_z(points)
+    # Scored while they last, but they move the baseline so little that the series is calm again
+    # at the next scrape: no run long enough to count as a drift.
+    hot = [i for i, z in enumerate(zs) if abs(z) >= 4.6]
+    assert hot == [300, 420, 421, 600, 601, 602]
+
+
+def test_a_series_that_always_grows_steadily_is_not_drifting_but_an_acceleration_is():
+    rng = random.Random(3)
+    # A disk filling with logs at 1 % an hour, for eight hours.
+    steady = [(DAY_START + STEP * i, 0.4 + 0.01 * i * STEP / 3600.0 + rng.gauss(0.0, 1.5e-4)) for i in range(960)]
+    det, zs = drift_z(steady)
+    assert max(abs(z) for z in zs) < 4.6
+    # Then something writes ten times as fast.
+    last = steady[-1][1]
+    faster = [(DAY_START + STEP * (960 + i), last + 0.1 * i * STEP / 3600.0 + rng.gauss(0.0, 1.5e-4)) for i in range(120)]
+    _, zs = drift_z(faster, det)
+    assert max(zs) >= 4.6
+
+
+def test_a_restart_that_warms_up_is_not_a_drift():
+    calm = noisy(480, seed=4)
+    # A scrape is missed while the process restarts; it comes back at 70 % and fills its caches over
+    # twenty minutes.
+    t_back = calm[-1][0] + 3 * STEP
+    warm = [(t_back + STEP * i, v * (0.7 + 0.3 * (1.0 - math.exp(-STEP * i / 1200.0))))
+            for i, (_, v) in enumerate(noisy(360, seed=5))]
+    assert drifting(calm + warm) == []
+
+
+def test_the_monitor_speaks_only_around_drifts_and_holds_a_bounded_number_of_series():
+    mon = DriftMonitor(max_series=3)
+    emitted = []
+    series = ["a", "b", "c"]
+    for i, (t, v) in enumerate(noisy(600, seed=6)):
+        if i == 300:  # a short-lived series arrives: the least recently seen one makes room
+            mon.process(MetricPoint(t, "svc", "memory_bytes", (("instance", "d"),), v))
+            series = ["b", "c", "a"]
+        for name in series:
+            level = v * (1.0 + (0.1 * max(0, i - 480) / 120.0 if name == "c" else 0.0))
+            s = mon.process(MetricPoint(t, "svc", "memory_bytes", (("instance", name),), level))
+            if s is not None:
+                emitted.append((i, name, s))
+    assert len(mon) == 3 and mon.evictions == 2  # "a", then "d"
+    assert len(emitted) < 0.1 * 3 * 600  # a score now and then, not one per point
+    drifting = [s for i, _, s in emitted if s.confidence >= 0.99]
+    assert {s.series for s in drifting} == {'memory_bytes{instance="c"}'}  # only the drifting series
+    assert all(s.signal == "metric_drift" and s.entity == "svc" for s in drifting)
+    ev = drifting[-1].evidence
+    assert ev["observed"] > ev["upper"] and ev["detector"] == "drift"
+
+
+def test_drift_state_survives_a_checkpoint():
+    points = noisy(600, seed=7)
+    det, _ = drift_z(points[:400])
+    twin = pickle.loads(pickle.dumps(det))
+    assert drift_z(points[400:], twin)[1] == drift_z(points[400:], det)[1]

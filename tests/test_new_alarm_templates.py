@@ -1,0 +1,85 @@
+"""New warning and error templates that keep coming back: the log model follows them per window, so
+the incident layer can page on a fault that starts small (a new exception on a canary)."""
+
+from __future__ import annotations
+
+import pickle
+
+from detector.logs.model import LogModel
+from detector.records import LogRecord
+
+TRACE = "unhandled exception in place_order request_id=r-{i}: KeyError: 'country_code'"
+
+
+def _steady_minute(model, t, entity="checkout"):
+    out = []
+    for i in range(20):
+        out += model.process(LogRecord(t + 3 * i, entity, f"order placed order_id=o-{i} total={i * 7} ms", "info"))
+    return out
+
+
+def _run(model, minutes, start=0.0, extra=()):
+    """``minutes`` of steady lines plus ``extra`` (timestamp, level, message) lines, closing the
+    windows once per minute."""
+    out = []
+    extra = sorted(extra)
+    for m in range(minutes):
+        t = start + 60 * m
+        out += _steady_minute(model, t)
+        for ts, level, msg in [e for e in extra if t <= e[0] < t + 60]:
+            out += model.process(LogRecord(ts, "checkout", msg, level))
+        out += model.advance(t + 60)
+    return out
+
+
+def _alarm(scores):
+    return [s for s in scores if s.signal == "log_new_alarm_template"]
+
+
+def test_a_new_error_template_is_followed_window_by_window():
+    model = LogModel(signals={"new_template_grace_seconds": 300})
+    _run(model, 30)
+    errors = [(1800.0 + 150 * i + 5, "error", TRACE.format(i=i)) for i in range(6)]
+    scores = _alarm(_run(model, 15, start=1800.0, extra=errors))
+    assert scores, "a new error template is reported at every window close while it is watched"
+    last = scores[-1]
+    ev = last.evidence
+    assert ev["level"] == "error" and "KeyError" in ev["templates"][0]["template"]
+    assert ev["since"] == errors[0][0]
+    assert ev["lines"] == 6 and sum(c for _, c in ev["windows"]) == 6
+    assert [end for end, _ in ev["windows"]] == sorted({(t // 60 + 1) * 60 for t, _, _ in errors})
+
+
+def test_a_new_info_template_is_not_followed():
+    model = LogModel(signals={"new_template_grace_seconds": 300})
+    _run(model, 30)
+    infos = [(1800.0 + 60 * i + 5, "info", f"cache warmed in {i} ms for shard s-{i}") for i in range(10)]
+    assert _alarm(_run(model, 12, start=1800.0, extra=infos)) == []
+
+
+def test_what_a_window_reports_does_not_depend_on_lines_of_later_windows():
+    errors = [(1800.0 + 45 * i + 5, "error", TRACE.format(i=i)) for i in range(12)]
+    per_minute = LogModel(signals={"new_template_grace_seconds": 300})
+    _run(per_minute, 30)
+    a = _alarm(_run(per_minute, 10, start=1800.0, extra=errors))
+    # The same lines, but all of them arrive before any window closes (one large poll batch).
+    batched = LogModel(signals={"new_template_grace_seconds": 300})
+    _run(batched, 30)
+    for m in range(10):
+        _steady_minute(batched, 1800.0 + 60 * m)
+    for ts, level, msg in errors:
+        batched.process(LogRecord(ts, "checkout", msg, level))
+    b = _alarm(batched.advance(1800.0 + 600))
+    assert len(a) == 10
+    assert [(s.timestamp, s.evidence["windows"]) for s in a] == [(s.timestamp, s.evidence["windows"]) for s in b]
+
+
+def test_followed_templates_survive_a_checkpoint_and_are_forgotten_after_an_hour():
+    model = LogModel(signals={"new_template_grace_seconds": 300})
+    _run(model, 30)
+    _run(model, 5, start=1800.0, extra=[(1805.0, "warn", "disk watermark exceeded on node-9")])
+    twin = pickle.loads(pickle.dumps(model))
+    more = [(2105.0 + 60 * i, "warn", "disk watermark exceeded on node-9") for i in range(3)]
+    assert _alarm(_run(twin, 5, start=2100.0, extra=more))[-1].evidence["lines"] == 4
+    assert _alarm(_run(twin, 60, start=2400.0)) != []
+    assert _alarm(_run(twin, 5, start=6000.0)) == []  # an hour after it first appeared
