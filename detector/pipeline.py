@@ -39,6 +39,9 @@ class BatchResult:
     transitions: list[AlertTransition] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     incidents: list[IncidentEvent] = field(default_factory=list)  # opened / updated / resolved
+    # Slow-drift scores, kept apart so that ``scores`` still holds one score per metric point; the
+    # alerting and the incidents see both.
+    drift: list[Score] = field(default_factory=list)
 
 
 class PartitionState:
@@ -108,6 +111,7 @@ class Pipeline:
         started = time.perf_counter()
         result = BatchResult()
         scores = result.scores
+        drifts = result.drift
         lateness = self.spec.lateness_seconds
         touched: dict[tuple[str, int], PartitionState] = {}
         for raw in raws:
@@ -139,14 +143,15 @@ class Pipeline:
                 if drift is not None:
                     d = drift.process(rec, s.series)
                     if d is not None:
-                        scores.append(d)
+                        drifts.append(d)
             st.records += 1
             st.next_offset = raw.offset + 1
         for st in touched.values():
             if st.kind == "log":
                 scores.extend(st.model.advance(st.max_event_time - lateness))
-        result.transitions = self.alerting.observe(scores)
-        result.incidents = self.incidents.observe(scores)
+        observed = scores + drifts if drifts else scores
+        result.transitions = self.alerting.observe(observed)
+        result.incidents = self.incidents.observe(observed)
         self.last_batch_seconds = time.perf_counter() - started
         return result
 
