@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from operator import attrgetter
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
@@ -54,6 +55,21 @@ class PartitionState:
         self.next_offset: int | None = None  # first offset not yet reflected in this state
         self.max_event_time = float("-inf")
         self.records = 0  # records processed into this state, across restarts
+
+
+_event_time = attrgetter("timestamp")
+
+
+def _warming_up(s: Score, drift: DriftMonitor) -> bool:
+    """A series that came back after a gap in its scrapes belongs to a restarted process, which
+    starts empty (heap, caches, pools) and fills up over many minutes: reading below its level from
+    before the restart while it settles is not an anomaly. Reading above it (more errors, latency,
+    memory than before the restart) still is, as that is what a bad deploy looks like."""
+    observed = s.evidence.get("observed")
+    if observed is None:
+        return False
+    before = drift.level_before_restart(s.series, s.timestamp)
+    return before is not None and observed <= before
 
 
 def load_models(spec: PipelineSpec) -> tuple[MetricModelSpec, LogModelSpec]:
@@ -139,17 +155,22 @@ class Pipeline:
                     scores.extend(model.process(rec))
                     continue
                 s = model.process(rec)
-                scores.append(s)
                 if drift is not None:
                     d = drift.process(rec, s.series)
                     if d is not None:
                         drifts.append(d)
+                    if s.evidence is not None and _warming_up(s, drift):
+                        s = s._replace(confidence=0.0)
+                scores.append(s)
             st.records += 1
             st.next_offset = raw.offset + 1
         for st in touched.values():
             if st.kind == "log":
                 scores.extend(st.model.advance(st.max_event_time - lateness))
-        observed = scores + drifts if drifts else scores
+        # In event-time order: a poll batch can span many minutes of event time, and the log windows
+        # it closes are scored after all of its records; judged in arrival order, a window would
+        # count as later than metric points that came after it.
+        observed = sorted(scores + drifts if drifts else scores, key=_event_time)
         result.transitions = self.alerting.observe(observed)
         result.incidents = self.incidents.observe(observed)
         self.last_batch_seconds = time.perf_counter() - started

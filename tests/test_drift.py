@@ -119,3 +119,43 @@ def test_drift_state_survives_a_checkpoint():
     det, _ = drift_z(points[:400])
     twin = pickle.loads(pickle.dumps(det))
     assert drift_z(points[400:], twin)[1] == drift_z(points[400:], det)[1]
+
+
+def _pipeline_run(values, gap_at):
+    """Memory of one instance through the whole pipeline, one JSON point per scrape, the scrape at
+    ``gap_at`` missing (the process restarted). Returns the incident events and the confident
+    scores from the restart on."""
+    import json
+
+    from detector.config import load_pipeline
+    from detector.pipeline import Pipeline
+    from detector.records import RawRecord
+
+    spec = load_pipeline(None, inputs=[{"topic": "metrics", "kind": "metric", "format": "metric_json"}])
+    pipe = Pipeline.from_spec(spec)
+    raws = []
+    for i, (t, v) in enumerate(values):
+        if i == gap_at:
+            continue
+        body = {"name": "process_resident_memory_bytes", "labels": {"service": "payments", "instance": "node-6"},
+                "value": v, "timestamp": t}
+        raws.append(RawRecord("metrics", 0, len(raws), t, b"payments", json.dumps(body).encode()))
+    events, confident = [], []
+    for k in range(0, len(raws), 500):
+        result = pipe.process(raws[k:k + 500])
+        events += result.incidents
+        confident += [s for s in result.scores if s.confidence >= 0.99 and s.timestamp > values[gap_at][0]]
+    return events, confident
+
+
+def test_a_restarted_process_filling_its_caches_again_is_not_anomalous_but_one_using_more_memory_is():
+    calm = noisy(600, level=4.4e8, noise=0.002, seed=8)
+    # A scrape is missed while the process restarts; it comes back at 70 % and fills up over 20 minutes.
+    warm = [(t, v * (0.7 + 0.3 * (1.0 - math.exp(-STEP * i / 1200.0))))
+            for i, (t, v) in enumerate(noisy(240, level=4.4e8, noise=0.002, seed=9, start=600))]
+    events, confident = _pipeline_run(calm + warm, gap_at=600)
+    assert events == [] and confident == []
+    # The same restart, but the new build holds 40 % more than before: that stays anomalous.
+    bigger = [(t, v * 1.4) for t, v in noisy(240, level=4.4e8, noise=0.002, seed=9, start=600)]
+    _, confident = _pipeline_run(calm + bigger, gap_at=600)
+    assert confident and all(s.evidence["observed"] > s.evidence["expected"] for s in confident)

@@ -83,3 +83,14 @@ def test_followed_templates_survive_a_checkpoint_and_are_forgotten_after_an_hour
     assert _alarm(_run(twin, 5, start=2100.0, extra=more))[-1].evidence["lines"] == 4
     assert _alarm(_run(twin, 60, start=2400.0)) != []
     assert _alarm(_run(twin, 5, start=6000.0)) == []  # an hour after it first appeared
+
+
+def test_a_known_warning_with_a_value_not_yet_masked_is_not_followed():
+    model = LogModel(signals={"new_template_grace_seconds": 300})
+    known = [(60.0 * m + 30, "warn", f"Charge declined txnId=txn_{m:04d}AAAA orderId=o-{m} provider=stripe "
+                                     "reason=card_expired") for m in range(30)]
+    _run(model, 30, extra=known)
+    # The same warning with another reason and a fresh id: the miner finds it close to the known one.
+    variants = [(1800.0 + 60 * i + 30, "warn", f"Charge declined txnId=txn_{i:04d}BBBB orderId=o-{i} "
+                                               "provider=adyen reason=do_not_honor") for i in range(10)]
+    assert _alarm(_run(model, 12, start=1800.0, extra=variants)) == []

@@ -3,7 +3,7 @@
 One drift detector (``trend_drift`` by default) per series, held in LRU order with a bound, fed
 every point of a metric partition. It yields a ``metric_drift`` score only while a series is near
 or past drifting (and once more when it stops), so the alerting layers see the runs begin and end
-without a second score for every point.
+without a second score for every point. It also knows which series are settling after a restart.
 """
 
 from __future__ import annotations
@@ -57,6 +57,14 @@ class DriftMonitor:
         confidence = 1.0 - math.exp(-abs(z))
         evidence = {"series": key, **(det.explain() or {})}
         return Score(t, point.entity, SIGNAL, abs(z), confidence, evidence, key)
+
+    def level_before_restart(self, key: str, t: float) -> float | None:
+        """While the series ``key`` settles after a restart (a gap in its scrapes), the baseline it
+        had before; None when it is not settling (or its detector knows nothing of restarts)."""
+        entry = self.series.get(key)
+        if entry is None or not hasattr(entry[0], "settling") or not entry[0].settling(t):
+            return None
+        return (entry[0].explain() or {}).get("baseline")
 
     def __len__(self) -> int:
         return len(self.series)

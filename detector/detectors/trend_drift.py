@@ -102,7 +102,8 @@ class TrendDrift(Detector):
 
 
     def settling(self, t: float) -> bool:
-        """True while the series is warming up after a restart (see the module docstring)."""
+        """True while the series is warming up after a restart (see the module docstring); the
+        ``baseline`` of :meth:`explain` is then still the level from before the restart."""
         return t < self._state()[_SU]
 
     # Score then learn one point in one step (the pipeline's path); returns the signed z.

@@ -111,7 +111,10 @@ class LogModel:
                     evidence["similar_template_id"] = res.similar.id
                     evidence["similar_template"] = res.similar.text
                 out.append(Score(ts, entity, "log_new_template", -math.log10(p_new), 1.0 - p_new, evidence))
-                if err or (rec.level is not None and rec.level.lower() in WARN_LEVELS):
+                # A new warning or error is followed to see whether it keeps coming back, unless it
+                # nearly matched a known template: that is a known line with a value the miner has
+                # not learnt to mask yet (an id in a message), not a new kind of trouble.
+                if res.similar is None and (err or (rec.level is not None and rec.level.lower() in WARN_LEVELS)):
                     sig.watch(e, ts, tid, {"template": tpl.text, "example": res.text[:300],
                                            "level": evidence["level"], "p_new": p_new})
         if self.sessions is not None:
