@@ -106,9 +106,6 @@ class TrendDrift(Detector):
         ``baseline`` of :meth:`explain` is then still the level from before the restart."""
         return t < self._state()[_SU]
 
-    # Score then learn one point in one step (the pipeline's path); returns the signed z.
-    def update(self, t: float, v: float) -> float:
-        return self._step(t, v)
 
     def explain(self) -> dict | None:
         st = self._state()
@@ -191,3 +188,7 @@ class TrendDrift(Detector):
         st[_TL], st[_IV], st[_SH], st[_LG], st[_DM], st[_DA], st[_SU], st[_Z], st[_D], st[_NS] = (
             t, interval, short, long_, dmean, dabs, settle, z, d, noise)
         return z
+
+    # Score then learn one point in one step (the pipeline's path): ``update(t, v)`` returns the signed
+    # z. An alias rather than a wrapper, as it runs for every metric point.
+    update = _step
