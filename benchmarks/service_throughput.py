@@ -27,7 +27,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from detector.broker import EmbeddedBroker
 from detector.config import load_pipeline
-from detector.kafka_io import ensure_topics
+from detector.config import KafkaSettings
+from detector.kafka_io import ensure_topics, fetch_config
 from detector.service import Service
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -68,7 +69,9 @@ def produce(bootstrap: str, topic: str, payloads) -> int:
 
 
 def raw_consume(bootstrap: str, topic: str, n: int, partitions: int) -> float:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=5000)
+    # The same fetch settings as the service, so the ratio measures our processing, not the tuning.
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             **fetch_config(KafkaSettings(bootstrap_servers=bootstrap)))
     consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
     consumer.seek_to_beginning()
     got, first = 0, None
@@ -116,8 +119,6 @@ def main() -> int:
     out = {"records": args.records}
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as state:
         bs = broker.bootstrap_servers
-        from detector.config import KafkaSettings
-
         for kind, fmt, payloads in (("log", "ecs", log_payloads), ("metric", "metric_json", metric_payloads)):
             topic = f"bench-{kind}"
             ensure_topics(KafkaSettings(bootstrap_servers=bs), [topic], partitions=partitions)

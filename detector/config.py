@@ -33,6 +33,11 @@ class KafkaSettings(Section):
     session_timeout_ms: int = Field(10_000, gt=0)
     max_poll_records: int = Field(5_000, gt=0)
     poll_timeout_ms: int = Field(500, gt=0)
+    # A short broker-side fetch wait keeps a consumer that has caught up from stalling each poll, and
+    # large partition fetches mean fewer round trips per poll batch (both measured in
+    # benchmarks/service_throughput.py).
+    fetch_max_wait_ms: int = Field(100, gt=0)
+    max_partition_fetch_bytes: int = Field(8 * 1024 * 1024, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None

@@ -45,6 +45,15 @@ def _offsets(offsets: Offsets) -> dict:
     return {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
 
 
+def fetch_config(settings: KafkaSettings) -> dict:
+    """How a consumer fetches: shared by the service and the benchmark's raw-consumer baseline."""
+    return {
+        "max_poll_records": settings.max_poll_records,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "max_partition_fetch_bytes": settings.max_partition_fetch_bytes,
+    }
+
+
 class _Listener(AsyncConsumerRebalanceListener):
     """Runs on the consumer's IO loop, where blocking calls are not allowed: the revoked partitions'
     offsets are committed with an awaited asynchronous commit, before they are handed over."""
@@ -79,7 +88,7 @@ class KafkaSource:
             auto_offset_reset=settings.auto_offset_reset,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(100, settings.session_timeout_ms // 3),
-            max_poll_records=settings.max_poll_records,
+            **fetch_config(settings),
         )
         self.consumer.subscribe(list(topics), listener=_Listener(self.consumer, on_revoked, on_assigned))
 
