@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from detector.evaluation.sessions import roc_auc
 from detector.logs.model import LogModel
 from detector.records import LogRecord
@@ -13,7 +11,6 @@ from detector.records import LogRecord
 BGL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "loghub" / "2k" / "BGL" / "BGL_2k.log"
 
 
-@pytest.mark.skipif(not BGL.exists(), reason="BGL sample not available")
 def test_windows_with_alert_lines_score_higher_error_ratios():
     window = 3600.0
     model = LogModel(signals={"window_seconds": window, "min_windows": 3})

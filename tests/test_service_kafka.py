@@ -3,7 +3,6 @@ dead-lettered with their reason and origin, and nothing lost across a kill and r
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess

@@ -93,7 +93,6 @@ def test_command_rejects_a_bad_session_key(tmp_path, capsys):
     assert "sessions.key" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not (HDFS / "hdfs_dev.log").exists(), reason="HDFS sample not available")
 def test_hdfs_blocks_replayed_in_time_order_are_flagged_online(capsys):
     rc = main(["evaluate", "sessions", "--log", str(HDFS / "hdfs_dev.log"), "--labels",
                str(HDFS / "hdfs_dev_labels.csv"), "--session-key", r"blk_-?\d+", "--json"])

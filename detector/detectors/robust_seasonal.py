@@ -136,7 +136,6 @@ class RobustSeasonal(Detector):
         base_surprise = -math.log(1.0 - q)
         refractory, margin, brk = self.refractory, self.breakout_margin, self.breakout_surprise
         period, buckets, warmup = self.period, self.buckets, self.warmup
-        exp_ = math.exp
         out = []
         append = out.append
         keep = evidence_out.append if evidence_out is not None else None
