@@ -211,11 +211,13 @@ class IncidentTracker:
 
     def _opening_keys(self, entity: str, key: tuple[str, str, str]) -> list | None:
         """The active signals that open an incident on ``entity`` now that ``key`` is active, or None
-        when they are not enough: a drift needs a second active signal of the entity (another
-        series drifting, or any other signal), because one series moving slowly away from its
-        baseline is also what a scheduled job or a changed habit looks like."""
+        when they are not enough: a drift needs a second, different active signal of the entity (a
+        drift of another metric, or any other signal), because one series moving slowly away from its
+        baseline is also what a scheduled job or a changed habit looks like. The same metric drifting
+        on several instances at once is one signal, not two: a change made to the whole fleet (a log
+        rotation, a config push, the traffic of the hour) moves every instance together."""
         active = [k for k, st in self._keys.items() if k[0] == entity and st.active]
-        if key[1] in CORROBORATED and len(active) < 2:
+        if key[1] in CORROBORATED and len({_corroborating(k) for k in active}) < 2:
             return None
         return active
 
@@ -335,6 +337,15 @@ class IncidentTracker:
             self.evictions += 1
         st = self._keys[key] = _Key()
         return st
+
+
+def _corroborating(key: tuple[str, str, str]) -> tuple[str, str]:
+    """What a signal counts as when a drift waits for a second one: a drift by its metric (the series
+    name without its labels), any other signal by its name."""
+    entity, signal, series = key
+    if signal in CORROBORATED:
+        return signal, (series or "").split("{", 1)[0]
+    return signal, ""
 
 
 def _hot_since(s: Score) -> float:

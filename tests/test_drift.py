@@ -159,3 +159,75 @@ def test_a_restarted_process_filling_its_caches_again_is_not_anomalous_but_one_u
     bigger = [(t, v * 1.4) for t, v in noisy(240, level=4.4e8, noise=0.002, seed=9, start=600)]
     _, confident = _pipeline_run(calm + bigger, gap_at=600)
     assert confident and all(s.evidence["observed"] > s.evidence["expected"] for s in confident)
+
+
+def disk(hours, seed, level=0.43, growth=0.01, noise=1.5e-3, start=0.0):
+    """A disk filling with logs at ``growth`` an hour and emptied by the rotation at 00:00 UTC, from
+    ``start`` seconds after DAY_START (a midnight) on."""
+    rng = random.Random(seed)
+    times = [DAY_START + start + STEP * i for i in range(int(hours * 3600.0 / STEP))]
+    return [(t, level + growth * ((t - DAY_START) % 86400.0) / 3600.0 + rng.gauss(0.0, noise)) for t in times]
+
+
+def test_a_step_down_is_not_a_drift_but_the_same_fall_spread_over_hours_is():
+    # From 00:00 to 06:00 the next day: at the rotation the disk drops from ~0.67 to 0.43 within one
+    # scrape, and goes on filling from there.
+    det, zs = drift_z(disk(30.0, seed=10))
+    rotation = int(86400.0 / STEP)
+    assert max(abs(z) for z in zs[480:rotation]) < 4.6
+    hot = [i for i, z in enumerate(zs) if abs(z) >= 4.6]
+    assert all(rotation <= i < rotation + 6 for i in hot)  # scored like a spike while it is new, no more
+    assert drifting(disk(30.0, seed=10)) == []
+    # The same fall from ~0.67 to 0.43, but over two hours: that is a drift.
+    points = disk(24.0, seed=11)
+    last = points[-1][1]
+    fall = [(points[-1][0] + STEP * (i + 1), last - 0.24 * (i + 1) / 240.0 + random.Random(i).gauss(0.0, 1.5e-3))
+            for i in range(240)]
+    flagged = drifting(points + fall)
+    assert flagged and min(flagged) < len(points) + 240
+
+
+def test_a_jump_up_to_a_new_level_is_not_a_drift_and_a_leak_after_it_still_is():
+    calm = noisy(480, seed=12)
+    jumped = [(t, v * 1.5) for t, v in noisy(240, seed=13, start=480)]  # a config change: +50 % at once
+    det, zs = drift_z(calm + jumped)
+    assert drifting(calm + jumped) == []
+    # On the new level, a slow leak of 6 % an hour is flagged as before.
+    base = jumped[-1][1]
+    leak = [(t, base * (1.0 + 0.06 * (i * STEP) / 3600.0) * (v / 1000.0))
+            for i, (t, v) in enumerate(noisy(240, seed=14, start=720))]
+    _, zs = drift_z(leak, det)
+    assert max(zs) >= 4.6
+
+
+def _metric_raws(series_values):
+    """One JSON point per scrape for each instance: {instance: [(t, v)]} -> RawRecords in time order."""
+    import json
+
+    from detector.records import RawRecord
+
+    rows = sorted((t, inst, v) for inst, values in series_values.items() for t, v in values)
+    raws = []
+    for t, inst, v in rows:
+        body = {"name": "disk_used_ratio", "labels": {"service": "search", "instance": inst}, "value": v,
+                "timestamp": t}
+        raws.append(RawRecord("metrics", 0, len(raws), t, b"search", json.dumps(body).encode()))
+    return raws
+
+
+def test_the_nightly_rotation_on_every_instance_of_a_service_pages_nobody():
+    from detector.config import load_pipeline
+    from detector.pipeline import Pipeline
+
+    spec = load_pipeline(None, inputs=[{"topic": "metrics", "kind": "metric", "format": "metric_json"}])
+    pipe = Pipeline.from_spec(spec)
+    # Two instances, from 12:00 to 06:00 the day after: both disks empty at the rotation at midnight.
+    nodes = {f"node-{n}": disk(18.0, seed=20 + n, level=0.4 + 0.03 * n, start=12 * 3600.0) for n in (1, 2)}
+    raws = _metric_raws(nodes)
+    events, drifts = [], []
+    for k in range(0, len(raws), 500):
+        result = pipe.process(raws[k:k + 500])
+        events += result.incidents
+        drifts += [s for s in result.drift if s.confidence >= 0.99]
+    assert events == []
+    assert not any(s.timestamp > DAY_START + 86400.0 + 600.0 for s in drifts)  # no drift after the rotation

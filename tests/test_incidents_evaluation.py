@@ -8,7 +8,7 @@ from collections import defaultdict
 import pytest
 
 from detector.cli import main
-from detector.evaluation.incidents import BATCH, START, raw_batches, score
+from detector.evaluation.incidents import BATCH, START, START_HOURS, raw_batches, score
 from detector.simulate import SCENARIOS, generate
 
 HOURS = 24.0
@@ -76,18 +76,47 @@ def test_replay_feed_looks_like_a_consumer_poll_keyed_partitions_and_dense_offse
 
 
 def test_evaluate_incidents_prints_the_report_as_json(capsys):
-    code = main(["evaluate", "incidents", "--json", "--hours", "5", "--seed", "2",
+    code = main(["evaluate", "incidents", "--json", "--hours", "5", "--seed", "2", "--start-hours", "0,13",
                  "--scenario", "error_burst_after_deploy", "--scenario", "quiet"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    names = [r["name"] for r in report["scenarios"]]
-    assert names == ["error_burst_after_deploy", "quiet"]
-    burst, quiet = report["scenarios"]
-    assert isinstance(burst["detected"], bool) and quiet["detected"] is None
-    assert report["detection_rate"] == float(burst["detected"])
-    assert report["median_lead_seconds"] == (burst["lead_seconds"] if burst["detected"] else None)
-    total_false = burst["false_alerts"] + quiet["false_alerts"]
-    assert report["false_alerts_per_day"] == pytest.approx(total_false / (2 * 5 / 24), abs=1e-3)
+    names = [(r["name"], r["start_hour"]) for r in report["scenarios"]]
+    assert names == [("error_burst_after_deploy", 0), ("quiet", 0), ("error_burst_after_deploy", 13), ("quiet", 13)]
+    assert report["start_hours"] == [0, 13] and list(report["by_start_hour"]) == ["0", "13"]
+    for h, (burst, quiet) in zip(("0", "13"), (report["scenarios"][:2], report["scenarios"][2:])):
+        assert isinstance(burst["detected"], bool) and quiet["detected"] is None
+        part = report["by_start_hour"][h]
+        assert part["detection_rate"] == float(burst["detected"])
+        assert part["median_lead_seconds"] == (burst["lead_seconds"] if burst["detected"] else None)
+        assert part["false_alerts_per_day"] == pytest.approx((burst["false_alerts"] + quiet["false_alerts"]) / (2 * 5 / 24),
+                                                             abs=1e-3)
+    bursts = [r for r in report["scenarios"] if r["detected"] is not None]
+    assert report["detection_rate"] == pytest.approx(sum(r["detected"] for r in bursts) / 2, abs=1e-3)
+    total_false = sum(r["false_alerts"] for r in report["scenarios"])
+    assert report["false_alerts_per_day"] == pytest.approx(total_false / (4 * 5 / 24), abs=1e-3)
+
+
+def test_a_run_that_starts_later_in_the_day_is_scored_on_its_own_timeline():
+    sc = SCENARIOS["error_burst_after_deploy"]
+    start = START + 9 * 3600.0
+    d, v, e = sc.timeline(start, HOURS)
+    assert d == START + DAY + 3 * 3600.0  # 18 h in: 03:00 the next day
+    row = score(sc, [(START + DAY + 600.0, "search", "disk_used_ratio"), (d + 300.0, "checkout", "p99")],
+                HOURS, start)
+    assert row["detected"] is True and row["lead_seconds"] == pytest.approx(v - d - 300.0)
+    assert row["false_alerts"] == 1 and row["false_alert_examples"][0]["offset_hours"] == pytest.approx(15.17, abs=0.01)
+
+
+def test_the_default_runs_have_the_nightly_rotation_hours_before_a_disruption():
+    # At least one default run has 00:00 UTC (the log rotation of the normal day) inside it and at
+    # least two hours before its disruption, so a false alert at the rotation is counted.
+    def midnight_well_before_d(h):
+        start = START + h * 3600.0
+        midnight = START + DAY
+        d = SCENARIOS["memory_leak_oom"].timeline(start, HOURS).disruption_start
+        return start < midnight <= d - 2 * 3600.0
+
+    assert any(midnight_well_before_d(h) for h in START_HOURS)
 
 
 def test_an_unknown_scenario_is_an_error(capsys):

@@ -296,12 +296,29 @@ def test_a_slow_drift_of_one_series_waits_for_a_second_signal_of_the_service():
     tr = tracker(min_duration_seconds=300.0, drift_min_duration_seconds=900.0)
     one = [drift(T0 + 30 * i) for i in range(80)]  # forty minutes of one series drifting
     assert tr.observe(one) == []
-    other = [drift(T0 + 2400 + 30 * i, instance="node-2") for i in range(40)]
+    # Then the service's cpu drifts too: another metric agrees.
+    other = [drift(T0 + 2400 + 30 * i, series="cpu_seconds") for i in range(40)]
     events = tr.observe(sorted(other + [drift(T0 + 2400 + 30 * i) for i in range(40)], key=lambda s: s.timestamp))
     (opened,) = [e for e in events if e.kind == "opened"]
     inc = opened.incident
     assert inc.start == T0  # when the first drift began
-    assert {r["series"] for r in inc.series} == {'memory_bytes{instance="node-1"}', 'memory_bytes{instance="node-2"}'}
+    assert {r["series"] for r in inc.series} == {'memory_bytes{instance="node-1"}', 'cpu_seconds{instance="node-1"}'}
+
+
+def test_the_same_metric_drifting_on_every_instance_at_once_does_not_page_by_itself():
+    # A change made to the whole fleet (a nightly log rotation empties every disk) moves the same
+    # metric of every instance together: one signal, however many instances show it.
+    tr = tracker(min_duration_seconds=300.0, drift_min_duration_seconds=900.0)
+    fleet = [drift(T0 + 30 * i, series="disk_used_ratio", instance=f"node-{n}", observed=430.0, expected=630.0)
+             for i in range(240) for n in (1, 2, 3)]
+    assert tr.observe(fleet) == []
+    assert tr.open_incidents() == []
+    # A different signal of the service still opens the incident, and the drifts join it.
+    events = tr.observe([metric(T0 + 7200 + 15 * i, entity="payments") for i in range(30)]
+                        + [drift(T0 + 7200 + 15 * i, series="disk_used_ratio", instance="node-1",
+                                 observed=430.0, expected=630.0) for i in range(30)])
+    (opened,) = [e for e in events if e.kind == "opened"]
+    assert {s["signal"] for s in opened.incident.signals} == {"latency_ms", "metric_drift"}
 
 
 def test_a_drift_joins_when_another_signal_of_the_service_opens_an_incident():

@@ -17,6 +17,18 @@ measures (a redeployed pod, a crashed process): the short mean starts again from
 the series *settles* for ``settle_seconds`` (warm-up of caches and JIT), during which nothing is
 scored and the baseline is not moved. The first ``warmup_seconds`` of a series are not scored.
 
+A *step* is not a drift either. When points land far off the short mean (``step_factor`` times
+further than the series' usual distance from it, which for a steadily trending series is its movement
+over one short window) on the same side for ``step_seconds`` in a row, the series moved to a new level
+within minutes: a log rotation, a cache flush, a fleet change. Spotting that is the point model's
+business (``robust_seasonal`` flags level shifts); here the short mean starts again from the new level and
+the baseline keeps the gap it had from the short mean before the step; nothing is scored (nor learnt into
+the baseline) for two ``short_seconds`` while the short mean settles, then the baseline is placed that gap
+below the settled short mean. A spike or a blip shorter than ``step_seconds`` stays what it was (scored
+while it lasts, barely learnt), and a drift, whose every point is only a little ahead of the short mean,
+never looks like a step: drift evidence has to build up gradually. Unlike a restart, a step does not
+make the series *settling*, so the point scores of the shift are not held back.
+
 Memory is a fixed handful of floats per series.
 """
 
@@ -27,7 +39,10 @@ import math
 from detector.detectors.base import Detector
 from detector.detectors.registry import register
 
-_T0, _TL, _IV, _SH, _LG, _DM, _DA, _SU, _Z, _D, _NS, _DT, _WS, _WL, _WT = range(15)
+(_T0, _TL, _IV, _SH, _LG, _DM, _DA, _SU, _Z, _D, _NS, _DT, _WS, _WL, _WT,
+ _SS, _SG, _SR, _GB, _SQ) = range(20)
+_NEW = [math.nan, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0, -math.inf, 0.0, 0.0, 0.0, math.nan, 0.0, 0.0, 0.0,
+        math.nan, 0.0, 0.0, 0.0, -math.inf]
 
 
 @register("trend_drift")
@@ -51,6 +66,11 @@ class TrendDrift(Detector):
         A pause this many typical intervals long counts as a restart of the series.
     settle_seconds : float
         Event time after a restart during which the series is not scored.
+    step_factor : float
+        A point this many times further off the short mean than the series' usual distance from it
+        (its noise width) is part of a step, if the next ones are too.
+    step_seconds : float
+        Event time points must stay that far off, on the same side, for a step: shorter is a blip.
     seed : int
         Unused (the model is deterministic); accepted for the common protocol.
 
@@ -67,9 +87,14 @@ class TrendDrift(Detector):
     True
     """
 
+    # Class defaults for a detector saved before steps were recognised (restored without __init__).
+    step_factor = 8.0
+    step_seconds = 150.0
+
     def __init__(self, short_seconds: float = 600.0, long_seconds: float = 10800.0,
                  stats_seconds: float = 21600.0, warmup_seconds: float = 7200.0, clip: float = 3.0,
-                 gap_factor: float = 1.5, settle_seconds: float = 3600.0, seed: int = 0):
+                 gap_factor: float = 1.5, settle_seconds: float = 3600.0, step_factor: float = 8.0,
+                 step_seconds: float = 150.0, seed: int = 0):
         self.short_seconds = short_seconds
         self.long_seconds = long_seconds
         self.stats_seconds = stats_seconds
@@ -77,18 +102,22 @@ class TrendDrift(Detector):
         self.clip = clip
         self.gap_factor = gap_factor
         self.settle_seconds = settle_seconds
+        self.step_factor = step_factor
+        self.step_seconds = step_seconds
         self.seed = seed
 
     def _state(self) -> list:
         st = self.__dict__.get("_st")
         if st is None:
             # first time, last time, typical interval, short mean, long mean, gap mean, gap deviation,
-            # settled-after time, last z, last gap
             # settled-after time, last z, last gap,
             # noise (mean absolute step of a point off the short mean), then the last interval and its
-            # three weights: scrapes are regular, so the exponentials are mostly computed once
-            st = self._st = [math.nan, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0, -math.inf, 0.0, 0.0, 0.0,
-                             math.nan, 0.0, 0.0, 0.0]
+            # three weights: scrapes are regular, so the exponentials are mostly computed once;
+            # then a possible step: when its run began (nan: none), its side, the noise width and the
+            # gap between short mean and baseline from before it, and the time a step has settled
+            st = self._st = list(_NEW)
+        elif len(st) < len(_NEW):
+            st.extend(_NEW[len(st):])  # a state saved before steps were recognised
         return st
 
     # -- the protocol ----------------------------------------------------------------------------
@@ -119,7 +148,9 @@ class TrendDrift(Detector):
     # -- one step ----------------------------------------------------------------------------------
 
     def _step(self, t: float, v: float, learn: bool = True) -> float:
-        st = self.__dict__.get("_st") or self._state()
+        st = self.__dict__.get("_st")
+        if st is None or len(st) < len(_NEW):
+            st = self._state()
         if v != v or v in (math.inf, -math.inf):
             return 0.0  # a gap is not evidence
         t0, tl = st[_T0], st[_TL]
@@ -134,6 +165,7 @@ class TrendDrift(Detector):
         interval, short, long_, dmean, dabs, settle, noise = (st[_IV], st[_SH], st[_LG], st[_DM], st[_DA],
                                                               st[_SU], st[_NS])
         restarted = interval > 0.0 and dt > self.gap_factor * interval
+        since, stepped, begun = st[_SS], False, False  # a step's run: when it began (nan: none)
         if dt == st[_DT]:
             ws, wl, wt = st[_WS], st[_WL], st[_WT]
         else:
@@ -145,12 +177,13 @@ class TrendDrift(Detector):
         if restarted:
             short = seen = learnt = v
             settle = t + self.settle_seconds
+            since = math.nan
         else:
             # The point is scored with all of its weight (``seen``), but learnt Huber-clipped: a spike
             # or a one-minute blip scores for as long as it lasts and then moves the short mean by a
             # few noise widths at most, while a drift, which moves every point a little, is followed
             # in full and keeps scoring.
-            r = v - short
+            r = raw = v - short
             seen = short + ws * r
             c = self.clip * noise
             if c > 0.0:
@@ -158,21 +191,45 @@ class TrendDrift(Detector):
             learnt = short + r  # the point as it is learnt, here and by the baseline
             short += ws * r
             noise += ws * ((r if r >= 0 else -r) - noise)
+            # A step: points far off the short mean, all on one side, for ``step_seconds``. The run is
+            # judged against the noise width from before it began, which the run itself inflates.
+            if since == since:
+                if raw * st[_SG] > self.step_factor * st[_SR]:
+                    stepped = t - since >= self.step_seconds
+                else:
+                    since = math.nan  # back where it was: a blip, not a step
+            if since != since and t >= settle and st[_NS] > 0.0 and abs(raw) > self.step_factor * st[_NS]:
+                since, begun = t, True
         d = seen - long_
         scale = dabs + 1e-9 * (abs(long_) + 1.0) + 1e-12
         z = (d - dmean) / scale
-        if t < settle or t - t0 < self.warmup_seconds:
+        if stepped:
+            # The series jumped to a new level: the short mean starts again from there and settles on it
+            # unscored for two short windows, the noise width is the one from before the run, and the
+            # baseline keeps its gap from before the step, first from this point, then (once settled)
+            # from the short mean, so that one noisy point does not offset it for hours.
+            short, noise = v, st[_SR]
+            long_ = v - st[_GB]
+            d = short - long_
+            quiet = t + 2.0 * self.short_seconds
+            since = math.nan
+        else:
+            quiet = st[_SQ]
+        if t < settle or t < quiet or t - t0 < self.warmup_seconds:
             z = 0.0
         if not learn:
             st[_Z], st[_D] = z, d
             return z
         if not restarted:
             interval = dt if interval == 0.0 else interval + 0.1 * (dt - interval)
-        if t >= settle:
+        if t >= settle and t >= quiet:
             if st[_SU] > tl:
                 # First point after settling: the baseline starts again from what the series reads
                 # now, as what it read before the restart no longer describes the new process.
                 long_ = short
+            elif quiet > tl:
+                # First point after a step settled: the baseline is where it was against the series.
+                long_ = short - st[_GB]
             gap = short - long_  # the gap as learnt: without the unclipped part of a spike
             long_ += wl * (learnt - long_)
             # Plain running means while the history is shorter than the time constant, so the first
@@ -185,8 +242,14 @@ class TrendDrift(Detector):
                 w *= 0.25
             dmean += w * (gap - dmean)
             dabs += w * (abs(gap - dmean) - dabs)
+        if begun:  # its side, and the noise width and gap from before it (from before the last step,
+            # if this one comes while that one settles)
+            st[_SG], st[_SR] = 1.0 if raw > 0.0 else -1.0, st[_NS]
+            if t >= st[_SQ]:
+                st[_GB] = st[_SH] - st[_LG]
         st[_TL], st[_IV], st[_SH], st[_LG], st[_DM], st[_DA], st[_SU], st[_Z], st[_D], st[_NS] = (
             t, interval, short, long_, dmean, dabs, settle, z, d, noise)
+        st[_SS], st[_SQ] = since, quiet
         return z
 
     # Score then learn one point in one step (the pipeline's path): ``update(t, v)`` returns the signed
