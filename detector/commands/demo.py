@@ -101,7 +101,9 @@ def _play(scenario, spec, args, service) -> dict:
     from detector.kafka_io import client_config
     from detector.simulate import generate
 
-    start = time.time() - args.hours * 3600
+    # The simulated day starts at a midnight UTC, so every run of the demo (for a seed) plays the same
+    # day against the same clock of daily events and prints the same incidents.
+    start = (time.time() // 86400 - 1) * 86400 - max(0.0, args.hours - 24.0) * 3600
     disruption = scenario.disruption_start(start, args.hours)
     visible = scenario.customer_visible_start(start, args.hours)
     fast_until = disruption - 1800  # the last half hour before the disruption is played at --speed too
@@ -153,11 +155,13 @@ def _hm(t: float, start: float) -> str:
 
 
 def _report(scenario, summary: dict, opened: list) -> None:
-    """Lead time of the first incident on the affected entity once the fault began, and the
-    incidents opened anywhere else (other entities, or before the fault): those would be false pages."""
-    hits = [e for e in opened if e.incident.entity == scenario.entity and e.timestamp >= summary["disruption"]]
-    others = len(opened) - len(hits)
-    print(f"incidents: {len(hits)} on {scenario.entity} during the disruption, {others} elsewhere or before it", flush=True)
+    """Lead time of the first incident on the faulty service once the fault began; incidents on
+    services the fault does not involve, or before it began, would have been false pages."""
+    during = [e for e in opened if e.timestamp >= summary["disruption"] and scenario.involves(e.incident.entity)]
+    false = len(opened) - len(during)
+    print(f"incidents: {len(during)} on services the disruption involves, {false} false (elsewhere or before it)",
+          flush=True)
+    hits = [e for e in during if e.incident.entity == scenario.entity]
     if not hits:
         print(f"no incident opened for {scenario.entity} during the disruption", flush=True)
         return
