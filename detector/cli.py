@@ -19,6 +19,7 @@ COMMANDS = [
     "detector.commands.run",
     "detector.commands.check_config",
     "detector.commands.demo",
+    "detector.commands.templates",
     "detector.simulate.command",
     "detector.commands.replay",
     "detector.commands.tune",

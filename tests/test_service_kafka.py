@@ -14,6 +14,7 @@ import yaml
 
 from detector.broker import free_port
 from detector.checkpoint import CheckpointStore
+from detector.cli import main
 from tests.kafka_helpers import (
     RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, read_all, samples, scrape,
 )
@@ -59,6 +60,7 @@ def test_scores_are_exported_offsets_committed_and_bad_records_dead_lettered(bro
         body = scrape(f"http://127.0.0.1:{port}/metrics")
         assert scrape(f"http://127.0.0.1:{port}/readyz").startswith("ready")
         templates = scrape(f"http://127.0.0.1:{port}/templates")
+        assert main(["templates", "--url", f"http://127.0.0.1:{port}", "--json"]) == 0  # the CLI reads the same list
         service.stop()
 
     # The spike on checkout's latency fires an alert; payments stays quiet.

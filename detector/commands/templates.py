@@ -1,0 +1,63 @@
+"""``outage-detector templates``: list the mined log templates, from a running service or its checkpoints."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+from detector.checkpoint import CheckpointStore
+from detector.errors import DetectorError
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser(
+        "templates",
+        help="list the mined log templates with their counts and first-seen time",
+        description="List the log templates a service has mined: from its /templates endpoint (--url) or "
+        "from its checkpoint directory (--checkpoint-dir), most frequent first.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--url", help="the service's base URL, e.g. http://127.0.0.1:9108")
+    src.add_argument("--checkpoint-dir", type=Path, help="the service's checkpoint.directory")
+    p.add_argument("--top", type=int, default=50, help="how many to print (default 50; 0 for all)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def from_url(url: str) -> list[dict]:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/templates", timeout=10) as resp:
+            return json.loads(resp.read())
+    except OSError as exc:
+        raise DetectorError(f"cannot read templates from {url}: {exc}") from None
+
+
+def from_checkpoints(directory: Path) -> list[dict]:
+    if not directory.is_dir():
+        raise DetectorError(f"{directory} is not a directory")
+    store = CheckpointStore(directory)
+    out = []
+    for path in sorted(directory.glob("*.ckpt")):
+        topic, _, partition = path.stem.rpartition("-")
+        state = store.load(topic, int(partition))
+        if getattr(state, "kind", None) == "log":
+            out.extend({"topic": topic, "partition": int(partition), **t} for t in state.model.templates())
+    return out
+
+
+def run(args) -> int:
+    rows = from_url(args.url) if args.url else from_checkpoints(args.checkpoint_dir)
+    rows.sort(key=lambda t: (-t["count"], t["first_seen"]))
+    if args.top:
+        rows = rows[: args.top]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'count':>10}  {'first seen (UTC)':19}  {'partition':>12}  {'id':>6}  template")
+    for t in rows:
+        seen = datetime.fromtimestamp(t["first_seen"], tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        where = f"{t.get('topic', '')}[{t.get('partition', '')}]"
+        print(f"{t['count']:>10}  {seen:19}  {where[-12:]:>12}  {t['id']:>6}  {t['template']}")
+    return 0
