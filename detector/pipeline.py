@@ -48,6 +48,8 @@ class BatchResult:
 class PartitionState:
     """Everything learnt from one (topic, partition): the unit of checkpoint and hand-over."""
 
+    drift: "DriftMonitor | None" = None  # class default: checkpoints written before drift existed load
+
     def __init__(self, kind: str, model: LogModel | MetricModel, drift: DriftMonitor | None = None):
         self.kind = kind
         self.model = model
@@ -147,7 +149,7 @@ class Pipeline:
                 continue
             self.decoded[raw.topic] += 1
             model = st.model
-            drift = st.__dict__.get("drift")  # None for log partitions and states saved without one
+            drift = st.drift
             for rec in records:
                 if rec.timestamp > st.max_event_time:
                     st.max_event_time = rec.timestamp
@@ -201,4 +203,4 @@ class Pipeline:
     def evictions(self) -> int:
         return (self.alerting.evictions + self.incidents.evictions
                 + sum(st.model.evictions for st in self.partitions.values())
-                + sum(st.drift.evictions for st in self.partitions.values() if st.__dict__.get("drift") is not None))
+                + sum(st.drift.evictions for st in self.partitions.values() if st.drift is not None))
