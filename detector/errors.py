@@ -13,5 +13,9 @@ class DecodeError(DetectorError, ValueError):
     """A record could not be decoded; it goes to the dead-letter topic with this message."""
 
 
+class KafkaUnavailable(DetectorError, ConnectionError):
+    """The configured Kafka brokers could not be reached at start-up."""
+
+
 class StateError(DetectorError, RuntimeError):
     """A checkpoint could not be written or read back."""

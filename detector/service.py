@@ -13,9 +13,11 @@ import logging
 import threading
 import time
 
+from kafka.errors import KafkaError
+
 from detector.checkpoint import CheckpointStore
-from detector.errors import StateError
 from detector.config import PipelineSpec
+from detector.errors import KafkaUnavailable, StateError
 from detector.http_server import StatusServer
 from detector.kafka_io import DeadLetterProducer, KafkaSource
 from detector.model_reload import ModelReloader
@@ -72,9 +74,15 @@ class Service:
         if self.alertmanager is not None:
             self.alertmanager.start()
             log.info("pushing incidents to %s", self.alertmanager.endpoint)
-        self.dead_letters = DeadLetterProducer(self.spec.kafka)
         topics = [inp.topic for inp in self.spec.inputs]
-        self.source = KafkaSource(self.spec.kafka, topics, self._on_revoked, self._on_assigned)
+        try:
+            self.dead_letters = DeadLetterProducer(self.spec.kafka)
+            self.source = KafkaSource(self.spec.kafka, topics, self._on_revoked, self._on_assigned)
+        except KafkaError as exc:
+            self.close()
+            raise KafkaUnavailable(
+                f"cannot reach Kafka at {self.spec.kafka.bootstrap_servers} (kafka.bootstrap_servers): {exc}"
+            ) from None
         log.info("consuming %s as group %r from %s", ", ".join(topics), self.spec.kafka.group_id, self.spec.kafka.bootstrap_servers)
 
     def run(self) -> None:

@@ -87,3 +87,25 @@ def test_check_config_on_invalid_yaml_and_missing_file(tmp_path, capsys):
     assert "not valid YAML" in capsys.readouterr().err
     assert main(["check-config", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_an_unreachable_broker_is_a_clear_error_not_a_traceback(tmp_path, capsys, monkeypatch):
+    from kafka.errors import KafkaTimeoutError
+
+    import detector.service
+
+    def unreachable(*args, **kwargs):
+        raise KafkaTimeoutError("Unable to bootstrap from ['127.0.0.1:1']")
+
+    monkeypatch.setattr(detector.service, "DeadLetterProducer", unreachable)
+    monkeypatch.setattr("signal.signal", lambda *args: None)  # keep pytest's own handlers
+    p = write(tmp_path, f"""
+        kafka: {{bootstrap_servers: "127.0.0.1:1"}}
+        inputs: [{{topic: logs, kind: log, format: ecs}}]
+        sinks: {{prometheus: {{port: 0}}}}
+        checkpoint: {{directory: "{tmp_path / 'state'}"}}
+    """)
+    assert main(["run", "--pipeline", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach Kafka at 127.0.0.1:1" in err and "kafka.bootstrap_servers" in err
+    assert "Traceback" not in err
