@@ -39,6 +39,13 @@ class Detector:
             if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         }
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A checkpoint written before a hyperparameter existed restores with that parameter's default.
+        for name, p in inspect.signature(type(self).__init__).parameters.items():
+            if p.default is not p.empty:
+                state.setdefault(name, p.default)
+        self.__dict__.update(state)
+
     def clone(self) -> "Detector":
         """A fresh, untrained detector with the same hyperparameters."""
         return type(self)(**copy.deepcopy(self.get_params()))

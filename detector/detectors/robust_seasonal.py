@@ -4,11 +4,19 @@ Per point, three sub-detectors look at the residual of the value against what th
 
 - ``spike``: the robust z-score of the residual;
 - ``level shift``: a short exponentially weighted mean of the z-scores (a run of same-signed residuals);
+- ``sustained shift``: one-sided CUSUMs of the z-scores (each point adds how far its clipped z-score
+  exceeds a drift, so only a change that persists adds up), restarted after every report;
+- ``sustained deviation``: a CUSUM of |z| beyond a small drift: the series has stayed off its expected
+  value for a while, in either direction (it got noisier, or it moved and keeps moving);
+- ``flat stretch``: a CUSUM of how far |z| stays below a small drift: the series went unusually calm
+  (a stuck sensor, a stalled counter);
 - ``range breakout``: the value leaves the range seen so far by more than ``breakout_margin`` of it.
 
-Each of the first two is turned into a surprise ``-log p`` with a peaks-over-threshold tail fitted to
+Each of these five is turned into a surprise ``-log p`` with a peaks-over-threshold tail fitted to
 that series' own history of the same evidence (an exponential tail above a running high quantile), so
-one threshold means the same thing on a calm series and on a spiky one. An anomaly is news the first
+one threshold means the same thing on a calm series and on a spiky one. A large spike is also checked
+against a count of the spike sizes seen so far: a size the series keeps producing (a periodic burst)
+is only as surprising as its frequency says. An anomaly is news the first
 time: a surprise that does not exceed the largest one of the last ``refractory`` points is reported as
 0, so one incident gives one detection rather than a run of them.
 
@@ -24,7 +32,31 @@ from array import array
 from detector.detectors.base import Detector
 from detector.detectors.registry import register
 
-SUB_DETECTORS = ("none", "spike", "level shift", "range breakout")
+SUB_DETECTORS = ("none", "spike", "level shift", "range breakout", "sustained shift", "sustained deviation",
+                 "flat stretch")
+
+# Spike sizes are also counted in a histogram of log(1 + |z|), COUNT_BINS_PER_E bins per unit, so that a
+# size the series has produced before is judged by how often it did (see ``score_many``).
+COUNT_BINS_PER_E = 8.0
+COUNT_BINS = 64
+COUNT_MEMORY = 32768.0  # counts are halved when their total reaches this: old spikes fade out
+COUNTED_ABOVE = 6.0  # surprise above which a spike is checked against the counts
+# The flat-stretch sum stops here, so a series that stays calm for good becomes its own normal (its
+# tail model catches up) instead of growing without bound.
+CALM_CAP = 10.0
+
+
+def _track_tail(x: float, u: float, b: float, up: float, down: float) -> tuple[float, float]:
+    """One step of an evidence's tail model: ``u`` tracks a high quantile by fixed steps (``up`` when
+    ``x`` is above it, ``down`` otherwise, so it settles where ``P(x > u) = down / (up + down)``) and ``b``
+    the mean excess above it, the scale of the exponential tail."""
+    if x > u:
+        b += 0.02 * ((x - u) - b)
+        u += up
+    else:
+        u -= down
+    return u, (b if b > 0.05 else 0.05)
+
 
 
 @register("robust_seasonal")
@@ -46,6 +78,15 @@ class RobustSeasonal(Detector):
         Fraction of the seen range a value must leave it by to count as a range breakout.
     breakout_surprise : float
         Surprise (``-log p``) given to a range breakout, before adding how far it broke out.
+    cusum_drift : float
+        Size a z-score must exceed (in one direction) to add to the sustained-shift CUSUM.
+    cusum_clip : float
+        Z-scores are clipped at this size before entering the CUSUM, so one spike adds at most
+        ``cusum_clip - cusum_drift`` and only persistence makes the sum large.
+    deviation_drift, deviation_clip : float
+        The sustained-deviation CUSUM adds ``min(|z|, deviation_clip) - deviation_drift`` per point.
+    calm_drift : float
+        The flat-stretch CUSUM adds ``calm_drift - min(|z|, 2 * calm_drift)`` per point.
     period : float
         Candidate season length in seconds (a day); the profile is used only while its own robust
         error is below 0.8 of the level's, and residuals are then scaled by the profile's error.
@@ -70,6 +111,8 @@ class RobustSeasonal(Detector):
 
     def __init__(self, alpha: float = 0.005, shift_rate: float = 0.3, tail_quantile: float = 0.995,
                  refractory: int = 100, breakout_margin: float = 0.05, breakout_surprise: float = 10.0,
+                 cusum_drift: float = 3.0, cusum_clip: float = 4.0, deviation_drift: float = 1.2,
+                 deviation_clip: float = 6.0, calm_drift: float = 0.15,
                  period: float = 86400.0, buckets: int = 96, warmup: int = 50, seed: int = 0):
         self.alpha = alpha
         self.shift_rate = shift_rate
@@ -77,6 +120,11 @@ class RobustSeasonal(Detector):
         self.refractory = refractory
         self.breakout_margin = breakout_margin
         self.breakout_surprise = breakout_surprise
+        self.cusum_drift = cusum_drift
+        self.cusum_clip = cusum_clip
+        self.deviation_drift = deviation_drift
+        self.deviation_clip = deviation_clip
+        self.calm_drift = calm_drift
         self.period = period
         self.buckets = buckets
         self.warmup = warmup
@@ -84,16 +132,23 @@ class RobustSeasonal(Detector):
 
     # -- state -------------------------------------------------------------------------------
     # Scalars live in one list so that a step can load them into locals and store them back.
-    _FIELDS = ("n", "level", "scale", "scale_season", "unused", "shift", "u1", "b1", "u2", "b2",
-               "hi", "lo", "m1", "a1", "m2", "a2", "evidence", "expected", "sigma", "fired", "z")
+    # (u, b) pairs are the tail models of spike, level shift, sustained shift, deviation and calm evidence.
+    _FIELDS = ("n", "level", "scale", "scale_season", "cusum_up", "shift", "u1", "b1", "u2", "b2",
+               "hi", "lo", "m1", "a1", "m2", "a2", "evidence", "expected", "sigma", "fired", "z",
+               "cusum_down", "u3", "b3", "deviation", "u4", "b4", "calm", "u5", "b5")
+    _INITIAL = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0,
+                -math.inf, math.inf, 0.0, 0.0, 0.0, 0.0, 0.0, math.nan, math.nan, 0.0, 0.0,
+                0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0)
 
     def _state(self) -> list:
         st = self.__dict__.get("_st")
         if st is None:
-            st = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0,
-                  -math.inf, math.inf, 0.0, 0.0, 0.0, 0.0, 0.0, math.nan, math.nan, 0.0, 0.0]
-            self._st = st
+            st = self._st = list(self._INITIAL)
             self._season = array("d", [math.nan]) * self.buckets
+        if len(st) < len(self._INITIAL):  # restored from a checkpoint written by an older version
+            st.extend(self._INITIAL[len(st):])
+        if "_counts" not in self.__dict__:
+            self._counts = array("d", [0.0]) * (COUNT_BINS + 1)  # the last cell holds the total
         return st
 
     def score_one(self, x: dict) -> float:
@@ -128,14 +183,17 @@ class RobustSeasonal(Detector):
         ``evidence_out``, when given, receives each point's ``evidence`` (the robust |z|).
         """
         st = self._state()
-        (n, level, scale, scale_s, _unused, shift, u1, b1, u2, b2,
-         hi, lo, m1, a1, m2, a2, evidence, expected, sigma, fired, za) = st
-        season = self._season
+        (n, level, scale, scale_s, cu, shift, u1, b1, u2, b2, hi, lo, m1, a1, m2, a2,
+         evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, cq, u5, b5) = st
+        season, counts = self._season, self._counts
         alpha, kshift, q = self.alpha, self.shift_rate, self.tail_quantile
         up, down = 0.05 * q, 0.05 * (1.0 - q)  # quantile tracking steps, in z units
         base_surprise = -math.log(1.0 - q)
         refractory, margin, brk = self.refractory, self.breakout_margin, self.breakout_surprise
         period, buckets, warmup = self.period, self.buckets, self.warmup
+        drift, cclip = self.cusum_drift, self.cusum_clip
+        vdrift, vclip, qdrift = self.deviation_drift, self.deviation_clip, self.calm_drift
+        log, log1p = math.log, math.log1p
         out = []
         append = out.append
         keep = evidence_out.append if evidence_out is not None else None
@@ -166,11 +224,49 @@ class RobustSeasonal(Detector):
             shift_new = shift + kshift * (zc - shift)
             f2 = -shift_new if shift_new < 0 else shift_new
             e1 = (za - u1) / b1
+            # A large spike of a size the series has produced before is only as surprising as the
+            # share of points that were at least that large (a periodic burst is not news each time).
+            kz = int(COUNT_BINS_PER_E * log1p(za))
+            if kz >= COUNT_BINS:
+                kz = COUNT_BINS - 1
+            if e1 + base_surprise > COUNTED_ABOVE:
+                seen = sum(counts[kz + 1:COUNT_BINS]) + 0.5 * counts[kz]
+                if seen >= 1.0:
+                    e_seen = -log(seen / counts[COUNT_BINS]) - base_surprise
+                    if e_seen < e1:
+                        e1 = e_seen
             e2 = (f2 - u2) / b2
-            if e1 >= e2:
-                evidence, fired = e1, 1.0
+            # Sustained shift: one CUSUM per direction of the clipped z-score beyond the drift.
+            zq = cclip if zc > cclip else (-cclip if zc < -cclip else zc)
+            cu_new = cu + zq - drift
+            if cu_new < 0.0:
+                cu_new = 0.0
+            cd_new = cd - zq - drift
+            if cd_new < 0.0:
+                cd_new = 0.0
+            f3 = cu_new if cu_new > cd_new else cd_new
+            e3 = (f3 - u3) / b3
+            # Sustained deviation and flat stretch: CUSUMs of |z| above a drift and below a small one.
+            cv_new = cv + (vclip if za > vclip else za) - vdrift
+            if cv_new < 0.0:
+                cv_new = 0.0
+            e4 = (cv_new - u4) / b4
+            # Calm means something only for a series that has ever varied: a constant line has no scale.
+            if sc > 0.0:
+                cq_new = cq + qdrift - (za if za < 2.0 * qdrift else 2.0 * qdrift)
+                cq_new = 0.0 if cq_new < 0.0 else (CALM_CAP if cq_new > CALM_CAP else cq_new)
             else:
+                cq_new = 0.0
+            e5 = (cq_new - u5) / b5
+            evidence, fired = e1, 1.0
+            if e2 > evidence:
                 evidence, fired = e2, 2.0
+            if e3 > evidence:
+                evidence, fired = e3, 4.0
+            if e4 > evidence:
+                evidence, fired = e4, 5.0
+            if e5 > evidence:
+                evidence, fired = e5, 6.0
             raw = evidence + base_surprise if evidence > 0.0 else 0.0
             if n <= warmup:
                 raw = 0.0
@@ -219,28 +315,29 @@ class RobustSeasonal(Detector):
                 if scale_s == 0.0:
                     scale_s = scale  # first visit of the profile: start from the level's scale
             shift = shift_new
-            if za > u1:
-                b1 += 0.02 * ((za - u1) - b1)
-                u1 += up
+            # A report restarts the sums: what is reported again must persist anew.
+            if score > 0.0:
+                cu = cd = cv = cq = 0.0
             else:
-                u1 -= down
-            if b1 < 0.05:
-                b1 = 0.05
-            if f2 > u2:
-                b2 += 0.02 * ((f2 - u2) - b2)
-                u2 += up
-            else:
-                u2 -= down
-            if b2 < 0.05:
-                b2 = 0.05
+                cu, cd, cv, cq = cu_new, cd_new, cv_new, cq_new
+            u1, b1 = _track_tail(za, u1, b1, up, down)
+            u2, b2 = _track_tail(f2, u2, b2, up, down)
+            u3, b3 = _track_tail(f3, u3, b3, up, down)
+            u4, b4 = _track_tail(cv_new, u4, b4, up, down)
+            u5, b5 = _track_tail(cq_new, u5, b5, up, down)
+            counts[kz] += 1.0
+            counts[COUNT_BINS] += 1.0
+            if counts[COUNT_BINS] >= COUNT_MEMORY:
+                for i in range(COUNT_BINS + 1):
+                    counts[i] *= 0.5
             if v > hi:
                 hi = v
             if v < lo:
                 lo = v
             n += 1
         if learn:
-            st[:] = (n, level, scale, scale_s, _unused, shift, u1, b1, u2, b2,
-                     hi, lo, m1, a1, m2, a2, evidence, expected, sigma, fired, za)
+            st[:] = (n, level, scale, scale_s, cu, shift, u1, b1, u2, b2, hi, lo, m1, a1, m2, a2,
+                     evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, cq, u5, b5)
         else:
             st[16:21] = (evidence, expected, sigma, fired, za)
         return out
