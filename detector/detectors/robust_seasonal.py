@@ -148,7 +148,7 @@ class RobustSeasonal(Detector):
         if len(st) < len(self._INITIAL):  # restored from a checkpoint written by an older version
             st.extend(self._INITIAL[len(st):])
         if "_counts" not in self.__dict__:
-            self._counts = array("d", [0.0]) * (COUNT_BINS + 1)  # the last cell holds the total
+            self._counts = array("f", [0.0]) * (COUNT_BINS + 1)  # last cell: the total; float32 holds counts exactly
         return st
 
     def score_one(self, x: dict) -> float:
