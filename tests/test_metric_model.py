@@ -121,11 +121,11 @@ def test_steady_seasonal_series_stays_below_the_level_of_a_real_incident():
     rng = random.Random(8)
     ts = [300.0 * i for i in range(6000)]
     vs = [100.0 + 30.0 * math.sin(2 * math.pi * t / 86400.0) + rng.gauss(0, 3) for t in ts]
-    scores, _ = _model().update_many(ts, vs)
-    assert max(scores[600:]) < 0.45  # after two days
     model = _model()
-    model.update_many(ts, vs)
-    assert model.update(ts[-1] + 300.0, vs[-1] + 60.0)[0] > 0.45  # +20 sigma off the profile
+    scores, _ = model.update_many(ts, vs)
+    score, confidence = model.update(ts[-1] + 300.0, vs[-1] + 60.0)  # +20 sigma off the profile
+    # After two days of learning, nothing the steady series did scores as high as this.
+    assert score > max(scores[600:]) and confidence > 0.999
     assert model.explain()["detector"] in ("spike", "level shift")
 
 
@@ -140,3 +140,46 @@ def test_a_broken_daily_pattern_is_detected_against_the_profile():
     scores, _ = _model().update_many(ts, vs)
     start = 288 * 9 + 150
     assert max(scores[start:start + 10]) > max(scores[600:start])
+
+
+def test_a_noisier_stretch_inside_the_usual_range_is_detected_as_a_sustained_deviation():
+    for seed in range(10, 13):
+        rng = random.Random(seed)
+        vs = [100.0 + rng.gauss(0, 5) for _ in range(3000)]
+        for i in (300, 700, 1100):  # a few old spikes make the range wide: no breakout later
+            vs[i] += 80.0
+            vs[i + 200] -= 80.0
+        vs += [100.0 + rng.gauss(0, 15) for _ in range(100)]  # same level, three times the noise
+        model = _model()
+        scores, reports = [], []
+        for i, v in enumerate(vs):
+            score, _ = model.update(60.0 * i, v)
+            scores.append(score)
+            if i >= 3000:
+                reports.append((score, model.explain()["detector"]))
+        best, detector = max(reports)
+        assert best > max(scores[1500:3000]), seed
+        assert detector == "sustained deviation", seed
+
+
+def test_a_burst_the_series_keeps_producing_stops_being_news():
+    # A job that bursts to +12 sigma every 200 points: the first bursts are news, the twentieth is not.
+    rng = random.Random(11)
+    vs = [100.0 + rng.gauss(0, 5) for _ in range(6000)]
+    bursts = list(range(2000, 6000, 200))
+    for i in bursts:
+        vs[i] = 160.0 + rng.gauss(0, 1)
+    scores, _ = _model().update_many([60.0 * i for i in range(len(vs))], vs)
+    assert scores[bursts[0]] > 0.5
+    assert max(scores[i] for i in bursts[-5:]) < scores[bursts[0]] - 0.1
+
+
+def test_a_noise_free_periodic_series_raises_nothing_after_its_first_days():
+    # A square wave (a nightly batch job), exactly the same every day, then one night it does not run.
+    ts = [300.0 * i for i in range(288 * 12)]
+    vs = [80.0 if 3600 <= t % 86400 < 7200 else 20.0 for t in ts]
+    missed = range(288 * 11 + 12, 288 * 11 + 24)
+    for i in missed:
+        vs[i] = 20.0
+    scores, _ = _model().update_many(ts, vs)
+    assert max(scores[288 * 3 : missed[0]]) < max(scores[i] for i in missed)

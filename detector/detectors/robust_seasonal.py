@@ -3,20 +3,20 @@
 Per point, three sub-detectors look at the residual of the value against what the model expected:
 
 - ``spike``: the robust z-score of the residual;
-- ``level shift``: a short exponentially weighted mean of the z-scores (a run of same-signed residuals);
+- ``level shift``: a short exponentially weighted mean of the z-scores (a run of same-signed residuals),
+  at most the median of the last three z-scores, so that one large value is not a shift;
 - ``sustained shift``: one-sided CUSUMs of the z-scores (each point adds how far its clipped z-score
   exceeds a drift, so only a change that persists adds up), restarted after every report;
 - ``sustained deviation``: a CUSUM of |z| beyond a small drift: the series has stayed off its expected
   value for a while, in either direction (it got noisier, or it moved and keeps moving);
-- ``flat stretch``: a CUSUM of how far |z| stays below a small drift: the series went unusually calm
-  (a stuck sensor, a stalled counter);
 - ``range breakout``: the value leaves the range seen so far by more than ``breakout_margin`` of it.
 
-Each of these five is turned into a surprise ``-log p`` with a peaks-over-threshold tail fitted to
+Each of these four is turned into a surprise ``-log p`` with a peaks-over-threshold tail fitted to
 that series' own history of the same evidence (an exponential tail above a running high quantile), so
 one threshold means the same thing on a calm series and on a spiky one. A large spike is also checked
 against a count of the spike sizes seen so far: a size the series keeps producing (a periodic burst)
-is only as surprising as its frequency says. An anomaly is news the first
+is only as surprising as its frequency says, and no spike is more surprising than the length of the
+history can support (about ``log(n / 2)`` after ``n`` points). An anomaly is news the first
 time: a surprise that does not exceed the largest one of the last ``refractory`` points is reported as
 0, so one incident gives one detection rather than a run of them.
 
@@ -32,8 +32,7 @@ from array import array
 from detector.detectors.base import Detector
 from detector.detectors.registry import register
 
-SUB_DETECTORS = ("none", "spike", "level shift", "range breakout", "sustained shift", "sustained deviation",
-                 "flat stretch")
+SUB_DETECTORS = ("none", "spike", "level shift", "range breakout", "sustained shift", "sustained deviation")
 
 # Spike sizes are also counted in a histogram of log(1 + |z|), COUNT_BINS_PER_E bins per unit, so that a
 # size the series has produced before is judged by how often it did (see ``score_many``).
@@ -41,17 +40,22 @@ COUNT_BINS_PER_E = 8.0
 COUNT_BINS = 64
 COUNT_MEMORY = 32768.0  # counts are halved when their total reaches this: old spikes fade out
 COUNTED_ABOVE = 6.0  # surprise above which a spike is checked against the counts
-# The flat-stretch sum stops here, so a series that stays calm for good becomes its own normal (its
-# tail model catches up) instead of growing without bound.
-CALM_CAP = 10.0
+# Pseudo-count of spikes at least as large as any: n points of history cannot support a tail
+# probability much below COUNT_PRIOR / n, however far the exponential tail extrapolates.
+COUNT_PRIOR = 2.0
+TAIL_CLIP = 6.0
+PROFILE_SCALE_FLOOR = 0.02  # the profile's error is taken as at least this share of the level's
 
 
 def _track_tail(x: float, u: float, b: float, up: float, down: float) -> tuple[float, float]:
     """One step of an evidence's tail model: ``u`` tracks a high quantile by fixed steps (``up`` when
     ``x`` is above it, ``down`` otherwise, so it settles where ``P(x > u) = down / (up + down)``) and ``b``
-    the mean excess above it, the scale of the exponential tail."""
+    the mean excess above it, the scale of the exponential tail. One excess counts for at most
+    ``TAIL_CLIP`` times the current scale, so a single huge anomaly cannot flatten the tail and hide
+    the next one."""
     if x > u:
-        b += 0.02 * ((x - u) - b)
+        excess = x - u
+        b += 0.02 * ((excess if excess < TAIL_CLIP * b else TAIL_CLIP * b) - b)
         u += up
     else:
         u -= down
@@ -85,8 +89,6 @@ class RobustSeasonal(Detector):
         ``cusum_clip - cusum_drift`` and only persistence makes the sum large.
     deviation_drift, deviation_clip : float
         The sustained-deviation CUSUM adds ``min(|z|, deviation_clip) - deviation_drift`` per point.
-    calm_drift : float
-        The flat-stretch CUSUM adds ``calm_drift - min(|z|, 2 * calm_drift)`` per point.
     period : float
         Candidate season length in seconds (a day); the profile is used only while its own robust
         error is below 0.8 of the level's, and residuals are then scaled by the profile's error.
@@ -112,7 +114,7 @@ class RobustSeasonal(Detector):
     def __init__(self, alpha: float = 0.005, shift_rate: float = 0.3, tail_quantile: float = 0.995,
                  refractory: int = 100, breakout_margin: float = 0.05, breakout_surprise: float = 10.0,
                  cusum_drift: float = 3.0, cusum_clip: float = 4.0, deviation_drift: float = 1.2,
-                 deviation_clip: float = 6.0, calm_drift: float = 0.15,
+                 deviation_clip: float = 6.0,
                  period: float = 86400.0, buckets: int = 96, warmup: int = 50, seed: int = 0):
         self.alpha = alpha
         self.shift_rate = shift_rate
@@ -124,7 +126,6 @@ class RobustSeasonal(Detector):
         self.cusum_clip = cusum_clip
         self.deviation_drift = deviation_drift
         self.deviation_clip = deviation_clip
-        self.calm_drift = calm_drift
         self.period = period
         self.buckets = buckets
         self.warmup = warmup
@@ -132,13 +133,13 @@ class RobustSeasonal(Detector):
 
     # -- state -------------------------------------------------------------------------------
     # Scalars live in one list so that a step can load them into locals and store them back.
-    # (u, b) pairs are the tail models of spike, level shift, sustained shift, deviation and calm evidence.
+    # (u, b) pairs are the tail models of spike, level shift, sustained shift and deviation evidence.
     _FIELDS = ("n", "level", "scale", "scale_season", "cusum_up", "shift", "u1", "b1", "u2", "b2",
                "hi", "lo", "m1", "a1", "m2", "a2", "evidence", "expected", "sigma", "fired", "z",
-               "cusum_down", "u3", "b3", "deviation", "u4", "b4", "calm", "u5", "b5")
+               "cusum_down", "u3", "b3", "deviation", "u4", "b4", "z1", "z2")
     _INITIAL = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0,
                 -math.inf, math.inf, 0.0, 0.0, 0.0, 0.0, 0.0, math.nan, math.nan, 0.0, 0.0,
-                0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0)
+                0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0)
 
     def _state(self) -> list:
         st = self.__dict__.get("_st")
@@ -184,7 +185,7 @@ class RobustSeasonal(Detector):
         """
         st = self._state()
         (n, level, scale, scale_s, cu, shift, u1, b1, u2, b2, hi, lo, m1, a1, m2, a2,
-         evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, cq, u5, b5) = st
+         evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2) = st
         season, counts = self._season, self._counts
         alpha, kshift, q = self.alpha, self.shift_rate, self.tail_quantile
         up, down = 0.05 * q, 0.05 * (1.0 - q)  # quantile tracking steps, in z units
@@ -192,7 +193,7 @@ class RobustSeasonal(Detector):
         refractory, margin, brk = self.refractory, self.breakout_margin, self.breakout_surprise
         period, buckets, warmup = self.period, self.buckets, self.warmup
         drift, cclip = self.cusum_drift, self.cusum_clip
-        vdrift, vclip, qdrift = self.deviation_drift, self.deviation_clip, self.calm_drift
+        vdrift, vclip = self.deviation_drift, self.deviation_clip
         log, log1p = math.log, math.log1p
         out = []
         append = out.append
@@ -206,13 +207,33 @@ class RobustSeasonal(Detector):
                 if not learn:
                     break
                 continue
-            b = int((t % period) / period * buckets) if period > 0 else 0
+            pos = (t % period) / period * buckets if period > 0 else 0.0
+            b = int(pos)
             s = season[b]
+            # The profile is piecewise linear between bucket centres: the prediction interpolates
+            # between this bucket and the nearer neighbour (this bucket alone while that one is unset).
+            sp, bn, ph = s, b, 0.0
+            if s == s and buckets > 1:
+                ph = pos - b - 0.5
+                if ph >= 0.0:
+                    bn = b + 1 if b + 1 < buckets else 0
+                else:
+                    bn = b - 1 if b > 0 else buckets - 1
+                    ph = -ph
+                s_next = season[bn]
+                if s_next == s_next:
+                    sp = s + ph * (s_next - s)
+                else:
+                    bn, ph = b, 0.0
             # The profile is used only while it predicts clearly better than the level, and then the
             # residual is scaled by the profile's own error: a seasonal series is calm around its
             # profile even when its swings are large.
             if s == s and scale_s < 0.8 * scale:
-                expected, sc = s, scale_s
+                expected, sc = sp, scale_s
+                # A profile that fits a noise-free series almost exactly would otherwise see its
+                # error shrink towards zero, and every day's same small misfit grow into a new record.
+                if sc < PROFILE_SCALE_FLOOR * scale:
+                    sc = PROFILE_SCALE_FLOOR * scale
             else:
                 expected, sc = level, scale
             sigma = 1.25 * sc + 1e-9 * (abs(level) + 1.0) + 1e-12
@@ -223,6 +244,13 @@ class RobustSeasonal(Detector):
             zc = 10.0 if z > 10.0 else (-10.0 if z < -10.0 else z)
             shift_new = shift + kshift * (zc - shift)
             f2 = -shift_new if shift_new < 0 else shift_new
+            lo3, md3 = (zc, z1) if zc < z1 else (z1, zc)  # median of this and the previous two z
+            if md3 > z2:
+                md3 = z2 if z2 > lo3 else lo3
+            if md3 < 0.0:
+                md3 = -md3
+            if md3 < f2:
+                f2 = md3
             e1 = (za - u1) / b1
             # A large spike of a size the series has produced before is only as surprising as the
             # share of points that were at least that large (a periodic burst is not news each time).
@@ -230,11 +258,10 @@ class RobustSeasonal(Detector):
             if kz >= COUNT_BINS:
                 kz = COUNT_BINS - 1
             if e1 + base_surprise > COUNTED_ABOVE:
-                seen = sum(counts[kz + 1:COUNT_BINS]) + 0.5 * counts[kz]
-                if seen >= 1.0:
-                    e_seen = -log(seen / counts[COUNT_BINS]) - base_surprise
-                    if e_seen < e1:
-                        e1 = e_seen
+                seen = sum(counts[kz + 1:COUNT_BINS]) + 0.5 * counts[kz] + COUNT_PRIOR
+                e_seen = -log(seen / (counts[COUNT_BINS] + COUNT_PRIOR)) - base_surprise
+                if e_seen < e1:
+                    e1 = e_seen
             e2 = (f2 - u2) / b2
             # Sustained shift: one CUSUM per direction of the clipped z-score beyond the drift.
             zq = cclip if zc > cclip else (-cclip if zc < -cclip else zc)
@@ -246,18 +273,11 @@ class RobustSeasonal(Detector):
                 cd_new = 0.0
             f3 = cu_new if cu_new > cd_new else cd_new
             e3 = (f3 - u3) / b3
-            # Sustained deviation and flat stretch: CUSUMs of |z| above a drift and below a small one.
+            # Sustained deviation: a CUSUM of |z| beyond a drift, whichever the sign of each residual.
             cv_new = cv + (vclip if za > vclip else za) - vdrift
             if cv_new < 0.0:
                 cv_new = 0.0
             e4 = (cv_new - u4) / b4
-            # Calm means something only for a series that has ever varied: a constant line has no scale.
-            if sc > 0.0:
-                cq_new = cq + qdrift - (za if za < 2.0 * qdrift else 2.0 * qdrift)
-                cq_new = 0.0 if cq_new < 0.0 else (CALM_CAP if cq_new > CALM_CAP else cq_new)
-            else:
-                cq_new = 0.0
-            e5 = (cq_new - u5) / b5
             evidence, fired = e1, 1.0
             if e2 > evidence:
                 evidence, fired = e2, 2.0
@@ -265,13 +285,12 @@ class RobustSeasonal(Detector):
                 evidence, fired = e3, 4.0
             if e4 > evidence:
                 evidence, fired = e4, 5.0
-            if e5 > evidence:
-                evidence, fired = e5, 6.0
             raw = evidence + base_surprise if evidence > 0.0 else 0.0
             if n <= warmup:
                 raw = 0.0
-            elif hi > lo:
-                out_of_range = (v - hi if v > hi else lo - v) / (hi - lo)
+            elif v > hi or v < lo:
+                # Leaving a range of zero width (a constant series) counts as leaving it by its width.
+                out_of_range = (v - hi if v > hi else lo - v) / (hi - lo) if hi > lo else 1.0
                 if out_of_range > margin and brk + out_of_range > raw:
                     raw = brk + out_of_range
                     evidence, fired = raw, 3.0
@@ -304,32 +323,36 @@ class RobustSeasonal(Detector):
                 level += a * r
                 scale += a * ((r if r >= 0 else -r) - scale)
             if s == s:
-                rs = v - s
+                rs = v - sp
                 c = 5.0 * scale_s
                 if c > 0.0:
                     rs = c if rs > c else (-c if rs < -c else rs)
                 scale_s += a * ((rs if rs >= 0 else -rs) - scale_s)
-                season[b] = s + 0.3 * rs
+                # The error of an interpolated prediction is shared by its two buckets, by their weights.
+                season[b] = s + 0.3 * (1.0 - ph) * rs
+                if bn != b:
+                    season[bn] += 0.3 * ph * rs
             else:
                 season[b] = v
                 if scale_s == 0.0:
                     scale_s = scale  # first visit of the profile: start from the level's scale
             shift = shift_new
+            z1, z2 = zc, z1
             # A report restarts the sums: what is reported again must persist anew.
             if score > 0.0:
-                cu = cd = cv = cq = 0.0
+                cu = cd = cv = 0.0
             else:
-                cu, cd, cv, cq = cu_new, cd_new, cv_new, cq_new
+                cu, cd, cv = cu_new, cd_new, cv_new
             u1, b1 = _track_tail(za, u1, b1, up, down)
             u2, b2 = _track_tail(f2, u2, b2, up, down)
             u3, b3 = _track_tail(f3, u3, b3, up, down)
             u4, b4 = _track_tail(cv_new, u4, b4, up, down)
-            u5, b5 = _track_tail(cq_new, u5, b5, up, down)
-            counts[kz] += 1.0
-            counts[COUNT_BINS] += 1.0
-            if counts[COUNT_BINS] >= COUNT_MEMORY:
-                for i in range(COUNT_BINS + 1):
-                    counts[i] *= 0.5
+            if n > warmup:  # the first z-scores, against a scale still forming, are not spike sizes
+                counts[kz] += 1.0
+                counts[COUNT_BINS] += 1.0
+                if counts[COUNT_BINS] >= COUNT_MEMORY:
+                    for i in range(COUNT_BINS + 1):
+                        counts[i] *= 0.5
             if v > hi:
                 hi = v
             if v < lo:
@@ -337,7 +360,7 @@ class RobustSeasonal(Detector):
             n += 1
         if learn:
             st[:] = (n, level, scale, scale_s, cu, shift, u1, b1, u2, b2, hi, lo, m1, a1, m2, a2,
-                     evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, cq, u5, b5)
+                     evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2)
         else:
             st[16:21] = (evidence, expected, sigma, fired, za)
         return out
