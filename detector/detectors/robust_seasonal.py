@@ -1,6 +1,6 @@
 """Robust level + automatic daily seasonality, scored by how far the evidence lies in its own tail.
 
-Per point, three sub-detectors look at the residual of the value against what the model expected:
+Per point, five sub-detectors look at the residual of the value against what the model expected:
 
 - ``spike``: the robust z-score of the residual;
 - ``level shift``: a short exponentially weighted mean of the z-scores (a run of same-signed residuals),
@@ -18,7 +18,7 @@ against a count of the spike sizes seen so far: a size the series keeps producin
 is only as surprising as its frequency says, and no spike is more surprising than the length of the
 history can support (about ``log(n / 2)`` after ``n`` points). An anomaly is news the first
 time: a surprise that does not exceed the largest one of the last ``refractory`` points is reported as
-0, so one incident gives one detection rather than a run of them.
+0, so one incident gives one report, and more only as its surprise grows, rather than a run of them.
 
 Everything runs in one loop over plain floats (:meth:`RobustSeasonal.score_many`); the per-point
 ``score_one``/``learn_one`` run that same loop on one point, so both paths give identical scores.
