@@ -43,7 +43,7 @@ COUNTED_ABOVE = 6.0  # surprise above which a spike is checked against the count
 # Pseudo-count of spikes at least as large as any: n points of history cannot support a tail
 # probability much below COUNT_PRIOR / n, however far the exponential tail extrapolates.
 COUNT_PRIOR = 2.0
-TAIL_CLIP = 6.0
+TAIL_CLIP = 6.0  # one excess moves a tail's slope by at most this many times the slope (see _track_tail)
 PROFILE_SCALE_FLOOR = 0.02  # the profile's error is taken as at least this share of the level's
 
 
@@ -60,7 +60,6 @@ def _track_tail(x: float, u: float, b: float, up: float, down: float) -> tuple[f
     else:
         u -= down
     return u, (b if b > 0.05 else 0.05)
-
 
 
 @register("robust_seasonal")
@@ -149,7 +148,8 @@ class RobustSeasonal(Detector):
         if len(st) < len(self._INITIAL):  # restored from a checkpoint written by an older version
             st.extend(self._INITIAL[len(st):])
         if "_counts" not in self.__dict__:
-            self._counts = array("f", [0.0]) * (COUNT_BINS + 1)  # last cell: the total; float32 holds counts exactly
+            # Float32 holds these counts exactly; the last cell is their total.
+            self._counts = array("f", [0.0]) * (COUNT_BINS + 1)
         return st
 
     def score_one(self, x: dict) -> float:
