@@ -81,3 +81,34 @@ def test_reliability_table_compares_observed_with_ideal_fractions(tmp_path, caps
     # Noise-only rows: the fraction of points reaching 90% confidence is near 10%.
     ninety = next(row for row in table if row["confidence_at_least"] == 0.9)
     assert 0.04 < ninety["observed_fraction"] < 0.2
+
+
+def test_held_out_halves_match_scoring_one_half_with_the_other_halfs_thresholds(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path, files=4)
+    _, out = _run(capsys, "--data-dir", data, "--labels", labels, "--held-out", "3", "--json")
+    held = json.loads(out.out)["held_out"]
+    assert held["random_splits"] == 3
+    for profile in ("standard", "reward_low_FP_rate", "reward_low_FN_rate"):
+        assert held[profile]["random_min"] <= held[profile]["random_mean"]
+    # The same by hand: thresholds from the files at even positions, applied to the others.
+    halves = {}
+    for name, keep in (("even", (0, 2)), ("odd", (1, 3))):
+        target = tmp_path / name / "synthetic"
+        target.mkdir(parents=True)
+        for k in keep:
+            (target / f"series_{k}.csv").write_text((data / "synthetic" / f"series_{k}.csv").read_text())
+        halves[name] = tmp_path / name
+    _run(capsys, "--data-dir", halves["even"], "--labels", labels, "--results-dir", tmp_path / "res", "--json")
+    _, out = _run(capsys, "--data-dir", halves["odd"], "--labels", labels,
+                  "--thresholds", tmp_path / "res" / "thresholds.json", "--json")
+    assert held["standard"]["half_b"] == pytest.approx(json.loads(out.out)["standard"], abs=1e-3)
+    _, out = _run(capsys, "--data-dir", data, "--labels", labels, "--held-out", "0")
+    assert "held out, half A" in out.out and "random splits" not in out.out
+
+
+def test_held_out_with_fixed_thresholds_is_a_clear_error(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path)
+    _run(capsys, "--data-dir", data, "--labels", labels, "--results-dir", tmp_path / "res")
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--held-out", "2",
+                     "--thresholds", tmp_path / "res" / "thresholds.json")
+    assert code == 2 and "--held-out" in out.err and "Traceback" not in out.err

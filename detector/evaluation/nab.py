@@ -43,6 +43,9 @@ def add_command(subparsers) -> None:
     p.add_argument("--results-dir", type=Path, default=None, help="write NAB-format results here")
     p.add_argument("--reliability", action="store_true",
                    help="add a reliability table of the calibrated confidence (rows outside windows)")
+    p.add_argument("--held-out", type=int, default=None, metavar="SPLITS",
+                   help="also score each half of the files with the thresholds optimised on the other half: "
+                   "the two halves of alternate files, and SPLITS random half-splits (seeded, both ways)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -122,6 +125,40 @@ def reliability_table(files, outputs, levels=(0.5, 0.8, 0.9, 0.95, 0.99, 0.999))
     ]
 
 
+def held_out_scores(prepared: list, windows: list[int], profiles, splits: int, seed: int = 0) -> dict:
+    """How the score holds on files the threshold was not chosen on.
+
+    Half A is the files at even positions (sorted by path), half B the others; each is scored with the
+    threshold optimised on the other half. Each of ``splits`` random half-splits is scored both ways,
+    and the mean and minimum of those ``2 * splits`` scores are reported.
+    """
+    def score(test: list[int], train: list[int], profile) -> float:
+        threshold, _ = scoring.optimise_threshold([prepared[i] for i in train], profile)
+        chosen = [prepared[i] for i in test]
+        null, perfect = scoring.null_and_perfect(chosen, profile, sum(windows[i] for i in test))
+        return scoring.normalise(scoring.score_at(chosen, profile, threshold), null, perfect)
+
+    n = len(prepared)
+    if n < 2:
+        raise ConfigError("--held-out needs at least two files")
+    even, odd = list(range(0, n, 2)), list(range(1, n, 2))
+    rng = np.random.default_rng(seed)
+    random_halves = []
+    for _ in range(splits):
+        order = rng.permutation(n).tolist()
+        random_halves.append((order[: n // 2], order[n // 2 :]))
+    out: dict = {"random_splits": splits, "seed": seed}
+    for profile in profiles:
+        both_ways = [score(a, b, profile) for x, y in random_halves for a, b in ((x, y), (y, x))]
+        out[profile.name] = {
+            "half_a": round(score(even, odd, profile), 4),
+            "half_b": round(score(odd, even, profile), 4),
+            "random_mean": round(float(np.mean(both_ways)), 4) if both_ways else None,
+            "random_min": round(float(np.min(both_ways)), 4) if both_ways else None,
+        }
+    return out
+
+
 def write_results(out_dir: Path, detector_name: str, files, outputs, thresholds_doc: dict) -> None:
     for f, (scores, _) in zip(files, outputs):
         category, _, name = f.key.rpartition("/")
@@ -138,7 +175,8 @@ def write_results(out_dir: Path, detector_name: str, files, outputs, thresholds_
 
 
 def evaluate(spec: MetricModelSpec, data_dir: Path, labels_path: Path, profiles, fixed: dict | None = None,
-             results_dir: Path | None = None, reliability: bool = False, progress: bool = True) -> dict:
+             results_dir: Path | None = None, reliability: bool = False, progress: bool = True,
+             held_out: int | None = None) -> dict:
     labels = read_labels(labels_path)
     started = time.perf_counter()
     files, outputs, model_seconds = score_corpus(spec, data_dir, labels, progress)
@@ -146,7 +184,8 @@ def evaluate(spec: MetricModelSpec, data_dir: Path, labels_path: Path, profiles,
         scoring.prepare_file(scores, scoring.window_bounds(f.timestamps, f.windows))
         for f, (scores, _) in zip(files, outputs)
     ]
-    windows_total = sum(len(scoring.window_bounds(f.timestamps, f.windows)) for f in files)
+    windows = [len(scoring.window_bounds(f.timestamps, f.windows)) for f in files]
+    windows_total = sum(windows)
     result: dict = {}
     thresholds: dict[str, float] = {}
     raw: dict[str, float] = {}
@@ -174,6 +213,8 @@ def evaluate(spec: MetricModelSpec, data_dir: Path, labels_path: Path, profiles,
     )
     if reliability:
         result["reliability"] = reliability_table(files, outputs)
+    if held_out is not None:
+        result["held_out"] = held_out_scores(prepared, windows, profiles, held_out)
     if results_dir is not None:
         doc = {spec.detector.name: {p: {"threshold": thresholds[p], "score": raw[p]} for p in thresholds}}
         write_results(results_dir, spec.detector.name, files, outputs, doc)
@@ -186,7 +227,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.model}: is a {spec.kind} model spec; evaluate nab needs a metric spec")
     profiles = load_profiles(args.profiles, args.labels)
     fixed = load_thresholds(args.thresholds, spec.detector.name) if args.thresholds else None
-    result = evaluate(spec, args.data_dir, args.labels, profiles, fixed, args.results_dir, args.reliability)
+    if args.held_out is not None and (args.held_out < 0 or fixed is not None):
+        raise ConfigError("--held-out takes a number of random splits >= 0 and optimises its own thresholds "
+                          "(leave out --thresholds)")
+    result = evaluate(spec, args.data_dir, args.labels, profiles, fixed, args.results_dir, args.reliability,
+                      held_out=args.held_out)
     if args.json:
         print(json.dumps(result))
     else:
@@ -194,6 +239,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{profile.name:>20}: {result[profile.name]:7.2f}  (threshold {result['thresholds'][profile.name]:.6g})")
         print(f"{result['files']} files, {result['rows']} rows, {result['seconds']} s, "
               f"{result['points_per_second']} points/s")
+        held = result.get("held_out")
+        if held:
+            for profile in profiles:
+                h = held[profile.name]
+                line = f"{profile.name:>20}: held out, half A {h['half_a']:.2f}, half B {h['half_b']:.2f}"
+                if h["random_mean"] is not None:
+                    line += f", random splits mean {h['random_mean']:.2f} (min {h['random_min']:.2f})"
+                print(line)
         for row in result.get("reliability", []):
             print(f"confidence >= {row['confidence_at_least']}: {row['observed_fraction']:.4f} "
                   f"of points (ideal {row['expected_fraction']:.4f})")
