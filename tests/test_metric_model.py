@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import pickle
 import random
 
+from detector.detectors.robust_seasonal import RobustSeasonal
 from detector.series_model import SeriesModel
 from detector.specs import MODELS_DIR, load_model_spec
 
@@ -183,3 +185,18 @@ def test_a_noise_free_periodic_series_raises_nothing_after_its_first_days():
         vs[i] = 20.0
     scores, _ = _model().update_many(ts, vs)
     assert max(scores[288 * 3 : missed[0]]) < max(scores[i] for i in missed)
+
+
+def test_a_detector_checkpointed_by_an_older_version_restores_and_keeps_scoring():
+    ts, vs = _daily_series()
+    current = RobustSeasonal()
+    current.score_many(ts[:1000], vs[:1000])
+    # What the version before the CUSUMs and spike counts pickled: fewer parameters and state fields.
+    old = RobustSeasonal.__new__(RobustSeasonal)
+    old.__dict__.update({k: v for k, v in current.__dict__.items()
+                         if k not in ("cusum_drift", "cusum_clip", "deviation_drift", "deviation_clip", "_counts")})
+    old._st = list(current._st[:21])
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.get_params() == RobustSeasonal().get_params()
+    scores = restored.score_many(ts[1000:], vs[1000:])
+    assert scores[500] > 0.3  # the spike at 1500 is still caught
