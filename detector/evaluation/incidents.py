@@ -38,12 +38,12 @@ import time
 from typing import Iterable, Iterator
 
 from detector.errors import DetectorError
+from detector.simulate.command import DEFAULT_TOPICS
 
 AFTERMATH_SECONDS = 1800.0  # restarts and rollbacks settle within this after mitigation
 BATCH = 5000  # records per process() call: the service's max_poll_records
 START = 1714521600.0  # 2024-05-01T00:00:00Z: a fixed day, so a run is reproducible
 START_HOURS = (0.0, 9.0)  # runs from 00:00 and from 09:00 UTC: the second has midnight well inside
-TOPICS = {"log": "logs", "metric": "metrics"}
 
 
 def add_command(subparsers) -> None:
@@ -83,8 +83,8 @@ def simulator_spec(spec):
     """The pipeline spec with the simulator's two inputs in place of its own."""
     from detector.config import InputSpec
 
-    inputs = [InputSpec(topic=TOPICS["log"], kind="log", format="ecs"),
-              InputSpec(topic=TOPICS["metric"], kind="metric", format="metric_json")]
+    inputs = [InputSpec(topic=DEFAULT_TOPICS["log"], kind="log", format="ecs"),
+              InputSpec(topic=DEFAULT_TOPICS["metric"], kind="metric", format="metric_json")]
     return spec.model_copy(update={"inputs": inputs})
 
 
@@ -102,7 +102,7 @@ def raw_batches(records: Iterable, partitions: int) -> Iterator[list]:
         if p is None:
             # Kafka's default partitioner, as the producer of `simulate` would choose.
             p = part_of[rec.key] = (murmur2(rec.key) & 0x7FFFFFFF) % partitions
-        topic = TOPICS[rec.kind]
+        topic = DEFAULT_TOPICS[rec.kind]
         off = offsets.get((topic, p), 0)
         offsets[(topic, p)] = off + 1
         batch.append(RawRecord(topic, p, off, rec.timestamp, rec.key, rec.value))
