@@ -146,8 +146,9 @@ def score_at(files: list[FileRows], profile: Profile, threshold: float) -> float
 def optimise_threshold(files: list[FileRows], profile: Profile) -> tuple[float, float]:
     """The threshold maximising the raw total over all files, and that total.
 
-    Exhaustive sweep over every distinct score, highest first; among equal totals the highest
-    threshold wins. Returns a threshold above every score when firing never pays.
+    Exhaustive sweep over every distinct score. The best total is earned by a range of thresholds;
+    the middle of that range is returned. Returns a threshold above every score when firing never
+    pays.
     """
     scores, contrib = [], []
     base = 0.0
@@ -180,9 +181,18 @@ def optimise_threshold(files: list[FileRows], profile: Profile) -> tuple[float, 
     last = np.flatnonzero(np.r_[s[1:] != s[:-1], True]) if len(s) else np.zeros(0, dtype=int)
     best_t, best = (float(s[0]) + 1.0 if len(s) else 1.0), base
     if len(last):
-        k = int(np.argmax(totals[last]))
-        if totals[last][k] > best:
-            best_t, best = float(s[last[k]]), float(totals[last][k])
+        at = totals[last]
+        k = int(np.argmax(at))
+        if at[k] > best:
+            best = float(at[k])
+            # Every threshold from this score down to just above the next lower score (and further
+            # while the total stays the same) earns the best total. Take the middle of that range
+            # rather than its top edge, so that scores a little lower on other data still fire.
+            end = k
+            while end + 1 < len(at) and at[end + 1] == at[k]:
+                end += 1
+            below = float(s[last[end] + 1]) if last[end] + 1 < len(s) else float(s[last[end]])
+            best_t = (float(s[last[k]]) + below) / 2
     return best_t, best
 
 
