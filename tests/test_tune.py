@@ -64,6 +64,22 @@ def test_tune_writes_a_spec_whose_figures_evaluate_nab_reproduces(nab_subset, tm
     assert evaluated["standard"] == pytest.approx(spec.measured["standard"], abs=1e-3)
 
 
+def test_without_output_the_spec_and_journal_go_under_the_working_directory(nab_subset, tmp_path, monkeypatch,
+                                                                             capsys):
+    data, labels = nab_subset
+    space = write_space(tmp_path, trials=1)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["tune", "--space", str(space), "--data-dir", str(data), "--labels", str(labels),
+                 "--jobs", "1", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert Path(summary["spec"]) == Path("models/space-tuned.yaml")
+    assert load_model_spec(work / "models" / "space-tuned.yaml").measured["objective"] == "nab"
+    assert (work / "models" / "space-tuned.trials.jsonl").exists()
+    assert not (REPO / "models" / "space-tuned.yaml").exists()
+
+
 def test_a_rerun_skips_the_trials_in_the_journal(nab_subset, tmp_path):
     data, labels = nab_subset
     space = load_space(write_space(tmp_path, trials=4))

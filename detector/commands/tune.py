@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from detector.specs import MODELS_DIR
-
 
 def add_command(sub) -> None:
     p = sub.add_parser(
@@ -22,7 +20,7 @@ def add_command(sub) -> None:
     p.add_argument("--log", type=Path, help="f1: raw log file, lines in time order")
     p.add_argument("--session-key", help="f1: regex naming a line's session")
     p.add_argument("--pipeline", type=Path, help="lead_time: pipeline spec for the other model and alerting")
-    p.add_argument("--output", type=Path, help="tuned spec to write (default: models/<space name>-tuned.yaml)")
+    p.add_argument("--output", type=Path, help="tuned spec to write (default: models/<space name>-tuned.yaml under the working directory)")
     p.add_argument("--journal", type=Path, help="trial journal (default: <output>.trials.jsonl beside the output)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--trials", type=int, help="override the space's trial count (random search)")
@@ -40,7 +38,8 @@ def run(args) -> int:
         space = tuning.SearchSpace(**{**space.model_dump(), **overrides})
     data = tuning.Data(data_dir=args.data_dir, labels=args.labels, log=args.log, session_key=args.session_key,
                        pipeline=args.pipeline)
-    out = args.output or MODELS_DIR / f"{args.space.stem}-tuned.yaml"
+    # Relative to the working directory: the installed package's own folder is no place for results.
+    out = args.output or Path("models") / f"{args.space.stem}-tuned.yaml"
     journal = args.journal or out.with_name(out.stem + ".trials.jsonl")
     jobs = args.jobs if args.jobs is not None else tuning.default_jobs()
     outcome = tuning.tune(space, data, journal, jobs, progress=not args.no_progress)
