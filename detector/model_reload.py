@@ -1,4 +1,5 @@
-"""Hot reload of model specs: a changed spec file is validated, then applied to the running pipeline.
+"""Hot reload of model specs and alerting settings: a changed file is validated, then applied to the
+running pipeline.
 
 The service calls :meth:`ModelReloader.check` once per loop (cheap: the files are stat'ed at most every
 ``interval`` seconds) and :meth:`ModelReloader.request` from its SIGHUP handler (the reload itself then
@@ -21,6 +22,11 @@ What a new spec does to the state the pipeline already holds:
 
 Partitions restored from a checkpoint written before a reload are brought to the current spec on the
 next ``check``.
+
+The pipeline file, when the service was started from one, is watched too; of it only the ``alerting``
+and ``incidents`` sections apply while running (firing alerts and open incidents stay; metric series
+whose drift settings changed restart their drift baselines). A change anywhere else is logged as
+needing a restart.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from detector.config import load_pipeline
 from detector.errors import ConfigError
 from detector.logs.model import LogModel
 from detector.logs.params import MinerParams, SessionParams, SignalParams
@@ -49,14 +56,15 @@ _SESSION_STATE = frozenset({"session_params", "sessions", "session_detector", "s
 
 class ModelReloader:
     def __init__(self, pipeline, lock, paths: dict[str, Path] | None = None, interval: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, pipeline_path: Path | None = None):
         self.pipeline = pipeline
         self.lock = lock
         models = pipeline.spec.models
         self.paths = {k: Path(v) for k, v in (paths or {"metric": models.metric, "log": models.log}).items()}
+        self.pipeline_path = Path(pipeline_path) if pipeline_path is not None else None
         self.interval = interval
         self.clock = clock
-        self._seen = {kind: _mtime(p) for kind, p in self.paths.items()}
+        self._seen = self._mtimes()
         self._last_check = clock()
         self._requested = threading.Event()
         self.reloads = 0  # specs applied
@@ -78,8 +86,7 @@ class ModelReloader:
         if now - self._last_check < self.interval:
             return False
         self._last_check = now
-        changed = any(_mtime(p) != self._seen[kind] for kind, p in self.paths.items())
-        if changed:
+        if self._mtimes() != self._seen:
             return self.reload()
         with self.lock:
             self._conform_all()
@@ -89,9 +96,13 @@ class ModelReloader:
         """Prometheus collector protocol: what became of reloads, so a rejected spec is visible."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        yield CounterMetricFamily("outage_detector_model_reloads", "Model spec reloads applied.", value=self.reloads)
         yield CounterMetricFamily(
-            "outage_detector_model_reload_failures", "Model spec reloads rejected (old model kept).", value=self.rejected
+            "outage_detector_model_reloads",
+            "Reloads applied (model specs, and the pipeline file's alerting and incident settings).",
+            value=self.reloads,
+        )
+        yield CounterMetricFamily(
+            "outage_detector_model_reload_failures", "Reloads rejected (what was in use kept).", value=self.rejected
         )
         yield GaugeMetricFamily(
             "outage_detector_model_reload_last_successful",
@@ -102,22 +113,29 @@ class ModelReloader:
     # -- the reload -------------------------------------------------------------------------------
 
     def reload(self) -> bool:
-        """Load, validate and apply the spec files; on any error keep the models in use."""
-        self._seen = {kind: _mtime(p) for kind, p in self.paths.items()}
+        """Load, validate and apply the spec files; on any error keep the models and settings in use."""
+        self._seen = self._mtimes()
         try:
             specs = {kind: self._load(kind, path) for kind, path in self.paths.items()}
+            settings = load_pipeline(self.pipeline_path) if self.pipeline_path is not None else None
         except ConfigError as exc:
             self.rejected += 1
             self.last_error = str(exc)
-            log.error("model spec rejected, the model in use stays: %s", exc)
+            log.error("spec rejected, the models and settings in use stay: %s", exc)
             return False
         with self.lock:
             changed = self._apply(specs.get("metric"), specs.get("log"))
+            if settings is not None and self._apply_settings(settings):
+                changed.append(f"{self.pipeline_path} (alerting, incidents)")
         if changed:
             self.reloads += 1
             self.last_error = None
-            log.info("model specs reloaded: %s", ", ".join(changed))
+            log.info("reloaded: %s", ", ".join(changed))
         return bool(changed)
+
+    def _mtimes(self) -> dict[str, float | None]:
+        files = {**self.paths, **({"pipeline": self.pipeline_path} if self.pipeline_path is not None else {})}
+        return {kind: _mtime(p) for kind, p in files.items()}
 
     def _load(self, kind: str, path: Path):
         spec = load_model_spec(path)
@@ -146,6 +164,22 @@ class ModelReloader:
             self._conform_all()
         return changed
 
+    def _apply_settings(self, new) -> bool:
+        """Apply the pipeline file's alerting and incident settings; True if they changed. Anything
+        else in it (Kafka, inputs, sinks, checkpoints, model paths) is only read at start: say so."""
+        p = self.pipeline
+        old = p.spec
+        live = {"alerting", "incidents"}
+        later = [name for name in type(old).model_fields if name not in live and getattr(old, name) != getattr(new, name)]
+        if old.incidents.runbook_url != new.incidents.runbook_url:
+            later.append("incidents.runbook_url")  # the Alertmanager client's annotations, set at start
+        if later:
+            log.warning("%s: %s changed; that takes effect after a restart", self.pipeline_path, ", ".join(later))
+        if new.alerting == old.alerting and new.incidents == old.incidents:
+            return False
+        p.use_settings(new.alerting, new.incidents)
+        return True
+
     def conform(self, state) -> None:
         """Bring one partition's state (e.g. just restored from a checkpoint) to the current specs.
 
@@ -156,6 +190,7 @@ class ModelReloader:
             conform_metric(state.model, p.metric_spec)
         else:
             state.model = conform_log(state.model, p.log_spec)
+        p.conform_settings(state)
 
     def _conform_all(self) -> None:
         """Bring every held partition to the pipeline's current specs (cheap when they already are)."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
 from detector.alerting import Alerting, AlertTransition
-from detector.config import PipelineSpec
+from detector.config import AlertingSettings, IncidentSettings, PipelineSpec
 from detector.decoders import build_decoder
 from detector.detectors.drift_monitor import DriftMonitor
 from detector.errors import ConfigError, DecodeError
@@ -116,6 +116,26 @@ class Pipeline:
         if inc.drift_detector is None:
             return None
         return DriftMonitor(inc.drift_detector, inc.drift_params, inc.drift_max_series)
+
+    def use_settings(self, alerting: AlertingSettings, incidents: IncidentSettings) -> None:
+        """Apply alerting and incident settings (at start, or changed while running) to everything
+        held. Alert and incident state is kept: a firing alert or an open incident stays open."""
+        self.spec = self.spec.model_copy(update={"alerting": alerting, "incidents": incidents})
+        self.alerting.settings = alerting
+        self.incidents.alerting, self.incidents.settings = alerting, incidents
+        for st in self.partitions.values():
+            self.conform_settings(st)
+
+    def conform_settings(self, st: PartitionState) -> None:
+        """Bring one partition (held, or just restored from a checkpoint) to the current settings."""
+        if st.kind != "metric":
+            return
+        st.model.evidence_threshold = self.spec.alerting.confidence_threshold
+        inc = self.spec.incidents
+        wanted = None if inc.drift_detector is None else (inc.drift_detector, inc.drift_params, inc.drift_max_series)
+        held = None if st.drift is None else (st.drift.detector, st.drift.params, st.drift.max_series)
+        if held != wanted:
+            st.drift = self.new_drift()  # other drift settings: the series' drift baselines start again
 
     def state(self, topic: str, partition: int) -> PartitionState:
         st = self.partitions.get((topic, partition))

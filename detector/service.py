@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 from kafka.errors import KafkaError
 
@@ -34,13 +35,15 @@ ENTITY_STATE = "alerting"
 
 
 class Service:
-    def __init__(self, spec: PipelineSpec, pipeline: Pipeline | None = None, listeners=()):
+    def __init__(self, spec: PipelineSpec, pipeline: Pipeline | None = None, listeners=(),
+                 pipeline_path: Path | None = None):
         self.spec = spec
         self.listeners = list(listeners)  # callables given each batch's BatchResult
         self.pipeline = pipeline or Pipeline.from_spec(spec)
         self.store = CheckpointStore(spec.checkpoint.directory)
         self.lock = threading.Lock()  # held per batch; the scrape-time collector takes it too
-        self.reloader = ModelReloader(self.pipeline, self.lock)  # picks up changed model specs
+        # Picks up changed model specs, and changed alerting settings in the pipeline file it came from.
+        self.reloader = ModelReloader(self.pipeline, self.lock, pipeline_path=pipeline_path)
         self.stop_event = threading.Event()
         self.assigned: set[tuple[str, int]] = set()
         self.highwaters: dict[tuple[str, int], int] = {}
@@ -156,11 +159,9 @@ class Service:
             log.warning("starting without the saved alert and incident state: %s", exc)
             return
         if saved is not None:
-            alerting, incidents = saved
+            self.pipeline.alerting, self.pipeline.incidents = saved
             # Thresholds and windows come from the current config, not from the checkpoint.
-            alerting.settings = self.spec.alerting
-            incidents.alerting, incidents.settings = self.spec.alerting, self.spec.incidents
-            self.pipeline.alerting, self.pipeline.incidents = alerting, incidents
+            self.pipeline.use_settings(self.pipeline.spec.alerting, self.pipeline.spec.incidents)
             log.info("restored %d open incident(s)", len(self.pipeline.incidents.open_incidents()))
 
     def checkpoint_and_commit(self) -> None:

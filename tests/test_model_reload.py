@@ -1,5 +1,7 @@
 """Hot reload: a changed spec is applied to the running pipeline, a broken one is refused with its key
-and the model in use stays, SIGHUP reloads, and log templates survive a change of signal parameters."""
+and the model in use stays, SIGHUP reloads, log templates survive a change of signal parameters, and
+the pipeline file's alerting settings apply while running (other sections are logged as needing a
+restart)."""
 
 from __future__ import annotations
 
@@ -175,3 +177,75 @@ def test_a_partition_restored_from_an_older_checkpoint_is_brought_to_the_current
     state = pickle.loads(checkpoint)
     reloader.conform(state)
     assert state.model.spec.detector.params == {"warmup": 7}
+
+
+def spike(offset: int, series: str = "s0") -> RawRecord:
+    payload = orjson.dumps({"name": "latency", "labels": {"service": series}, "value": 1e6, "timestamp": T0 + 10 * offset})
+    return RawRecord("m", 0, offset, None, None, payload)
+
+
+@pytest.fixture()
+def pipeline_file(setup, tmp_path):
+    """The same pipeline, written to a file the service would have been started from."""
+    spec, paths, *_ = setup
+    doc = {"inputs": [i.model_dump(mode="json") for i in spec.inputs],
+           "models": {"metric": str(paths["metric"]), "log": str(paths["log"])},
+           "alerting": {"fire_after": 3}, "incidents": {"min_duration_seconds": 300}}
+    path = tmp_path / "pipeline.yaml"
+    write(path, doc, 1)
+    return path, doc
+
+
+def test_changed_alerting_settings_in_the_pipeline_file_apply_without_restart(pipeline_file):
+    path, doc = pipeline_file
+    pipeline = Pipeline.from_spec(load_pipeline(path))
+    unchanged = Pipeline.from_spec(load_pipeline(path))
+    reloader = ModelReloader(pipeline, threading.Lock(), interval=0, pipeline_path=path)
+    history = metric_batch(0, 600)
+    pipeline.process(history)
+    unchanged.process(history)
+    checkpoint = pickle.dumps(pipeline.partitions[("m", 0)])
+    models_before = {k: id(e.model) for k, e in pipeline.partitions[("m", 0)].model.series.items()}
+    assert not reloader.check()
+
+    write(path, {**doc, "alerting": {"fire_after": 1, "confidence_threshold": 0.95},
+                 "incidents": {"min_duration_seconds": 60}}, 2)
+    assert reloader.check()
+    assert pipeline.alerting.settings.fire_after == 1 and pipeline.incidents.settings.min_duration_seconds == 60
+    assert pipeline.incidents.alerting.confidence_threshold == 0.95
+    assert pipeline.partitions[("m", 0)].model.evidence_threshold == 0.95
+    # The learnt series models are kept: alerting settings do not touch what the models learnt.
+    assert {k: id(e.model) for k, e in pipeline.partitions[("m", 0)].model.series.items()} == models_before
+
+    # One anomalous point now fires at once; under the old settings it needs three in a row.
+    fired = [t for t in pipeline.process([spike(600)]).transitions if t.state == "firing"]
+    assert len(fired) == 1 and "s0" in fired[0].series
+    assert not [t for t in unchanged.process([spike(600)]).transitions if t.state == "firing"]
+
+    # A partition restored from a checkpoint written before the change gets the new settings too.
+    state = pickle.loads(checkpoint)
+    assert state.model.evidence_threshold == 0.99
+    reloader.conform(state)
+    assert state.model.evidence_threshold == 0.95
+
+
+def test_a_pipeline_change_outside_alerting_is_logged_as_needing_a_restart(pipeline_file, caplog):
+    path, doc = pipeline_file
+    pipeline = Pipeline.from_spec(load_pipeline(path))
+    reloader = ModelReloader(pipeline, threading.Lock(), interval=0, pipeline_path=path)
+    write(path, {**doc, "kafka": {"bootstrap_servers": "127.0.0.1:19092"}}, 2)
+    with caplog.at_level(logging.WARNING, logger="detector.model_reload"):
+        assert not reloader.check()
+    assert "kafka changed; that takes effect after a restart" in caplog.text
+    assert pipeline.spec.kafka.bootstrap_servers != "127.0.0.1:19092" and reloader.rejected == 0
+
+
+def test_a_broken_pipeline_file_is_refused_and_the_settings_in_use_stay(pipeline_file, caplog):
+    path, doc = pipeline_file
+    pipeline = Pipeline.from_spec(load_pipeline(path))
+    reloader = ModelReloader(pipeline, threading.Lock(), interval=0, pipeline_path=path)
+    write(path, {**doc, "alerting": {"fire_after": 0}}, 2)
+    with caplog.at_level(logging.ERROR, logger="detector.model_reload"):
+        assert not reloader.check()
+    assert "alerting.fire_after" in reloader.last_error and reloader.rejected == 1
+    assert pipeline.alerting.settings.fire_after == 3

@@ -15,8 +15,9 @@ def add_command(sub) -> None:
         "run",
         help="consume the configured topics and serve scores and alerts",
         description="Consume the pipeline's topics as a consumer-group member, score every record, and "
-        "serve /metrics, /healthz, /readyz and /templates. SIGHUP (or a changed model spec file) "
-        "reloads the model specs, keeping the old ones if the new ones are invalid. SIGINT or SIGTERM "
+        "serve /metrics, /healthz, /readyz and /templates. SIGHUP (or a changed model spec or pipeline "
+        "file) reloads the model specs and the alerting and incident settings, keeping those in use if "
+        "the new ones are invalid. SIGINT or SIGTERM "
         "stop it after a final checkpoint and commit.",
     )
     add_pipeline_option(p)
@@ -43,7 +44,7 @@ def run(args) -> int:
         from detector.errors import ConfigError
 
         raise ConfigError("the pipeline has no inputs: list at least one topic under 'inputs'")
-    service = Service(spec)
+    service = Service(spec, pipeline_path=args.pipeline)
     install_stop_handlers(service.stop)
     install_sighup(service.reloader)
     service.run()
