@@ -23,9 +23,10 @@ Objectives (higher is better):
   worst overshoot, so any trial within budget beats every trial over it;
 - ``f1``: session F1 on a labelled log (``evaluate sessions``), for log model specs;
 - ``lead_time``: the simulated incident scenarios (``evaluate incidents``) replayed through the whole
-  pipeline with the trial's model and alerting: mean lead time in seconds over the disruption
-  scenarios (a missed one counts 0) while false alerts stay within ``false_alerts_per_day``; over
-  budget, minus the overshoot.
+  pipeline with the trial's model and alerting, from each of ``start_hours`` (those of
+  ``evaluate incidents`` unless given): mean lead time in seconds over the disruption runs (a missed
+  one counts 0) while false alerts stay within ``false_alerts_per_day``; over budget, minus the
+  overshoot.
 
 Every finished trial is appended to a JSON-lines journal; a rerun of the same study skips the trials
 already there, so an interrupted search resumes where it stopped.
@@ -127,6 +128,17 @@ class SearchSpace(_Strict):
     false_alerts_per_day: float = Field(2.0, ge=0, description="lead_time: false alerts allowed per simulated day")
     hours: float = Field(24.0, gt=0, description="lead_time: simulated hours per scenario")
     scenarios: list[str] = Field(default_factory=list, description="lead_time: scenarios to run (default: all)")
+    start_hours: list[float] | None = Field(
+        None, description="lead_time: UTC hours of the day the runs start at, one run per scenario each "
+        "(default: those of evaluate incidents)",
+    )
+
+    @field_validator("start_hours")
+    @classmethod
+    def _hours_of_day(cls, hours: list[float] | None) -> list[float] | None:
+        if hours is not None and (not hours or any(not 0.0 <= h < 24.0 for h in hours)):
+            raise ValueError("hours of the day, at least one, each from 0 up to 24")
+        return hours
 
     @field_validator("params")
     @classmethod
@@ -324,7 +336,7 @@ def _alert_budget(spec, alerting: AlertingSettings, budget: float) -> dict:
 
 
 def _lead_time(spec, alerting: AlertingSettings, space: SearchSpace, index: int) -> dict:
-    from detector.evaluation.incidents import evaluate
+    from detector.evaluation.incidents import START_HOURS, evaluate
 
     # The pipeline loads its models from files: the trial's spec goes to one of its own.
     path = _WORKER["tmp"] / f"trial-{index}-{spec.kind}.yaml"
@@ -334,12 +346,14 @@ def _lead_time(spec, alerting: AlertingSettings, space: SearchSpace, index: int)
         "models": base.models.model_copy(update={spec.kind: path}),
         "alerting": alerting if space.alerting or any(k.startswith("alerting.") for k in space.params) else base.alerting,
     })
-    result = evaluate(pipeline, hours=space.hours, names=space.scenarios or None)
+    result = evaluate(pipeline, hours=space.hours, names=space.scenarios or None,
+                      start_hours=space.start_hours or START_HOURS)
     rows = [r for r in result["scenarios"] if r["detected"] is not None]
     leads = [max(r["lead_seconds"], 0.0) if r["detected"] else 0.0 for r in rows]
     return {"mean_lead_seconds": round(sum(leads) / len(leads), 1) if leads else 0.0,
             "detection_rate": result["detection_rate"], "median_lead_seconds": result["median_lead_seconds"],
-            "false_alerts_per_day": result["false_alerts_per_day"], "scenarios": len(result["scenarios"])}
+            "false_alerts_per_day": result["false_alerts_per_day"],
+            "scenarios": len({r["name"] for r in result["scenarios"]}), "runs": len(result["scenarios"])}
 
 
 def _sessions(spec, data: Data) -> dict:

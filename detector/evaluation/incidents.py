@@ -188,9 +188,8 @@ def summarise(rows: list[dict], hours: float) -> dict:
 
 def evaluate(spec, hours: float = 24.0, seed: int = 0, names: list[str] | None = None,
              partitions: int = 3, progress: bool = False, start_hours=(0.0,)) -> dict:
-    """The report over ``start_hours`` (one run from 00:00 unless given; the command's default is
-    ``START_HOURS``, and callers that compare runs over time, such as the tuner, keep one row per
-    scenario)."""
+    """The report over ``start_hours``: one run per scenario and start hour (one run from 00:00
+    unless given; the command and the tuner default to ``START_HOURS``)."""
     from detector.simulate import SCENARIOS
 
     spec = simulator_spec(spec)
