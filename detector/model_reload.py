@@ -169,8 +169,8 @@ class ModelReloader:
         else in it (Kafka, inputs, sinks, checkpoints, model paths) is only read at start: say so."""
         p = self.pipeline
         old = p.spec
-        live = {"alerting", "incidents"}
-        later = [name for name in type(old).model_fields if name not in live and getattr(old, name) != getattr(new, name)]
+        later = [name for name in type(old).model_fields
+                 if name not in ("alerting", "incidents") and getattr(old, name) != getattr(new, name)]
         if old.incidents.runbook_url != new.incidents.runbook_url:
             later.append("incidents.runbook_url")  # the Alertmanager client's annotations, set at start
         if later:

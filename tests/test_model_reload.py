@@ -180,7 +180,8 @@ def test_a_partition_restored_from_an_older_checkpoint_is_brought_to_the_current
 
 
 def spike(offset: int, series: str = "s0") -> RawRecord:
-    payload = orjson.dumps({"name": "latency", "labels": {"service": series}, "value": 1e6, "timestamp": T0 + 10 * offset})
+    payload = orjson.dumps({"name": "latency", "labels": {"service": series}, "value": 1e6,
+                            "timestamp": T0 + 10 * offset})
     return RawRecord("m", 0, offset, None, None, payload)
 
 

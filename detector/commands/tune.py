@@ -20,7 +20,8 @@ def add_command(sub) -> None:
     p.add_argument("--log", type=Path, help="f1: raw log file, lines in time order")
     p.add_argument("--session-key", help="f1: regex naming a line's session")
     p.add_argument("--pipeline", type=Path, help="lead_time: pipeline spec for the other model and alerting")
-    p.add_argument("--output", type=Path, help="tuned spec to write (default: models/<space name>-tuned.yaml under the working directory)")
+    p.add_argument("--output", type=Path,
+                   help="tuned spec to write (default: models/<space name>-tuned.yaml under the working directory)")
     p.add_argument("--journal", type=Path, help="trial journal (default: <output>.trials.jsonl beside the output)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--trials", type=int, help="override the space's trial count (random search)")
