@@ -1,5 +1,6 @@
 """The service against a real Kafka-protocol broker: scores out, offsets committed, bad records
-dead-lettered with their reason and origin, and nothing lost across a kill and restart."""
+dead-lettered with their reason and origin, nothing lost across a kill and restart, and alerting
+settings edited in the pipeline file applied on SIGHUP."""
 
 from __future__ import annotations
 
@@ -158,3 +159,58 @@ def _wait_committed(bootstrap: str, group: str, per_partition, timeout: float = 
             return
         time.sleep(0.2)
     raise AssertionError(f"offsets not committed to the end within {timeout:.0f}s")
+
+
+def one_spike_each(start: int, n: int, spike_at: int):
+    """Latency of checkout and payments, alternately; checkout jumps for the one point ``spike_at``."""
+    rng = random.Random(start)
+    out = []
+    for i in range(start, start + n):
+        svc = ("checkout", "payments")[i % 2]
+        value = 5000.0 if i == spike_at else rng.gauss(100.0, 5.0)
+        out.append((svc.encode(), metric_point(T0 + 15 * i, svc, "http_request_duration_ms", value)))
+    return out
+
+
+def _metric(port: int, name: str) -> float:
+    return sum(v for _, v in samples(scrape(f"http://127.0.0.1:{port}/metrics"), name))
+
+
+def _wait_until(check, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not reached within {timeout:.0f}s")
+
+
+def test_alerting_settings_edited_in_the_pipeline_file_apply_on_sighup(broker, tmp_path):
+    port = free_port()
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path, port=port, alerting={"fire_after": 3})
+    metric_topic = spec.inputs[1].topic
+    cfg = tmp_path / "pipeline.yaml"
+    _write_pipeline(spec, cfg)
+    service = subprocess.Popen([sys.executable, "-m", "detector", "run", "--pipeline", str(cfg)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # One anomalous point is not three in a row: nothing fires.
+        produce(broker.bootstrap_servers, metric_topic, one_spike_each(0, 400, spike_at=392))
+        _wait_until(lambda: _consumed(port) >= 400)
+        assert _metric(port, "outage_detector_alert_firing") == 0
+
+        doc = yaml.safe_load(cfg.read_text())
+        doc["alerting"]["fire_after"] = 1
+        cfg.write_text(yaml.safe_dump(doc))
+        service.send_signal(signal.SIGHUP)
+        _wait_until(lambda: _metric(port, "outage_detector_model_reloads_total") == 1)
+
+        # The same single point now pages, without a restart.
+        produce(broker.bootstrap_servers, metric_topic, one_spike_each(400, 400, spike_at=792))
+        _wait_until(lambda: _consumed(port) >= 800)
+        body = scrape(f"http://127.0.0.1:{port}/metrics")
+        firing = [(lv["entity"], lv["signal"]) for lv, v in samples(body, "outage_detector_alert_firing") if v == 1]
+        assert ("checkout", "http_request_duration_ms") in firing and {e for e, _ in firing} == {"checkout"}
+    finally:
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(30) == 0
