@@ -15,7 +15,7 @@ import pytest
 from detector.config import AlertmanagerSink
 from detector.incidents import IncidentEvent
 from detector.sinks.alertmanager import AlertmanagerPusher, rfc3339
-from tests.test_alertmanager_push import T0, snapshot
+from tests.test_alertmanager_push import T0, snapshot, wait_until
 
 CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "alertmanager" / "alertmanager.yml"
 
@@ -64,3 +64,22 @@ def test_a_pushed_incident_reaches_the_receiver_resolves_and_mutes_entity_alerts
     assert not [a for _, a in muted if a["labels"]["alertname"] == "OutageDetectorAnomaly"]
     # Once the incident is over the entity-level alert is no longer muted.
     assert webhook.wait_for(lambda a: a["labels"]["alertname"] == "OutageDetectorAnomaly", timeout=30)
+
+
+@pytest.mark.integration
+def test_an_incident_that_ended_before_it_could_be_pushed_still_notifies_then_resolves(alertmanager, webhook):
+    # Opened and resolved before the first push, as while Alertmanager is down or on a backlog.
+    pusher = AlertmanagerPusher(AlertmanagerSink(url=alertmanager.url, resend_seconds=3), "https://runbooks.example/i")
+    pusher.emit([IncidentEvent("opened", T0, snapshot(iid="gone", entity="payments")),
+                 IncidentEvent("resolved", T0 + 600, snapshot(iid="gone", entity="payments", end=T0 + 300))])
+    pusher.start()
+    def ours(status):
+        return lambda a: (a["labels"].get("alertname") == "OutageDetectorIncident"
+                          and a["labels"]["service"] == "payments" and a["status"] == status)
+
+    try:
+        assert webhook.wait_for(ours("firing"), timeout=30) is not None, alertmanager.log()
+        assert webhook.wait_for(ours("resolved"), timeout=30) is not None, alertmanager.log()
+        assert wait_until(lambda: pusher.pending() == 0)
+    finally:
+        pusher.close()

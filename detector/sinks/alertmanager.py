@@ -6,9 +6,12 @@ each ``resend_seconds`` of wall time with ``endsAt`` a few resend periods ahead 
 resolves it by itself if this service dies), and sends a resolved incident once with ``endsAt`` set
 to now. When Alertmanager is down, pushes are retried with exponential backoff and the states wait
 in a bounded map keyed by incident: only the newest state of each incident is kept, so when
-Alertmanager is back it receives what is true now, not the history. If more incidents than
-``max_pending`` wait at once, the oldest resolved ones are dropped first (Alertmanager ends those by
-their last ``endsAt`` anyway), then the oldest active ones; every drop is counted.
+Alertmanager is back it receives what is true now, not the history. An incident that ended before
+Alertmanager ever received it firing is sent firing, then resolved one resend period later:
+Alertmanager notifies nobody about an alert it only ever sees resolved. If more incidents than
+``max_pending`` wait at once, the oldest resolved ones that Alertmanager has seen firing are dropped
+first (it ends those by their last ``endsAt`` anyway), then the oldest other resolved ones, then the
+oldest active ones; every drop is counted.
 
 Alert labels identify an alert to Alertmanager, so a change of severity or of the signal kinds of an
 incident resolves the alert under its old labels and fires it under the new ones.
@@ -61,7 +64,8 @@ def alert_annotations(inc: IncidentSnapshot, runbook_url: str) -> dict[str, str]
 
 
 class _Entry:
-    __slots__ = ("snapshot", "resolved", "version", "sent_version", "last_sent", "labels", "stale")
+    __slots__ = ("snapshot", "resolved", "version", "sent_version", "last_sent", "labels", "stale", "shown",
+                 "hold_until")
 
     def __init__(self) -> None:
         self.snapshot: IncidentSnapshot | None = None
@@ -71,6 +75,8 @@ class _Entry:
         self.last_sent = float("-inf")  # monotonic time of the last delivery
         self.labels: dict[str, str] | None = None  # labels Alertmanager knows this incident by
         self.stale: list[dict[str, str]] = []  # older label sets still to be resolved
+        self.shown = False  # Alertmanager has received this incident as firing
+        self.hold_until = float("-inf")  # monotonic time before which its resolved state must wait
 
 
 class AlertmanagerPusher:
@@ -157,14 +163,16 @@ class AlertmanagerPusher:
         resend = self.settings.resend_seconds
         wait = resend
         for e in self._entries.values():
-            if e.version != e.sent_version or e.stale:
+            if e.hold_until > now:
+                wait = min(wait, e.hold_until - now)
+            elif e.version != e.sent_version or e.stale:
                 return 0.0
-            if not e.resolved:
+            elif not e.resolved:
                 wait = min(wait, e.last_sent + resend - now)
         return wait
 
-    def _collect(self, now: float, changed_only: bool = False) -> list[tuple[str, int, list[dict]]]:
-        """(incident id, version, alerts) for every incident due; called under the lock."""
+    def _collect(self, now: float, changed_only: bool = False) -> list[tuple[str, int, list[dict], bool]]:
+        """(incident id, version, alerts, sent as firing) for every incident due; called under the lock."""
         resend = self.settings.resend_seconds
         wall = time.time()
         out = []
@@ -172,22 +180,27 @@ class AlertmanagerPusher:
             changed = e.version != e.sent_version or bool(e.stale)
             if not changed and (changed_only or e.resolved or now - e.last_sent < resend):
                 continue
+            if e.hold_until > now:
+                continue
             inc = e.snapshot
             labels = alert_labels(inc)
             if e.labels is not None and labels != e.labels and e.labels not in e.stale:
                 e.stale.append(e.labels)
             e.labels = labels
+            # Alertmanager notifies nobody about an alert it only ever sees resolved: an incident that
+            # ended before it could be pushed (Alertmanager down, a backlog) goes out firing first.
+            firing = not e.resolved or not e.shown
             starts = rfc3339(min(inc.start, wall))
-            ends = rfc3339(wall if e.resolved else wall + 3 * resend)
+            ends = rfc3339(wall + 3 * resend if firing else wall)
             annotations = alert_annotations(inc, self.runbook_url)
             alerts = [{"labels": labels, "annotations": annotations, "startsAt": starts, "endsAt": ends}]
             alerts += [{"labels": old, "annotations": annotations, "startsAt": starts, "endsAt": rfc3339(wall)}
                        for old in e.stale]
-            out.append((iid, e.version, alerts))
+            out.append((iid, e.version, alerts, firing))
         return out
 
-    def _deliver(self, batch: list[tuple[str, int, list[dict]]]) -> None:
-        body = orjson.dumps([a for _, _, alerts in batch for a in alerts])
+    def _deliver(self, batch: list[tuple[str, int, list[dict], bool]]) -> None:
+        body = orjson.dumps([a for _, _, alerts, _ in batch for a in alerts])
         req = urllib.request.Request(self.endpoint, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
         try:
@@ -223,17 +236,24 @@ class AlertmanagerPusher:
                 if self.backoff:
                     log.info("Alertmanager at %s reachable again", self.endpoint)
                 self.pushes_ok += 1
-                self.alerts_sent += sum(len(alerts) for _, _, alerts in batch)
+                self.alerts_sent += sum(len(alerts) for _, _, alerts, _ in batch)
             else:
                 self.dropped += len(batch)
             self.backoff = 0.0
-            for iid, version, _ in batch:
+            for iid, version, _, firing in batch:
                 e = self._entries.get(iid)
                 if e is None:
                     continue
                 e.stale.clear()
                 e.last_sent = now
+                if delivered and firing:
+                    e.shown = True
                 if e.version == version:
+                    if delivered and firing and e.resolved:
+                        # Sent firing although over: the resolved state follows one resend period
+                        # later, after Alertmanager's group wait has let it notify.
+                        e.hold_until = now + self.settings.resend_seconds
+                        continue
                     e.sent_version = version
                     if e.resolved:
                         del self._entries[iid]
@@ -241,9 +261,10 @@ class AlertmanagerPusher:
     def _bound(self) -> None:
         # Called under the lock after adding an entry.
         while len(self._entries) > self.settings.max_pending:
-            victim = next((k for k, e in self._entries.items() if e.resolved), None)
+            # First what Alertmanager already has and ends by its last endsAt, then what is over.
+            victim = next((k for k, e in self._entries.items() if e.resolved and e.shown), None)
             if victim is None:
-                victim = next(iter(self._entries))
+                victim = next((k for k, e in self._entries.items() if e.resolved), next(iter(self._entries)))
             del self._entries[victim]
             self.dropped += 1
             log.warning("more than %d incidents waiting for Alertmanager: dropped the state of %s",
