@@ -200,6 +200,17 @@ def test_a_jump_up_to_a_new_level_is_not_a_drift_and_a_leak_after_it_still_is():
     assert max(zs) >= 4.6
 
 
+def test_a_jump_to_a_noisier_level_is_not_scored_as_drifting_for_hours():
+    # Latency tripling after a bad deploy: the level and its noise triple at once, and stay.
+    for seed in (12, 13, 14):
+        calm = noisy(480, seed=seed)
+        tripled = [(t, 3.0 * v) for t, v in noisy(480, seed=seed + 1, start=480)]
+        _, zs = drift_z(calm + tripled)
+        hot = [i - len(calm) for i, z in enumerate(zs) if abs(z) >= 4.6 and i >= len(calm)]
+        # Scored while the jump is new; an hour later the new noise is the series' own.
+        assert hot and max(hot) < 3600.0 / STEP
+
+
 def _metric_raws(series_values):
     """One JSON point per scrape for each instance: {instance: [(t, v)]} -> RawRecords in time order."""
     import json

@@ -24,8 +24,10 @@ within minutes: a log rotation, a cache flush, a fleet change. Spotting that is 
 business (``robust_seasonal`` flags level shifts); here the short mean starts again from the new level and
 the baseline keeps the gap it had from the short mean before the step; nothing is scored (nor learnt into
 the baseline) for two ``short_seconds`` while the short mean settles, then the baseline is placed that gap
-below the settled short mean. A spike or a blip shorter than ``step_seconds`` stays what it was (scored
-while it lasts, barely learnt), and a drift, whose every point is only a little ahead of the short mean,
+below the settled short mean; a series that settled noisier than before (a latency that tripled, noise
+and all) has its gap's deviation widened by the same factor. A spike or a blip shorter than
+``step_seconds`` stays what it was (scored while it lasts, barely learnt), and a drift, whose every
+point is only a little ahead of the short mean,
 never looks like a step: drift evidence has to build up gradually. Unlike a restart, a step does not
 make the series *settling*, so the point scores of the shift are not held back.
 
@@ -230,6 +232,11 @@ class TrendDrift(Detector):
             elif quiet > tl:
                 # First point after a step settled: the baseline is where it was against the series.
                 long_ = short - st[_GB]
+                # A series that stepped to a noisier level (latency tripling, noise and all) has a
+                # noisier short mean too: its gap's deviation grows by as much, or the new noise alone
+                # would keep crossing the threshold for hours.
+                if st[_SR] > 0.0 and noise > st[_SR]:
+                    dabs *= noise / st[_SR]
             gap = short - long_  # the gap as learnt: without the unclipped part of a spike
             long_ += wl * (learnt - long_)
             # Plain running means while the history is shorter than the time constant, so the first
