@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from operator import attrgetter
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Iterable, NamedTuple
 
 from detector.alerting import Alerting, AlertTransition

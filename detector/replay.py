@@ -13,8 +13,7 @@ replays in bounded memory; outputs are written as Parquet row groups while the r
   evidence as JSON);
 - ``OUT.alerts.parquet``: alert transitions (firing / resolved);
 - ``OUT.templates.parquet``: the log templates mined, with their counts (when there are log inputs);
-- ``OUT.incidents.parquet``: incident events (opened / updated / resolved), when the pipeline groups
-  signals into incidents.
+- ``OUT.incidents.parquet``: incident events (opened / updated / resolved).
 """
 
 from __future__ import annotations
@@ -484,13 +483,13 @@ def _json(evidence) -> str | None:
 
 
 class ReplayWriter:
-    def __init__(self, out: str | Path, group_rows: int = 100_000, incidents: bool = False):
+    def __init__(self, out: str | Path, group_rows: int = 100_000):
         self.out = Path(out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         scores, alerts, self._templates_schema, incident_schema = _schemas()
         self.scores = ParquetTableWriter(self.out, scores, group_rows)
         self.alerts = ParquetTableWriter(sibling(self.out, "alerts"), alerts, group_rows)
-        self.incidents = ParquetTableWriter(sibling(self.out, "incidents"), incident_schema, group_rows) if incidents else None
+        self.incidents = ParquetTableWriter(sibling(self.out, "incidents"), incident_schema, group_rows)
 
     def write(self, result) -> None:
         scores = result.scores
@@ -509,8 +508,8 @@ class ReplayWriter:
                 "confidence": [float(t.confidence) for t in trs], "since": [t.since for t in trs],
                 "evidence": [_json(t.evidence) for t in trs],
             })
-        events = getattr(result, "incidents", None)
-        if events and self.incidents is not None:
+        events = result.incidents
+        if events:
             snaps = [e.incident for e in events]
             self.incidents.append({
                 "timestamp": [e.timestamp for e in events], "kind": [e.kind for e in events],
@@ -523,8 +522,7 @@ class ReplayWriter:
     def close(self, pipeline: Pipeline) -> None:
         self.scores.close()
         self.alerts.close()
-        if self.incidents is not None:
-            self.incidents.close()
+        self.incidents.close()
         rows = [
             {"topic": topic, "partition": part, **t}
             for (topic, part), st in sorted(pipeline.partitions.items()) if st.kind == "log"
@@ -544,7 +542,7 @@ def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str 
     """Feed every batch through the pipeline, flush, and write the outputs. Returns a summary."""
     from tqdm import tqdm
 
-    writer = ReplayWriter(out, incidents=hasattr(pipeline, "incidents"))
+    writer = ReplayWriter(out)
     started = time.perf_counter()
     rows = dead = 0
     bar = tqdm(total=total, unit="row", unit_scale=True, file=sys.stderr, desc="replay",
@@ -563,7 +561,7 @@ def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str 
     elapsed = time.perf_counter() - started
     return {
         "rows": rows, "dead_letters": dead, "scores": writer.scores.rows, "alerts": writer.alerts.rows,
-        "incidents": writer.incidents.rows if writer.incidents is not None else None,
+        "incidents": writer.incidents.rows,
         "seconds": round(elapsed, 3), "rows_per_second": round(rows / elapsed, 1) if elapsed > 0 else None,
         "output": str(writer.out),
     }

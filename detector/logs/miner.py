@@ -84,7 +84,6 @@ def _id_like(v: str) -> bool:
     return len(v) >= 8 and (any(c in "_-.:/" for c in v) or not (v.islower() or v.isupper() or v.istitle()))
 
 
-
 def _key(tok: str) -> str | None:
     """The field name of a ``key=value`` token, None for other tokens."""
     k = tok.find("=")
@@ -261,6 +260,7 @@ class TemplateMiner:
             checked.add(tpl.id)
             diff = []
             for i, (a, b) in enumerate(zip(tpl.tokens, tokens)):
+                # _covers inlined: this loop runs for every token of every line the cache misses.
                 if a != b and a != ANY and not _covers_field(a, b):
                     if i == first and first_fixed:
                         break
