@@ -56,6 +56,7 @@ class IncidentSnapshot:
     signals: tuple[dict, ...]  # {signal, kind, started, confidence, last_hot, detail}
     templates: tuple[dict, ...]  # {template, example, count, expected, signal}
     series: tuple[dict, ...]  # {series, observed, expected, lower, upper, at}
+    runbook_url: str = ""  # incidents.runbook_url when the snapshot was taken (it can change while running)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -105,7 +106,7 @@ class _Incident:
         return IncidentSnapshot(
             self.id, self.entity, self.severity, self.confidence(), self.start, end,
             tuple(dict(s) for s in sorted(self.signals.values(), key=lambda s: (s["started"], s["signal"]))),
-            tuple(dict(t) for t in templates), tuple(dict(s) for s in series),
+            tuple(dict(t) for t in templates), tuple(dict(s) for s in series), settings.runbook_url,
         )
 
 

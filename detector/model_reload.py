@@ -171,8 +171,6 @@ class ModelReloader:
         old = p.spec
         later = [name for name in type(old).model_fields
                  if name not in ("alerting", "incidents") and getattr(old, name) != getattr(new, name)]
-        if old.incidents.runbook_url != new.incidents.runbook_url:
-            later.append("incidents.runbook_url")  # the Alertmanager client's annotations, set at start
         if later:
             log.warning("%s: %s changed; that takes effect after a restart", self.pipeline_path, ", ".join(later))
         if new.alerting == old.alerting and new.incidents == old.incidents:

@@ -59,9 +59,7 @@ class Service:
         self.http: StatusServer | None = None
         self.alertmanager: AlertmanagerPusher | None = None
         if spec.sinks.alertmanager.url:
-            self.alertmanager = AlertmanagerPusher(
-                spec.sinks.alertmanager, spec.incidents.runbook_url, self.prometheus.registry
-            )
+            self.alertmanager = AlertmanagerPusher(spec.sinks.alertmanager, self.prometheus.registry)
 
     # -- lifecycle -------------------------------------------------------------------------------
 

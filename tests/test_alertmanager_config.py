@@ -30,7 +30,7 @@ def test_shipped_alertmanager_config_passes_amtool():
 
 @pytest.mark.integration
 def test_a_pushed_incident_reaches_the_receiver_resolves_and_mutes_entity_alerts(alertmanager, webhook):
-    pusher = AlertmanagerPusher(AlertmanagerSink(url=alertmanager.url, resend_seconds=30), "https://runbooks.example/i").start()
+    pusher = AlertmanagerPusher(AlertmanagerSink(url=alertmanager.url, resend_seconds=30)).start()
     try:
         pusher.emit([IncidentEvent("opened", T0, snapshot(severity="critical", kinds=("log", "metric")))])
         firing = webhook.wait_for(lambda a: a["labels"].get("alertname") == "OutageDetectorIncident"
@@ -39,7 +39,7 @@ def test_a_pushed_incident_reaches_the_receiver_resolves_and_mutes_entity_alerts
         alert = firing[1]
         assert alert["labels"]["service"] == "checkout" and alert["labels"]["severity"] == "critical"
         assert "payment gateway timeout after 30000 ms" in alert["annotations"]["description"]
-        assert alert["annotations"]["runbook_url"] == "https://runbooks.example/i"
+        assert alert["annotations"]["runbook_url"] == "https://runbooks.example/incident"
 
         # An entity-level alert about the same service, as the shipped Prometheus rules would send it.
         now = time.time()
@@ -69,7 +69,7 @@ def test_a_pushed_incident_reaches_the_receiver_resolves_and_mutes_entity_alerts
 @pytest.mark.integration
 def test_an_incident_that_ended_before_it_could_be_pushed_still_notifies_then_resolves(alertmanager, webhook):
     # Opened and resolved before the first push, as while Alertmanager is down or on a backlog.
-    pusher = AlertmanagerPusher(AlertmanagerSink(url=alertmanager.url, resend_seconds=3), "https://runbooks.example/i")
+    pusher = AlertmanagerPusher(AlertmanagerSink(url=alertmanager.url, resend_seconds=3))
     pusher.emit([IncidentEvent("opened", T0, snapshot(iid="gone", entity="payments")),
                  IncidentEvent("resolved", T0 + 600, snapshot(iid="gone", entity="payments", end=T0 + 300))])
     pusher.start()

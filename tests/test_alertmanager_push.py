@@ -63,14 +63,15 @@ class FakeAlertmanager:
         self.httpd.server_close()
 
 
-def snapshot(iid="a1", entity="checkout", severity="warning", end=None, kinds=("metric",)):
+def snapshot(iid="a1", entity="checkout", severity="warning", end=None, kinds=("metric",),
+             runbook_url="https://runbooks.example/incident"):
     signals = tuple({"signal": "latency_ms" if k == "metric" else "log_error_ratio", "kind": k, "started": T0,
                      "confidence": 0.999, "last_hot": T0 + 60, "detail": None} for k in kinds)
     templates = ({"template": "payment gateway timeout after <*> ms", "example": "payment gateway timeout after 30000 ms",
                   "count": 120, "expected": 0.2, "signal": "log_template_rate"},)
     series = ({"series": 'latency_ms{service="checkout"}', "observed": 900.0, "expected": 100.0, "lower": 80.0,
                "upper": 120.0, "at": T0 + 45},)
-    return IncidentSnapshot(iid, entity, severity, 0.999, T0, end, signals, templates, series)
+    return IncidentSnapshot(iid, entity, severity, 0.999, T0, end, signals, templates, series, runbook_url)
 
 
 def event(kind, **kw):
@@ -88,7 +89,7 @@ def port():
 
 def pusher(port, registry=None, **settings):
     cfg = AlertmanagerSink(url=f"http://127.0.0.1:{port}", **{"resend_seconds": 60.0, "max_backoff_seconds": 0.5, **settings})
-    return AlertmanagerPusher(cfg, "https://runbooks.example/incident", registry).start()
+    return AlertmanagerPusher(cfg, registry).start()
 
 
 def wait_until(condition, timeout: float = 20.0) -> bool:

@@ -230,6 +230,19 @@ def test_changed_alerting_settings_in_the_pipeline_file_apply_without_restart(pi
     assert state.model.evidence_threshold == 0.95
 
 
+def test_incidents_opened_after_a_changed_runbook_url_carry_the_new_one(pipeline_file):
+    path, doc = pipeline_file
+    pipeline = Pipeline.from_spec(load_pipeline(path))
+    reloader = ModelReloader(pipeline, threading.Lock(), interval=0, pipeline_path=path)
+    pipeline.process(metric_batch(0, 600))
+    write(path, {**doc, "alerting": {"fire_after": 1},
+                 "incidents": {"min_duration_seconds": 60, "runbook_url": "https://runbooks.example/latency"}}, 2)
+    assert reloader.check()
+    events = [e for i in range(600, 620) for e in pipeline.process([spike(i)]).incidents]
+    assert [e.kind for e in events][:1] == ["opened"]
+    assert {e.incident.runbook_url for e in events} == {"https://runbooks.example/latency"}
+
+
 def test_a_pipeline_change_outside_alerting_is_logged_as_needing_a_restart(pipeline_file, caplog):
     path, doc = pipeline_file
     pipeline = Pipeline.from_spec(load_pipeline(path))

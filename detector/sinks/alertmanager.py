@@ -51,11 +51,11 @@ def alert_labels(inc: IncidentSnapshot) -> dict[str, str]:
             "signal_kinds": ",".join(inc.kinds)}
 
 
-def alert_annotations(inc: IncidentSnapshot, runbook_url: str) -> dict[str, str]:
+def alert_annotations(inc: IncidentSnapshot) -> dict[str, str]:
     return {
         "summary": summary(inc),
         "description": describe(inc),
-        "runbook_url": runbook_url,
+        "runbook_url": inc.runbook_url,
         "incident_id": inc.id,
         "started": rfc3339(inc.start),
         "confidence": f"{inc.confidence:.4f}",
@@ -80,12 +80,11 @@ class _Entry:
 
 
 class AlertmanagerPusher:
-    def __init__(self, settings: AlertmanagerSettings, runbook_url: str, registry: CollectorRegistry | None = None):
+    def __init__(self, settings: AlertmanagerSettings, registry: CollectorRegistry | None = None):
         if not settings.url:
             raise ValueError("sinks.alertmanager.url is not set")
         self.settings = settings
         self.endpoint = settings.url.rstrip("/") + "/api/v2/alerts"
-        self.runbook_url = runbook_url
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._cond = threading.Condition()
         self._stop = False
@@ -192,7 +191,7 @@ class AlertmanagerPusher:
             firing = not e.resolved or not e.shown
             starts = rfc3339(min(inc.start, wall))
             ends = rfc3339(wall + 3 * resend if firing else wall)
-            annotations = alert_annotations(inc, self.runbook_url)
+            annotations = alert_annotations(inc)
             alerts = [{"labels": labels, "annotations": annotations, "startsAt": starts, "endsAt": ends}]
             alerts += [{"labels": old, "annotations": annotations, "startsAt": starts, "endsAt": rfc3339(wall)}
                        for old in e.stale]
