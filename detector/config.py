@@ -17,7 +17,7 @@ from detector.errors import ConfigError
 from detector.loader import format_validation_error, read_yaml
 from detector.specs import MODELS_DIR
 
-LOG_FORMATS = ("json", "vector", "fluentbit", "ecs", "otlp_json", "plain")
+LOG_FORMATS = ("json", "vector", "fluentbit", "ecs", "otlp_json", "logfmt", "plain")
 METRIC_FORMATS = ("metric_json", "telegraf", "influx")
 
 
@@ -46,7 +46,8 @@ class KafkaSettings(Section):
 
 
 class FieldMapping(Section):
-    """Where a JSON log line keeps each field; dotted paths reach into nested objects."""
+    """Where a JSON log line keeps each field (dotted paths reach into nested objects), or which key of
+    a logfmt line holds it."""
 
     message: str | None = None
     timestamp: str | None = None

@@ -27,6 +27,7 @@ import orjson
 import polars as pl
 
 from detector.config import InputSpec, PipelineSpec
+from detector.decoders.logfmt import format_pair
 from detector.errors import ConfigError
 from detector.pipeline import Pipeline
 from detector.records import RawRecord
@@ -154,8 +155,8 @@ class RowEncoder:
     """Turns frames of rows into RawRecords, as the producers of the live topics would have sent them.
 
     Metric rows ``{timestamp, name?, labels?, entity?, value}`` become ``metric_json``; log rows
-    ``{timestamp, message, level?, entity/service?}`` become the JSON of the input's log format (or the
-    bare line for ``plain``). A ``payload`` column is used as the record value unchanged. Optional
+    ``{timestamp, message, level?, entity/service?}`` become the JSON (or logfmt line) of the input's log
+    format, or the bare line for ``plain``. A ``payload`` column is used as the record value unchanged. Optional
     ``key``, ``partition`` and ``offset`` columns are honoured; otherwise the key is the entity, the
     partition is Kafka's default partitioner over ``partitions``, and offsets count up per partition.
     """
@@ -271,12 +272,13 @@ def encode_metrics(inp: InputSpec, df: pl.DataFrame, ts: list, entities: list, d
     return out
 
 
-# Where each JSON log format keeps a field; a configured field mapping wins.
+# Where each structured log format keeps a field; a configured field mapping wins.
 _LOG_PATHS = {
     "json": {"message": "message", "timestamp": "timestamp", "level": "level", "entity": "service"},
     "vector": {"message": "message", "timestamp": "timestamp", "level": "level", "entity": "service"},
     "fluentbit": {"message": "log", "timestamp": "@timestamp", "level": "level", "entity": "service"},
     "ecs": {"message": "message", "timestamp": "@timestamp", "level": "log.level", "entity": "service.name"},
+    "logfmt": {"message": "msg", "timestamp": "ts", "level": "level", "entity": "service"},
 }
 
 
@@ -293,6 +295,11 @@ def encode_logs(inp: InputSpec, df: pl.DataFrame, ts: list, entities: list) -> l
             f"{', '.join(_LOG_PATHS)} and plain, so replay such history from a 'payload' column"
         )
     levels = df["level"].cast(pl.String).to_list() if "level" in df.columns else [None] * df.height
+    if inp.format == "logfmt":
+        keys = {f: getattr(inp.fields, f) or k for f, k in _LOG_PATHS["logfmt"].items()}
+        return [" ".join(format_pair(keys[f], v) for f, v in (("timestamp", t), ("level", lv), ("entity", ent),
+                                                               ("message", m or "")) if v is not None).encode("utf-8")
+                for m, t, lv, ent in zip(messages, ts, levels, entities)]
     paths = {f: (getattr(inp.fields, f) or p).split(".") for f, p in _LOG_PATHS[inp.format].items()}
     dumps = orjson.dumps
     out = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import orjson
 import pytest
@@ -349,6 +350,49 @@ def test_plain_multiline_stack_trace_stays_one_record():
     assert len(records) == 1 and records[0].message.endswith("at A.b(A.java:1)")
 
 
+# --- logfmt ------------------------------------------------------------------------------------------------
+
+
+def test_logfmt_go_kit_line_keeps_the_pairs_beside_the_message():
+    line = (b'ts=2024-01-15T10:00:00.123Z level=error caller=charge.go:42 msg="payment failed" '
+            b'err="context deadline exceeded" order=42 service=payments')
+    assert decode_one("logfmt", line) == LogRecord(
+        pytest.approx(EVENT_TS + 0.123), "payments",
+        'payment failed caller=charge.go:42 err="context deadline exceeded" order=42', "error",
+    )
+
+
+def test_logfmt_access_line_without_msg_is_its_pairs_and_takes_the_key_and_record_time():
+    record = decoder("logfmt").decode(raw(b"method=GET path=/api/users/12 status=200 duration=12.3ms", key=b"edge"))[0]
+    assert record == LogRecord(BROKER_TS, "edge", "method=GET path=/api/users/12 status=200 duration=12.3ms", None)
+
+
+def test_logfmt_logrus_line_unescapes_the_message_and_keeps_a_stack_trace():
+    line = b'time="2024-01-15T11:00:00+01:00" level=warning msg="slow query \\"users\\"" took=3s\n\tat db.query\n'
+    assert decode_one("logfmt", line) == LogRecord(EVENT_TS, "unknown", 'slow query "users" took=3s\n\tat db.query', "warn")
+
+
+def test_logfmt_field_mapping_names_the_keys():
+    line = b"at=1705312800 component=scheduler severity=info msg=tick sev=debug"
+    record = decode_one("logfmt", line, fields={"timestamp": "at", "entity": "component", "level": "sev"})
+    assert record == LogRecord(EVENT_TS, "scheduler", "tick severity=info", "debug")
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        (b'level=info msg="half a message', "not logfmt: the quoted value of 'msg' is not closed"),
+        (b"a plain sentence, not logfmt", "not logfmt: no key=value pair in 'a plain sentence, not logfmt'"),
+        (b'a=1 "b" c=2', "not logfmt: unexpected '\"' at character 4"),
+        (b"ts=2024-01-15T10:00:00Z level=info", "no message: none of 'msg', 'message' and no other pair in the line"),
+        (b"ts=yesterday msg=m", "field 'ts' is not a timestamp: 'yesterday'"),
+    ],
+)
+def test_logfmt_bad_lines_say_why(line, reason):
+    with pytest.raises(DecodeError, match=re.escape(reason)):
+        decoder("logfmt").decode(raw(line))
+
+
 # --- metrics -----------------------------------------------------------------------------------------------
 
 
@@ -456,10 +500,10 @@ def test_timestamp_falls_back_to_the_kafka_record_timestamp():
 
 # --- bad input -------------------------------------------------------------------------------------------------
 
-ALL_FORMATS = [(f, "log") for f in ("json", "vector", "fluentbit", "ecs", "otlp_json", "plain")] + [
+ALL_FORMATS = [(f, "log") for f in ("json", "vector", "fluentbit", "ecs", "otlp_json", "logfmt", "plain")] + [
     (f, "metric") for f in ("metric_json", "telegraf", "influx")
 ]
-JSON_FORMATS = [(f, k) for f, k in ALL_FORMATS if f not in ("plain", "influx")]
+JSON_FORMATS = [(f, k) for f, k in ALL_FORMATS if f not in ("plain", "logfmt", "influx")]
 
 
 @pytest.mark.parametrize("fmt, kind", ALL_FORMATS)
@@ -511,6 +555,7 @@ def test_no_timestamp_anywhere_is_refused(fmt, kind):
     payloads = {
         "otlp_json": {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "m"}}]}]}]},
         "plain": b"no stamp here",
+        "logfmt": b"level=info msg=m",
         "metric_json": {"name": "up", "value": 1},
         "telegraf": {"name": "cpu", "fields": {"idle": 1}, "tags": {}},
         "influx": b"cpu idle=1",
@@ -617,7 +662,8 @@ def test_only_decode_errors_escape_whatever_the_bytes(fmt, kind):
     """Mutated shipper payloads either decode or raise DecodeError: no other exception stops the stream."""
     samples = [VECTOR_FILE, FLUENTBIT_KUBERNETES, ECS_FILEBEAT, OTLP_REQUEST, TELEGRAF_ONE,
                {"name": "up", "labels": {"job": "a"}, "value": 1, "timestamp": 1705312800}]
-    seeds = [orjson.dumps(s) for s in samples] + [INFLUX_LINES, b"<34>Jan 15 10:00:00 h a: ERROR x"]
+    seeds = [orjson.dumps(s) for s in samples] + [INFLUX_LINES, b"<34>Jan 15 10:00:00 h a: ERROR x",
+                                                  b'ts=2024-01-15T10:00:00Z level=error msg="a \\"b\\"" err="x y" n=1']
     rng = random.Random(fmt)
     dec = decoder(fmt, kind)
     for _ in range(400):

@@ -120,6 +120,17 @@ def test_log_rows_are_mined_and_their_templates_counted(spec, tmp_path):
     assert {"log_template_rate", "log_error_ratio"} <= signals
 
 
+def test_log_rows_replayed_as_logfmt_give_what_they_give_as_json(spec, tmp_path):
+    src = tmp_path / "logs.jsonl"
+    log_rows().write_ndjson(src)
+    logfmt = load_pipeline(None, inputs=[{"topic": "logs", "kind": "log", "format": "logfmt"}])
+    replay_file(spec, src, tmp_path / "json.parquet", progress=False)
+    summary = replay_file(logfmt, src, tmp_path / "logfmt.parquet", progress=False)
+    assert summary["dead_letters"] == 0
+    assert pl.read_parquet(tmp_path / "logfmt.parquet").equals(pl.read_parquet(tmp_path / "json.parquet"))
+    assert pl.read_parquet(tmp_path / "logfmt.templates.parquet").equals(pl.read_parquet(tmp_path / "json.templates.parquet"))
+
+
 def test_undecodable_payloads_are_dead_lettered_and_the_rest_scored(spec, tmp_path):
     good = [json.dumps({"name": "q", "value": float(i % 5), "timestamp": T0 + i}) for i in range(200)]
     payloads = good[:100] + ["{not json", ""] + good[100:]

@@ -14,6 +14,7 @@ from detector.errors import ConfigError
 
 from .base import MAX_MESSAGE_CHARS, MAX_RECORD_BYTES, Decoder
 from .influx import InfluxLineDecoder
+from .logfmt import LogfmtDecoder
 from .logs_json import JsonLogDecoder
 from .metrics_json import MetricJsonDecoder, TelegrafJsonDecoder
 from .otlp import OtlpJsonLogDecoder
@@ -32,6 +33,8 @@ def build_decoder(spec: InputSpec) -> Decoder:
         return JsonLogDecoder(fmt, fields, spec.default_entity)
     if fmt == "otlp_json":
         return OtlpJsonLogDecoder(fields, spec.default_entity)
+    if fmt == "logfmt":
+        return LogfmtDecoder(fields, spec.default_entity)
     if fmt == "plain":
         for name in ("message", "timestamp", "level", "entity"):
             if getattr(fields, name):

@@ -22,6 +22,9 @@ TRUNCATION_MARKER = "...[truncated {} chars]"
 
 Record = LogRecord | MetricPoint
 _WHITESPACE = frozenset(b" \t\r\n\x0b\x0c")
+# Bytes a text line may hold; anything else (C0 controls) in quantity means binary data.
+_TEXT_BYTES = bytes([9, 10, 11, 12, 13, 27, *range(32, 127), *range(128, 256)])
+_BINARY_SHARE = 0.1
 
 
 class Decoder:
@@ -107,3 +110,27 @@ def key_text(key: bytes | None) -> str | None:
     if not key:
         return None
     return key.decode("utf-8", "replace")
+
+
+def text_of(value: bytes) -> str:
+    """A text line's bytes as str; binary data is a DecodeError, a few invalid UTF-8 bytes are replaced."""
+    nul = value.find(b"\x00")
+    if nul >= 0:
+        raise DecodeError(f"binary data, not text: NUL byte at offset {nul}")
+    controls = len(value.translate(None, _TEXT_BYTES))
+    if controls > len(value) * _BINARY_SHARE:
+        raise DecodeError(f"binary data, not text: {controls} of {len(value)} bytes are control characters")
+    if value.isascii():
+        return value.decode("ascii")
+    # Invalid UTF-8 in a log line is usually one mis-encoded name; keep the line with U+FFFD in its place,
+    # unless so much of it is invalid that it is not text at all.
+    text = value.decode("utf-8", "replace")
+    bad = text.count("\ufffd")
+    if bad >= 4 and bad > len(text) * 0.25:
+        raise DecodeError(f"binary data, not text: {bad} of {len(text)} characters are not valid UTF-8")
+    return text
+
+
+def quoted(names: tuple[str, ...]) -> str:
+    """Field names for an error message: 'a', 'b'."""
+    return ", ".join(repr(n) for n in names)

@@ -12,7 +12,7 @@ from detector.config import FieldMapping
 from detector.errors import DecodeError
 from detector.records import LogRecord, RawRecord
 
-from .base import Decoder, as_text, clip_message, key_text, load_json, short
+from .base import Decoder, as_text, clip_message, key_text, load_json, quoted, short
 from .levels import level_in_text, normalise_level
 from .paths import Getter, compile_path
 from .timestamps import parse_timestamp
@@ -111,7 +111,7 @@ class JsonLogDecoder(Decoder):
     def record_from(self, obj: dict, raw: RawRecord) -> LogRecord:
         _, message = self._message.find(obj)
         if message is None:
-            raise DecodeError(f"no message: none of {_quoted(self._message.names)} in the record")
+            raise DecodeError(f"no message: none of {quoted(self._message.names)} in the record")
         if type(message) is not str:
             message = as_text(message)
         elif message[-1:] == "\n":
@@ -124,7 +124,7 @@ class JsonLogDecoder(Decoder):
             timestamp = raw.timestamp
             if timestamp is None:
                 raise DecodeError(
-                    f"no timestamp: none of {_quoted(self._timestamp.names)} in the record, and the record carries none"
+                    f"no timestamp: none of {quoted(self._timestamp.names)} in the record, and the record carries none"
                 )
         else:
             try:
@@ -164,7 +164,3 @@ def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     return "a number"
-
-
-def _quoted(names: tuple[str, ...]) -> str:
-    return ", ".join(repr(n) for n in names)

@@ -11,14 +11,11 @@ from __future__ import annotations
 from detector.errors import DecodeError
 from detector.records import LogRecord, RawRecord
 
-from .base import Decoder, clip_message, key_text
+from .base import Decoder, clip_message, key_text, text_of
 from .levels import SYSLOG_SEVERITY, level_in_text
 from .timestamps import MONTHS, iso_to_seconds, syslog_to_seconds
 
 _TIMESTAMP_CHARS = frozenset("0123456789:.,+-Z")
-# Bytes a text line may hold; anything else (C0 controls) in quantity means binary data.
-_TEXT_BYTES = bytes([9, 10, 11, 12, 13, 27, *range(32, 127), *range(128, 256)])
-_BINARY_SHARE = 0.1
 
 
 class PlainTextDecoder(Decoder):
@@ -28,7 +25,7 @@ class PlainTextDecoder(Decoder):
         self.default_entity = default_entity
 
     def _decode(self, raw: RawRecord) -> list[LogRecord]:
-        text = _to_text(raw.value).rstrip()
+        text = text_of(raw.value).rstrip()
         if not text.strip():
             raise DecodeError("empty message")
 
@@ -56,24 +53,6 @@ class PlainTextDecoder(Decoder):
         level = level_in_text(message) or syslog_level
         entity = key_text(raw.key) or self.default_entity
         return [LogRecord(timestamp, entity, clip_message(message), level)]
-
-
-def _to_text(value: bytes) -> str:
-    nul = value.find(b"\x00")
-    if nul >= 0:
-        raise DecodeError(f"binary data, not text: NUL byte at offset {nul}")
-    controls = len(value.translate(None, _TEXT_BYTES))
-    if controls > len(value) * _BINARY_SHARE:
-        raise DecodeError(f"binary data, not text: {controls} of {len(value)} bytes are control characters")
-    if value.isascii():
-        return value.decode("ascii")
-    # Invalid UTF-8 in a log line is usually one mis-encoded name; keep the line with U+FFFD in its place,
-    # unless so much of it is invalid that it is not text at all.
-    text = value.decode("utf-8", "replace")
-    bad = text.count("\ufffd")
-    if bad >= 4 and bad > len(text) * 0.25:
-        raise DecodeError(f"binary data, not text: {bad} of {len(text)} characters are not valid UTF-8")
-    return text
 
 
 def _leading_timestamp(text: str, pos: int, reference: float | None) -> tuple[float | None, int]:
