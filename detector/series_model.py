@@ -19,12 +19,23 @@ class SeriesModel:
         self.calibrator = calibrator
         self._evidence = hasattr(type(detector), "evidence")
 
+    @property
+    def _batched(self):
+        """The detector's loop that scores then learns a run of points, when it has one."""
+        return getattr(self.detector, "score_many", None)
+
     @classmethod
     def from_spec(cls, spec: MetricModelSpec) -> "SeriesModel":
         return cls(spec.detector.build(), build_calibrator(spec.calibrator.name, spec.calibrator.params))
 
     def update(self, timestamp: float, value: float) -> tuple[float, float]:
         """Score the point, calibrate the score, then learn the point. Returns (score, confidence)."""
+        batched = self._batched
+        if batched is not None:
+            # One pass that scores, then learns: score_one + learn_one would run the detector twice.
+            evidence: list[float] = []
+            score = batched((timestamp,), (value,), learn=True, evidence_out=evidence)[0]
+            return score, self.calibrator.update(evidence[0])
         x = {"value": value, "timestamp": timestamp}
         score = self.detector.score_one(x)
         confidence = self.calibrator.update(self.detector.evidence if self._evidence else score)
@@ -36,7 +47,7 @@ class SeriesModel:
 
         Uses the detector's batched loop when it has one: same scores, a fraction of the cost.
         """
-        batched = getattr(self.detector, "score_many", None)
+        batched = self._batched
         if batched is None:
             scores, confidences = [], []
             for t, v in zip(timestamps, values):
