@@ -3,7 +3,7 @@
     python benchmarks/decoders.py [--messages 20000] [--repeat 3]
 
 Prints one JSON document. ``ratio`` is decode time over baseline time: how much the decoder costs on
-top of parsing alone. The baseline for the text formats (plain, influx) is ``bytes.decode``.
+top of parsing alone. The baseline for the text formats (plain, logfmt, influx) is ``bytes.decode``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ def payloads(fmt: str, n: int, rng: random.Random) -> list[bytes]:
         elif fmt == "plain":
             out.append(f"{iso} {lvl} [main] {msg}".encode())
             continue
+        elif fmt == "logfmt":
+            out.append(f'ts={iso} level={lvl.lower()} service={svc} msg="{msg}" caller=api.go:{i % 300}'.encode())
+            continue
         elif fmt == "influx":
             out.append(f"cpu,cpu=cpu-total,host={svc} usage_idle={rng.random() * 100:.3f},usage_user={rng.randrange(100)}i {int(ts * 1e9)}".encode())
             continue
@@ -82,14 +85,14 @@ def best_of(repeat: int, fn) -> float:
 def run(messages: int, repeat: int) -> dict:
     rng = random.Random(0)
     results = {}
-    for fmt, kind in [(f, "log") for f in ("json", "vector", "fluentbit", "ecs", "otlp_json", "plain")] + [
+    for fmt, kind in [(f, "log") for f in ("json", "vector", "fluentbit", "ecs", "otlp_json", "logfmt", "plain")] + [
         (f, "metric") for f in ("metric_json", "telegraf", "influx")
     ]:
         data = payloads(fmt, messages, rng)
         raws = [RawRecord("bench", 0, i, T0 + i, None, v) for i, v in enumerate(data)]
         decode = build_decoder(InputSpec(topic="bench", kind=kind, format=fmt)).decode
         records = sum(len(decode(r)) for r in raws)
-        text = fmt in ("plain", "influx")
+        text = fmt in ("plain", "logfmt", "influx")
         parse = bytes.decode if text else orjson.loads
         baseline = best_of(repeat, lambda: _each(parse, data))
         elapsed = best_of(repeat, lambda: _each(decode, raws))
