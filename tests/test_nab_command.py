@@ -64,6 +64,14 @@ def test_results_dir_and_fixed_thresholds_reproduce_the_score(tmp_path, capsys):
     assert fixed["thresholds"] == first["thresholds"]
 
 
+def test_a_file_the_labels_do_not_name_is_scored_without_windows_and_reported(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path)
+    (data / "synthetic" / "series_0.csv").rename(data / "synthetic" / "renamed.csv")
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--json")
+    assert code == 0 and json.loads(out.out)["windows"] == 1
+    assert "1 of 2 files have no entry in the labels file" in out.err and "synthetic/renamed.csv" in out.err
+
+
 def test_missing_data_dir_is_a_clear_error(tmp_path, capsys):
     code, out = _run(capsys, "--data-dir", tmp_path / "nope", "--labels", tmp_path / "labels.json")
     assert code == 2

@@ -92,6 +92,12 @@ def score_corpus(spec: MetricModelSpec, data_dir: Path, labels: dict, progress: 
 
     paths = find_csvs(data_dir)
     files = [read_file(p, data_dir, labels) for p in paths]
+    unlabelled = [f.key for f in files if f.key not in labels]
+    if unlabelled:
+        # Most likely a labels file for other data, or a path that does not match NAB's keys.
+        print(f"warning: {len(unlabelled)} of {len(files)} files have no entry in the labels file and are scored "
+              f"as having no anomaly windows: {', '.join(unlabelled[:5])}{' ...' if len(unlabelled) > 5 else ''}",
+              file=sys.stderr, flush=True)
     outputs = []
     elapsed = 0.0
     bar = tqdm(total=sum(len(f.values) for f in files), unit="row", file=sys.stderr,
