@@ -114,7 +114,7 @@ class LogfmtDecoder(Decoder):
         _, msg = self._pick(best, pairs, "message")
         # The other pairs, as written, after the message: they carry the error, status or route.
         used = {i for _, i in best.values()}
-        rest = " ".join(text for i, (_, _, text) in enumerate(pairs) if i not in used)
+        rest = " ".join(written for i, (_, _, written) in enumerate(pairs) if i not in used)
         message = " ".join(part for part in (msg, rest) if part)
         if not message:
             raise DecodeError(f"no message: none of {quoted(self._keys['message'])} and no other pair in the line")
