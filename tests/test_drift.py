@@ -7,6 +7,8 @@ import math
 import pickle
 import random
 
+import pytest
+
 from detector.detectors import build
 from detector.detectors.drift_monitor import DriftMonitor
 from detector.detectors.robust_seasonal import RobustSeasonal
@@ -121,10 +123,11 @@ def test_drift_state_survives_a_checkpoint():
     assert drift_z(points[400:], twin)[1] == drift_z(points[400:], det)[1]
 
 
-def _pipeline_run(values, gap_at):
-    """Memory of one instance through the whole pipeline, one JSON point per scrape, the scrape at
-    ``gap_at`` missing (the process restarted). Returns the incident events and the confident
-    scores from the restart on."""
+def _pipeline_run(values, gap_at, missed=True, tells=None):
+    """Memory of one instance through the whole pipeline, one JSON point per scrape; the process
+    restarts at scrape ``gap_at``, which is missing if ``missed``. ``tells`` adds a series of the same
+    process that shows the restart: its start time, or a counter that starts again from 0. Returns
+    the incident events and the confident memory scores from the restart on."""
     import json
 
     from detector.config import load_pipeline
@@ -134,17 +137,25 @@ def _pipeline_run(values, gap_at):
     spec = load_pipeline(None, inputs=[{"topic": "metrics", "kind": "metric", "format": "metric_json"}])
     pipe = Pipeline.from_spec(spec)
     raws = []
+    restart = values[gap_at][0]
+    labels = {"service": "payments", "instance": "node-6"}
     for i, (t, v) in enumerate(values):
-        if i == gap_at:
+        if i == gap_at and missed:
             continue
-        body = {"name": "process_resident_memory_bytes", "labels": {"service": "payments", "instance": "node-6"},
-                "value": v, "timestamp": t}
-        raws.append(RawRecord("metrics", 0, len(raws), t, b"payments", json.dumps(body).encode()))
+        points = [("process_resident_memory_bytes", v)]
+        if tells == "start time":
+            points.append(("process_start_time_seconds", restart if i >= gap_at else values[0][0]))
+        elif tells == "counter":
+            points.append(("process_cpu_seconds_total", 0.4 * (i - gap_at if i >= gap_at else i)))
+        for name, value in points:
+            body = {"name": name, "labels": labels, "value": value, "timestamp": t}
+            raws.append(RawRecord("metrics", 0, len(raws), t, b"payments", json.dumps(body).encode()))
     events, confident = [], []
     for k in range(0, len(raws), 500):
         result = pipe.process(raws[k:k + 500])
         events += result.incidents
-        confident += [s for s in result.scores if s.confidence >= 0.99 and s.timestamp > values[gap_at][0]]
+        confident += [s for s in result.scores if s.confidence >= 0.99 and s.timestamp > restart
+                      and s.signal == "process_resident_memory_bytes"]
     return events, confident
 
 
@@ -159,6 +170,35 @@ def test_a_restarted_process_filling_its_caches_again_is_not_anomalous_but_one_u
     bigger = [(t, v * 1.4) for t, v in noisy(240, level=4.4e8, noise=0.002, seed=9, start=600)]
     _, confident = _pipeline_run(calm + bigger, gap_at=600)
     assert confident and all(s.evidence["observed"] > s.evidence["expected"] for s in confident)
+
+
+@pytest.mark.parametrize("tells", ["start time", "counter"])
+def test_a_restart_too_quick_to_miss_a_scrape_is_known_by_its_start_time_or_a_counter_reset(tells):
+    calm = noisy(2400, level=4.4e8, noise=0.002, seed=8)  # 20 hours
+    # Back at 30 % of its memory, filling up over half an hour.
+    warm = [(t, v * (0.3 + 0.7 * (1.0 - math.exp(-STEP * i / 1800.0))))
+            for i, (t, v) in enumerate(noisy(240, level=4.4e8, noise=0.002, seed=9, start=2400))]
+    # Nothing else tells of the restart: the drop opens an incident.
+    events, confident = _pipeline_run(calm + warm, gap_at=2400, missed=False)
+    assert [e.kind for e in events][:1] == ["opened"] and confident
+    # The process's start time changes, or its counters start again from 0: it is a restart.
+    events, confident = _pipeline_run(calm + warm, gap_at=2400, missed=False, tells=tells)
+    assert events == [] and confident == []
+
+
+def test_a_restart_of_one_process_leaves_the_other_processes_of_the_service_alone():
+    mon = DriftMonitor()
+    for t, v in noisy(600, seed=10):
+        for node in ("node-1", "node-2"):
+            labels = (("instance", node),)
+            mon.process(MetricPoint(t, "api", "process_resident_memory_bytes", labels, v))
+            mon.process(MetricPoint(t, "api", "process_start_time_seconds", labels, DAY_START))
+    t = DAY_START + 600 * STEP
+    mon.process(MetricPoint(t, "api", "process_start_time_seconds", (("instance", "node-1"),), t))
+    for node in ("node-1", "node-2"):
+        mon.process(MetricPoint(t, "api", "process_resident_memory_bytes", (("instance", node),), 700.0))
+    assert mon.level_before_restart('process_resident_memory_bytes{instance="node-1"}', t) is not None
+    assert mon.level_before_restart('process_resident_memory_bytes{instance="node-2"}', t) is None
 
 
 def disk(hours, seed, level=0.43, growth=0.01, noise=1.5e-3, start=0.0):

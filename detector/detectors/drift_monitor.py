@@ -4,6 +4,11 @@ One drift detector (``trend_drift`` by default) per series, held in LRU order wi
 every point of a metric partition. It yields a ``metric_drift`` score only while a series is near
 or past drifting (and once more when it stops), so the alerting layers see the runs begin and end
 without a second score for every point. It also knows which series are settling after a restart.
+
+A restart is a gap in a series' scrapes, or, for a restart quicker than a scrape interval, a change of
+the process's ``process_start_time_seconds`` or a reset of one of its counters (a ``*_total`` series
+going down): every series of that process (same entity and ``instance`` or ``pod`` label) then
+restarts too, as its memory, caches and pools start empty again.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from detector.records import MetricPoint, Score
 
 SIGNAL = "metric_drift"
 EMIT_Z = 3.0  # below this (confidence 0.95) a series is plainly not drifting, and nothing is emitted
+PROCESS_LABELS = ("instance", "pod")  # the label that names one process (a scrape target, a pod)
+START_TIME = "process_start_time_seconds"
 
 
 class DriftMonitor:
@@ -23,26 +30,42 @@ class DriftMonitor:
         self.detector = detector
         self.params = dict(params or {})
         self.max_series = max_series
-        # key -> [detector, emitting, its one-step score-and-learn ``update(t, v) -> z`` if it has one]
+        # key -> [detector, emitting, its one-step score-and-learn ``update(t, v) -> z`` if it has one,
+        #         its process (or None), its last value if it tells of restarts (else None)]
         self.series: OrderedDict[str, list] = OrderedDict()
+        self.processes: dict[tuple[str, str], set[str]] = {}  # process -> the keys of its series
         self.evictions = 0
         build(detector, self.params)  # fail at load time, not on the first point
+
+    def __setstate__(self, state: dict) -> None:
+        # A monitor saved before restarts were told across series: its series join their process
+        # on their next point.
+        self.__dict__.update(state)
+        self.__dict__.setdefault("processes", {})
 
     def process(self, point: MetricPoint, key: str | None = None) -> Score | None:
         """The drift score to pass on, or None. ``key`` is the point's series when the caller has it."""
         if key is None:
             key = point.series
         entry = self.series.get(key)
-        if entry is None:
-            if len(self.series) >= self.max_series:
-                self.series.popitem(last=False)
-                self.evictions += 1
-            det = build(self.detector, self.params)
-            entry = self.series[key] = [det, False, getattr(det, "update", None)]
+        if entry is None or len(entry) < 5:
+            if entry is None:
+                if len(self.series) >= self.max_series:
+                    self._forget(*self.series.popitem(last=False))
+                    self.evictions += 1
+                det = build(self.detector, self.params)
+                entry = self.series[key] = [det, False, getattr(det, "update", None)]
+            entry[3:] = [_process(point), None]
+            if entry[3] is not None:
+                self.processes.setdefault(entry[3], set()).add(key)
         else:
             self.series.move_to_end(key)
         det = entry[0]
         t = point.timestamp
+        if entry[3] is not None and _tells_restarts(point.name):
+            last, entry[4] = entry[4], point.value
+            if last is not None and (point.value < last if point.name != START_TIME else point.value != last):
+                self._restarted(entry[3], t)
         update = entry[2]
         if update is not None:
             z = update(t, point.value)
@@ -58,6 +81,19 @@ class DriftMonitor:
         evidence = {"series": key, **(det.explain() or {})}
         return Score(t, point.entity, SIGNAL, abs(z), confidence, evidence, key)
 
+    def _restarted(self, process: tuple[str, str], t: float) -> None:
+        for key in self.processes.get(process, ()):
+            restarted_at = getattr(self.series[key][0], "restarted_at", None)
+            if restarted_at is not None:
+                restarted_at(t)
+
+    def _forget(self, key: str, entry: list) -> None:
+        keys = self.processes.get(entry[3]) if len(entry) > 3 else None
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self.processes[entry[3]]
+
     def level_before_restart(self, key: str, t: float) -> float | None:
         """While the series ``key`` settles after a restart (a gap in its scrapes), the baseline it
         had before; None when it is not settling (or its detector knows nothing of restarts)."""
@@ -68,3 +104,17 @@ class DriftMonitor:
 
     def __len__(self) -> int:
         return len(self.series)
+
+
+def _process(point: MetricPoint) -> tuple[str, str] | None:
+    """The process a series belongs to: its entity and the label naming the process, if it has one."""
+    labels = dict(point.labels)
+    for name in PROCESS_LABELS:
+        value = labels.get(name)
+        if value:
+            return point.entity, value
+    return None
+
+
+def _tells_restarts(name: str) -> bool:
+    return name == START_TIME or name.endswith("_total")

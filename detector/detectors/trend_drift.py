@@ -13,7 +13,8 @@ not update those statistics, so a drift does not teach the model that drifting i
 
 Event time drives everything (weights are ``1 - exp(-dt / tau)``), so irregular scrapes are fine.
 A gap in the series longer than ``gap_factor`` typical intervals is a restart of whatever the series
-measures (a redeployed pod, a crashed process): the short mean starts again from the new value and
+measures (a redeployed pod, a crashed process), and so is a restart the caller tells of with
+``restarted_at`` (one too quick to miss a scrape): the short mean starts again from the new value and
 the series *settles* for ``settle_seconds`` (warm-up of caches and JIT), during which nothing is
 scored and the baseline is not moved. The first ``warmup_seconds`` of a series are not scored.
 
@@ -42,9 +43,9 @@ from detector.detectors.base import Detector
 from detector.detectors.registry import register
 
 (_T0, _TL, _IV, _SH, _LG, _DM, _DA, _SU, _Z, _D, _NS, _DT, _WS, _WL, _WT,
- _SS, _SG, _SR, _GB, _SQ) = range(20)
+ _SS, _SG, _SR, _GB, _SQ, _RH) = range(21)
 _NEW = [math.nan, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0, -math.inf, 0.0, 0.0, 0.0, math.nan, 0.0, 0.0, 0.0,
-        math.nan, 0.0, 0.0, 0.0, -math.inf]
+        math.nan, 0.0, 0.0, 0.0, -math.inf, math.inf]
 
 
 @register("trend_drift")
@@ -116,7 +117,8 @@ class TrendDrift(Detector):
             # noise (mean absolute step of a point off the short mean), then the last interval and its
             # three weights: scrapes are regular, so the exponentials are mostly computed once;
             # then a possible step: when its run began (nan: none), its side, the noise width and the
-            # gap between short mean and baseline from before it, and the time a step has settled
+            # gap between short mean and baseline from before it, and the time a step has settled;
+            # then the time from which the next point is a restart (told by ``restarted_at``)
             st = self._st = list(_NEW)
         elif len(st) < len(_NEW):
             st.extend(_NEW[len(st):])  # a state saved before steps were recognised
@@ -131,6 +133,13 @@ class TrendDrift(Detector):
     def learn_one(self, x: dict) -> None:
         self._step(float(x.get("timestamp", 0.0)), float(x.get("value", math.nan)), learn=True)
 
+
+    def restarted_at(self, t: float) -> None:
+        """The process behind the series restarted at ``t`` without a gap in its scrapes (its start
+        time changed, a counter of it reset): its next point from ``t`` on is taken as a restart."""
+        st = self._state()
+        if t < st[_RH]:
+            st[_RH] = t
 
     def settling(self, t: float) -> bool:
         """True while the series is warming up after a restart (see the module docstring); the
@@ -166,7 +175,7 @@ class TrendDrift(Detector):
             return 0.0  # late point: the means have moved on
         interval, short, long_, dmean, dabs, settle, noise = (st[_IV], st[_SH], st[_LG], st[_DM], st[_DA],
                                                               st[_SU], st[_NS])
-        restarted = interval > 0.0 and dt > self.gap_factor * interval
+        restarted = (interval > 0.0 and dt > self.gap_factor * interval) or t >= st[_RH]
         since, stepped, begun = st[_SS], False, False  # a step's run: when it began (nan: none)
         if dt == st[_DT]:
             ws, wl, wt = st[_WS], st[_WL], st[_WT]
@@ -257,6 +266,8 @@ class TrendDrift(Detector):
         st[_TL], st[_IV], st[_SH], st[_LG], st[_DM], st[_DA], st[_SU], st[_Z], st[_D], st[_NS] = (
             t, interval, short, long_, dmean, dabs, settle, z, d, noise)
         st[_SS], st[_SQ] = since, quiet
+        if restarted:
+            st[_RH] = math.inf
         return z
 
     # Score then learn one point in one step (the pipeline's path): ``update(t, v)`` returns the signed
