@@ -7,7 +7,7 @@ without a second score for every point. It also knows which series are settling 
 
 A restart is a gap in a series' scrapes, or, for a restart quicker than a scrape interval, a change of
 the process's ``process_start_time_seconds`` or a reset of one of its counters (a ``*_total`` series
-going down): every series of that process (same entity and ``instance`` or ``pod`` label) then
+falling to under a tenth of its last value): every series of that process (same entity and ``instance`` or ``pod`` label) then
 restarts too, as its memory, caches and pools start empty again.
 """
 
@@ -23,6 +23,9 @@ SIGNAL = "metric_drift"
 EMIT_Z = 3.0  # below this (confidence 0.95) a series is plainly not drifting, and nothing is emitted
 PROCESS_LABELS = ("instance", "pod")  # the label that names one process (a scrape target, a pod)
 START_TIME = "process_start_time_seconds"
+# A counter that falls below this share of its last value was reset. A counter starts again from 0;
+# demanding a deep fall keeps a gauge misnamed ``*_total`` that merely dips from passing for one.
+RESET = 0.1
 
 
 class DriftMonitor:
@@ -64,7 +67,7 @@ class DriftMonitor:
         t = point.timestamp
         if entry[3] is not None and _tells_restarts(point.name):
             last, entry[4] = entry[4], point.value
-            if last is not None and (point.value < last if point.name != START_TIME else point.value != last):
+            if last is not None and (point.value != last if point.name == START_TIME else point.value < RESET * last):
                 self._restarted(entry[3], t)
         update = entry[2]
         if update is not None:
