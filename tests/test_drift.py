@@ -201,6 +201,20 @@ def test_a_restart_of_one_process_leaves_the_other_processes_of_the_service_alon
     assert mon.level_before_restart('process_resident_memory_bytes{instance="node-2"}', t) is None
 
 
+def test_a_counter_that_only_dips_is_not_a_restart():
+    mon = DriftMonitor()
+    labels = (("instance", "node-1"),)
+    key = 'process_resident_memory_bytes{instance="node-1"}'
+    for i, (t, v) in enumerate(noisy(600, seed=11)):
+        mon.process(MetricPoint(t, "api", "process_resident_memory_bytes", labels, v))
+        mon.process(MetricPoint(t, "api", "open_connections_total", labels, 400.0 + 100.0 * math.sin(i / 20.0)))
+    assert mon.level_before_restart(key, t) is None
+    # A real reset starts again from 0.
+    mon.process(MetricPoint(t + STEP, "api", "open_connections_total", labels, 3.0))
+    mon.process(MetricPoint(t + STEP, "api", "process_resident_memory_bytes", labels, 700.0))
+    assert mon.level_before_restart(key, t + STEP) is not None
+
+
 def disk(hours, seed, level=0.43, growth=0.01, noise=1.5e-3, start=0.0):
     """A disk filling with logs at ``growth`` an hour and emptied by the rotation at 00:00 UTC, from
     ``start`` seconds after DAY_START (a midnight) on."""
