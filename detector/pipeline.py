@@ -19,7 +19,7 @@ from typing import Iterable, NamedTuple
 from detector.alerting import Alerting, AlertTransition
 from detector.config import AlertingSettings, IncidentSettings, PipelineSpec
 from detector.decoders import build_decoder
-from detector.detectors.drift_monitor import DriftMonitor
+from detector.detectors.drift_monitor import START_TIME, DriftMonitor
 from detector.errors import ConfigError, DecodeError
 from detector.incidents import IncidentEvent, IncidentTracker
 from detector.logs.model import LogModel
@@ -175,6 +175,11 @@ class Pipeline:
                     st.max_event_time = rec.timestamp
                 if isinstance(rec, LogRecord):
                     scores.extend(model.process(rec))
+                    continue
+                if rec.name == START_TIME:
+                    # The process's start time tells of its restarts; as a value it says nothing.
+                    if drift is not None:
+                        drift.process(rec)
                     continue
                 s = model.process(rec)
                 if drift is not None:

@@ -186,6 +186,24 @@ def test_a_restart_too_quick_to_miss_a_scrape_is_known_by_its_start_time_or_a_co
     assert events == [] and confident == []
 
 
+def test_the_start_time_of_a_process_is_read_as_a_restart_cue_not_scored():
+    import json
+
+    from detector.config import load_pipeline
+    from detector.pipeline import Pipeline
+    from detector.records import RawRecord
+
+    pipe = Pipeline.from_spec(load_pipeline(None, inputs=[{"topic": "m", "kind": "metric", "format": "metric_json"}]))
+    raws = [RawRecord("m", 0, i, t, b"api", json.dumps({
+        "name": name, "labels": {"service": "api", "instance": "node-1"}, "timestamp": t,
+        "value": v if name != "process_start_time_seconds" else DAY_START + (0 if i < 400 else 400 * STEP)}).encode())
+        for i, (t, v) in enumerate(noisy(600, seed=12))
+        for name in ("process_resident_memory_bytes", "process_start_time_seconds")]
+    result = pipe.process(raws)
+    assert {s.signal for s in result.scores} == {"process_resident_memory_bytes"}
+    assert pipe.decoded["m"] == len(raws) and not result.dead_letters
+
+
 def test_a_restart_of_one_process_leaves_the_other_processes_of_the_service_alone():
     mon = DriftMonitor()
     for t, v in noisy(600, seed=10):

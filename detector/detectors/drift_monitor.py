@@ -22,7 +22,8 @@ from detector.records import MetricPoint, Score
 SIGNAL = "metric_drift"
 EMIT_Z = 3.0  # below this (confidence 0.95) a series is plainly not drifting, and nothing is emitted
 PROCESS_LABELS = ("instance", "pod")  # the label that names one process (a scrape target, a pod)
-START_TIME = "process_start_time_seconds"
+START_TIME = "process_start_time_seconds"  # read as a restart cue only: a timestamp, not a behaviour
+COUNTER_SUFFIX = "_total"  # a cumulative counter, by the Prometheus / OpenMetrics naming convention
 # A counter that falls below this share of its last value was reset. A counter starts again from 0;
 # demanding a deep fall keeps a gauge misnamed ``*_total`` that merely dips from passing for one.
 RESET = 0.1
@@ -34,9 +35,10 @@ class DriftMonitor:
         self.params = dict(params or {})
         self.max_series = max_series
         # key -> [detector, emitting, its one-step score-and-learn ``update(t, v) -> z`` if it has one,
-        #         its process (or None), its last value if it tells of restarts (else None)]
+        #         its process (or None), its last value if it is a counter (else None)]
         self.series: OrderedDict[str, list] = OrderedDict()
         self.processes: dict[tuple[str, str], set[str]] = {}  # process -> the keys of its series
+        self.start_times: dict[tuple[str, str], float] = {}  # process -> its last start time
         self.evictions = 0
         build(detector, self.params)  # fail at load time, not on the first point
 
@@ -45,9 +47,14 @@ class DriftMonitor:
         # on their next point.
         self.__dict__.update(state)
         self.__dict__.setdefault("processes", {})
+        self.__dict__.setdefault("start_times", {})
 
     def process(self, point: MetricPoint, key: str | None = None) -> Score | None:
-        """The drift score to pass on, or None. ``key`` is the point's series when the caller has it."""
+        """The drift score to pass on, or None. ``key`` is the point's series when the caller has it.
+        A ``process_start_time_seconds`` point only tells whether its process restarted."""
+        if point.name == START_TIME:
+            self._start_time(point)
+            return None
         if key is None:
             key = point.series
         entry = self.series.get(key)
@@ -65,9 +72,9 @@ class DriftMonitor:
             self.series.move_to_end(key)
         det = entry[0]
         t = point.timestamp
-        if entry[3] is not None and _tells_restarts(point.name):
+        if entry[3] is not None and point.name.endswith(COUNTER_SUFFIX):
             last, entry[4] = entry[4], point.value
-            if last is not None and (point.value != last if point.name == START_TIME else point.value < RESET * last):
+            if last is not None and point.value < RESET * last:
                 self._restarted(entry[3], t)
         update = entry[2]
         if update is not None:
@@ -84,6 +91,15 @@ class DriftMonitor:
         evidence = {"series": key, **(det.explain() or {})}
         return Score(t, point.entity, SIGNAL, abs(z), confidence, evidence, key)
 
+    def _start_time(self, point: MetricPoint) -> None:
+        process = _process(point)
+        if process not in self.processes:
+            return  # no series of this process held: nothing to restart
+        last = self.start_times.get(process)
+        self.start_times[process] = point.value
+        if last is not None and point.value != last:
+            self._restarted(process, point.timestamp)
+
     def _restarted(self, process: tuple[str, str], t: float) -> None:
         for key in self.processes.get(process, ()):
             restarted_at = getattr(self.series[key][0], "restarted_at", None)
@@ -96,6 +112,7 @@ class DriftMonitor:
             keys.discard(key)
             if not keys:
                 del self.processes[entry[3]]
+                self.start_times.pop(entry[3], None)
 
     def level_before_restart(self, key: str, t: float) -> float | None:
         """While the series ``key`` settles after a restart (a gap in its scrapes), the baseline it
@@ -118,6 +135,3 @@ def _process(point: MetricPoint) -> tuple[str, str] | None:
             return point.entity, value
     return None
 
-
-def _tells_restarts(name: str) -> bool:
-    return name == START_TIME or name.endswith("_total")
