@@ -6,9 +6,10 @@ or past drifting (and once more when it stops), so the alerting layers see the r
 without a second score for every point. It also knows which series are settling after a restart.
 
 A restart is a gap in a series' scrapes, or, for a restart quicker than a scrape interval, a change of
-the process's ``process_start_time_seconds`` or a reset of one of its counters (a ``*_total`` series
-falling to under a tenth of its last value): every series of that process (same entity and ``instance`` or ``pod`` label) then
-restarts too, as its memory, caches and pools start empty again.
+the process's ``process_start_time_seconds`` (read for this only: it gets no drift detector) or a
+reset of one of its counters (a ``*_total`` series falling to under a tenth of its last value): every
+series of that process (same entity and ``instance`` or ``pod`` label) then restarts too, as its
+memory, caches and pools start empty again.
 """
 
 from __future__ import annotations
