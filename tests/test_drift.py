@@ -84,12 +84,13 @@ def test_a_series_that_always_grows_steadily_is_not_drifting_but_an_acceleration
     assert max(zs) >= 4.6
 
 
-def test_a_restart_that_warms_up_is_not_a_drift():
+@pytest.mark.parametrize("back_at, fill_seconds", [(0.7, 1200.0), (0.3, 1800.0)])
+def test_a_restart_that_warms_up_is_not_a_drift(back_at, fill_seconds):
     calm = noisy(480, seed=4)
     # A scrape is missed while the process restarts; it comes back at 70 % and fills its caches over
-    # twenty minutes.
+    # twenty minutes, or at 30 % and fills them over half an hour (still climbing when it has settled).
     t_back = calm[-1][0] + 3 * STEP
-    warm = [(t_back + STEP * i, v * (0.7 + 0.3 * (1.0 - math.exp(-STEP * i / 1200.0))))
+    warm = [(t_back + STEP * i, v * (back_at + (1.0 - back_at) * (1.0 - math.exp(-STEP * i / fill_seconds))))
             for i, (_, v) in enumerate(noisy(360, seed=5))]
     assert drifting(calm + warm) == []
 

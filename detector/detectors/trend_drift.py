@@ -16,7 +16,8 @@ A gap in the series longer than ``gap_factor`` typical intervals is a restart of
 measures (a redeployed pod, a crashed process), and so is a restart the caller tells of with
 ``restarted_at`` (one too quick to miss a scrape): the short mean starts again from the new value and
 the series *settles* for ``settle_seconds`` (warm-up of caches and JIT), during which nothing is
-scored and the baseline is not moved. The first ``warmup_seconds`` of a series are not scored.
+scored, the baseline is not moved and the short mean follows four times faster, so that the
+baseline starts again from where the series settled rather than from a mean still catching up. The first ``warmup_seconds`` of a series are not scored.
 
 A *step* is not a drift either. When points land far off the short mean (``step_factor`` times
 further than the series' usual distance from it, which for a steadily trending series is its movement
@@ -200,7 +201,10 @@ class TrendDrift(Detector):
             if c > 0.0:
                 r = c if r > c else (-c if r < -c else r)
             learnt = short + r  # the point as it is learnt, here and by the baseline
-            short += ws * r
+            # While a restarted process settles, its series climbs to where it will run; the short mean
+            # follows at four times the pace, so that the baseline it starts from once settled is that
+            # level and not a lagging one (whose catching up would read as a drift).
+            short += (1.0 - math.exp(-4.0 * dt / self.short_seconds) if t < settle else ws) * r
             noise += ws * ((r if r >= 0 else -r) - noise)
             # A step: points far off the short mean, all on one side, for ``step_seconds``. The run is
             # judged against the noise width from before it began, which the run itself inflates.
