@@ -116,8 +116,9 @@ class DriftMonitor:
                 self.start_times.pop(entry[3], None)
 
     def level_before_restart(self, key: str, t: float) -> float | None:
-        """While the series ``key`` settles after a restart (a gap in its scrapes), the baseline it
-        had before; None when it is not settling (or its detector knows nothing of restarts)."""
+        """While the series ``key`` settles after a restart (a gap in its scrapes, or a restart its
+        process told of), the baseline it had before; None when it is not settling (or its detector
+        knows nothing of restarts)."""
         entry = self.series.get(key)
         if entry is None or not hasattr(entry[0], "settling") or not entry[0].settling(t):
             return None
@@ -135,4 +136,3 @@ def _process(point: MetricPoint) -> tuple[str, str] | None:
         if value:
             return point.entity, value
     return None
-

@@ -17,7 +17,8 @@ measures (a redeployed pod, a crashed process), and so is a restart the caller t
 ``restarted_at`` (one too quick to miss a scrape): the short mean starts again from the new value and
 the series *settles* for ``settle_seconds`` (warm-up of caches and JIT), during which nothing is
 scored, the baseline is not moved and the short mean follows four times faster, so that the
-baseline starts again from where the series settled rather than from a mean still catching up. The first ``warmup_seconds`` of a series are not scored.
+baseline starts again from where the series settled rather than from a mean still catching up.
+The first ``warmup_seconds`` of a series are not scored.
 
 A *step* is not a drift either. When points land far off the short mean (``step_factor`` times
 further than the series' usual distance from it, which for a steadily trending series is its movement
@@ -133,7 +134,6 @@ class TrendDrift(Detector):
 
     def learn_one(self, x: dict) -> None:
         self._step(float(x.get("timestamp", 0.0)), float(x.get("value", math.nan)), learn=True)
-
 
     def restarted_at(self, t: float) -> None:
         """The process behind the series restarted at ``t`` without a gap in its scrapes (its start
