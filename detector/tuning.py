@@ -136,7 +136,9 @@ class SearchSpace(_Strict):
     @field_validator("start_hours")
     @classmethod
     def _hours_of_day(cls, hours: list[float] | None) -> list[float] | None:
-        if hours is not None and (not hours or any(not 0.0 <= h < 24.0 for h in hours)):
+        from detector.evaluation.incidents import hours_of_day
+
+        if hours is not None and not hours_of_day(hours):
             raise ValueError("hours of the day, at least one, each from 0 up to 24")
         return hours
 

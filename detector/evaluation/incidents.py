@@ -69,12 +69,17 @@ def add_command(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def hours_of_day(hours: list[float]) -> bool:
+    """Start hours as the runs take them: at least one, each from 0 up to 24."""
+    return bool(hours) and all(0.0 <= h < 24.0 for h in hours)
+
+
 def _hours_list(text: str) -> list[float]:
     try:
         hours = [float(h) for h in text.split(",") if h.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a list of hours: {text!r}") from None
-    if not hours or any(not 0.0 <= h < 24.0 for h in hours):
+    if not hours_of_day(hours):
         raise argparse.ArgumentTypeError(f"hours of the day between 0 and 24, comma-separated: {text!r}")
     return hours
 
