@@ -164,6 +164,24 @@ def test_a_noisier_stretch_inside_the_usual_range_is_detected_as_a_sustained_dev
         assert detector == "sustained deviation", seed
 
 
+def test_values_settling_in_the_top_of_their_usual_spread_are_a_distribution_change():
+    # A latency spread evenly over 90-110 ms whose requests all become 105-110 ms: no value leaves the
+    # usual range and no single residual is large, but the values now sit on one side of it.
+    for seed in range(5):
+        rng = random.Random(seed)
+        vs = [rng.uniform(90.0, 110.0) for _ in range(2500)] + [rng.uniform(105.0, 110.0) for _ in range(100)]
+        model = _model()
+        scores, reports = [], []
+        for i, v in enumerate(vs):
+            score, _ = model.update(60.0 * i, v)
+            scores.append(score)
+            if i >= 2500 and score > 0.0:
+                reports.append((score, model.explain()["detector"]))
+        best, detector = max(reports)
+        assert best > max(scores[500:2500]), seed
+        assert detector == "distribution change", seed
+
+
 def test_a_burst_the_series_keeps_producing_stops_being_news():
     # A job that bursts to +12 sigma every 200 points: the first bursts are news, the twentieth is not.
     rng = random.Random(11)
@@ -194,7 +212,8 @@ def test_a_detector_checkpointed_by_an_older_version_restores_and_keeps_scoring(
     # What the version before the CUSUMs and spike counts pickled: fewer parameters and state fields.
     old = RobustSeasonal.__new__(RobustSeasonal)
     old.__dict__.update({k: v for k, v in current.__dict__.items()
-                         if k not in ("cusum_drift", "cusum_clip", "deviation_drift", "deviation_clip", "_counts")})
+                         if k not in ("cusum_drift", "cusum_clip", "deviation_drift", "deviation_clip", "rank_rate",
+                                      "_counts", "_ranks")})
     old._st = list(current._st[:21])
     restored = pickle.loads(pickle.dumps(old))
     assert restored.get_params() == RobustSeasonal().get_params()

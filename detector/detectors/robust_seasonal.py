@@ -1,6 +1,6 @@
 """Robust level + automatic daily seasonality, scored by how far the evidence lies in its own tail.
 
-Per point, five sub-detectors look at the residual of the value against what the model expected:
+Per point, six sub-detectors look at the residual of the value against what the model expected:
 
 - ``spike``: the robust z-score of the residual;
 - ``level shift``: a short exponentially weighted mean of the z-scores (a run of same-signed residuals),
@@ -9,9 +9,12 @@ Per point, five sub-detectors look at the residual of the value against what the
   exceeds a drift, so only a change that persists adds up), restarted after every report;
 - ``sustained deviation``: a CUSUM of |z| beyond a small drift: the series has stayed off its expected
   value for a while, in either direction (it got noisier, or it moved and keeps moving);
+- ``distribution change``: the recent z-scores sit on one side of where this series' own z-scores
+  usually fall: each z-score is ranked against a histogram of the past ones, and the short mean of those
+  ranks leaves one half (the values moved within their usual spread, or lost one side of it);
 - ``range breakout``: the value leaves the range seen so far by more than ``breakout_margin`` of it.
 
-Each of these four is turned into a surprise ``-log p`` with a peaks-over-threshold tail fitted to
+Each of these five is turned into a surprise ``-log p`` with a peaks-over-threshold tail fitted to
 that series' own history of the same evidence (an exponential tail above a running high quantile), so
 one threshold means the same thing on a calm series and on a spiky one. A large spike is also checked
 against a count of the spike sizes seen so far: a size the series keeps producing (a periodic burst)
@@ -32,7 +35,8 @@ from array import array
 from detector.detectors.base import Detector
 from detector.detectors.registry import register
 
-SUB_DETECTORS = ("none", "spike", "level shift", "range breakout", "sustained shift", "sustained deviation")
+SUB_DETECTORS = ("none", "spike", "level shift", "range breakout", "sustained shift", "sustained deviation",
+                 "distribution change")
 
 # Spike sizes are also counted in a histogram of log(1 + |z|), COUNT_BINS_PER_E bins per unit, so that a
 # size the series has produced before is judged by how often it did (see ``score_many``).
@@ -45,6 +49,13 @@ COUNTED_ABOVE = 6.0  # surprise above which a spike is checked against the count
 COUNT_PRIOR = 2.0
 TAIL_CLIP = 6.0  # one excess moves a tail's slope by at most this many times the slope (see _track_tail)
 PROFILE_SCALE_FLOOR = 0.02  # the profile's error is taken as at least this share of the level's
+# The distribution-change channel ranks each z-score against a histogram of the past ones (the spike
+# counts' bins, mirrored for negative z), halved when its total reaches RANK_MEMORY. Ranks are taken
+# once the histogram holds RANK_REFERENCE z-scores, and the channel reports only once it holds
+# RANK_REFERENCE + RANK_QUIET: its own tail must first learn what a rank mean of this series looks like.
+RANK_MEMORY = 8192.0
+RANK_REFERENCE = 100.0
+RANK_QUIET = 300.0
 
 
 def _track_tail(x: float, u: float, b: float, up: float, down: float) -> tuple[float, float]:
@@ -88,6 +99,8 @@ class RobustSeasonal(Detector):
         ``cusum_clip - cusum_drift`` and only persistence makes the sum large.
     deviation_drift, deviation_clip : float
         The sustained-deviation CUSUM adds ``min(|z|, deviation_clip) - deviation_drift`` per point.
+    rank_rate : float
+        Weight of the newest rank in the distribution-change mean (about ``1/rank_rate`` points).
     period : float
         Candidate season length in seconds (a day); the profile is used only while its own robust
         error is below 0.8 of the level's, and residuals are then scaled by the profile's error.
@@ -113,7 +126,7 @@ class RobustSeasonal(Detector):
     def __init__(self, alpha: float = 0.005, shift_rate: float = 0.3, tail_quantile: float = 0.995,
                  refractory: int = 100, breakout_margin: float = 0.05, breakout_surprise: float = 10.0,
                  cusum_drift: float = 3.0, cusum_clip: float = 4.0, deviation_drift: float = 1.2,
-                 deviation_clip: float = 6.0,
+                 deviation_clip: float = 6.0, rank_rate: float = 0.0625,
                  period: float = 86400.0, buckets: int = 96, warmup: int = 50, seed: int = 0):
         self.alpha = alpha
         self.shift_rate = shift_rate
@@ -125,6 +138,7 @@ class RobustSeasonal(Detector):
         self.cusum_clip = cusum_clip
         self.deviation_drift = deviation_drift
         self.deviation_clip = deviation_clip
+        self.rank_rate = rank_rate
         self.period = period
         self.buckets = buckets
         self.warmup = warmup
@@ -135,10 +149,10 @@ class RobustSeasonal(Detector):
     # (u, b) pairs are the tail models of spike, level shift, sustained shift and deviation evidence.
     _FIELDS = ("n", "level", "scale", "scale_season", "cusum_up", "shift", "u1", "b1", "u2", "b2",
                "hi", "lo", "m1", "a1", "m2", "a2", "evidence", "expected", "sigma", "fired", "z",
-               "cusum_down", "u3", "b3", "deviation", "u4", "b4", "z1", "z2")
+               "cusum_down", "u3", "b3", "deviation", "u4", "b4", "z1", "z2", "rank_mean", "u6", "b6")
     _INITIAL = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0,
                 -math.inf, math.inf, 0.0, 0.0, 0.0, 0.0, 0.0, math.nan, math.nan, 0.0, 0.0,
-                0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0)
+                0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0)
 
     def _state(self) -> list:
         st = self.__dict__.get("_st")
@@ -150,6 +164,10 @@ class RobustSeasonal(Detector):
         if "_counts" not in self.__dict__:
             # Float32 holds these counts exactly; the last cell is their total.
             self._counts = array("f", [0.0]) * (COUNT_BINS + 1)
+        if "_ranks" not in self.__dict__:
+            # Signed z-scores: bins COUNT_BINS - 1 down to 0 for negative z (mirrored), COUNT_BINS up
+            # for positive; then the total, and the total of the negative bins.
+            self._ranks = array("f", [0.0]) * (2 * COUNT_BINS + 2)
         return st
 
     def score_one(self, x: dict) -> float:
@@ -185,8 +203,8 @@ class RobustSeasonal(Detector):
         """
         st = self._state()
         (n, level, scale, scale_s, cu, shift, u1, b1, u2, b2, hi, lo, m1, a1, m2, a2,
-         evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2) = st
-        season, counts = self._season, self._counts
+         evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2, rm, u6, b6) = st
+        season, counts, ranks = self._season, self._counts, self._ranks
         alpha, kshift, q = self.alpha, self.shift_rate, self.tail_quantile
         up, down = 0.05 * q, 0.05 * (1.0 - q)  # quantile tracking steps, in z units
         base_surprise = -math.log(1.0 - q)
@@ -194,6 +212,11 @@ class RobustSeasonal(Detector):
         period, buckets, warmup = self.period, self.buckets, self.warmup
         drift, cclip = self.cusum_drift, self.cusum_clip
         vdrift, vclip = self.deviation_drift, self.deviation_clip
+        rrate = self.rank_rate
+        # Standard deviation of the rank mean while ranks are uniform: that of an exponentially
+        # weighted mean of uniform(-1/2, 1/2) values.
+        rnorm = 1.0 / math.sqrt(rrate / (2.0 - rrate) / 12.0)
+        NB, NT, NN = COUNT_BINS, 2 * COUNT_BINS, 2 * COUNT_BINS + 1
         log, log1p = math.log, math.log1p
         out = []
         append = out.append
@@ -278,6 +301,23 @@ class RobustSeasonal(Detector):
             if cv_new < 0.0:
                 cv_new = 0.0
             e4 = (cv_new - u4) / b4
+            # Distribution change: the rank of this z among the past ones (the share below it, ties
+            # counted half) is uniform while nothing changes, so the recent mean of rank - 1/2 stays
+            # near 0; values that settle on one side of their usual spread move it away. Each point
+            # moves it by at most rank_rate / 2: one spike is not a change of distribution.
+            rtot = ranks[NT]
+            if z >= 0.0:
+                kr = NB + kz
+                below = ranks[NN] + sum(ranks[NB:kr])
+            else:
+                kr = NB - 1 - kz
+                below = ranks[NN] - sum(ranks[kr:NB])
+            if rtot >= RANK_REFERENCE:
+                rm_new = rm + rrate * ((below + 0.5 * ranks[kr]) / rtot - 0.5 - rm)
+            else:
+                rm_new = rm
+            f6 = (rm_new if rm_new > 0.0 else -rm_new) * rnorm
+            e6 = (f6 - u6) / b6 if rtot >= RANK_REFERENCE + RANK_QUIET else -1.0
             evidence, fired = e1, 1.0
             if e2 > evidence:
                 evidence, fired = e2, 2.0
@@ -285,6 +325,8 @@ class RobustSeasonal(Detector):
                 evidence, fired = e3, 4.0
             if e4 > evidence:
                 evidence, fired = e4, 5.0
+            if e6 > evidence:
+                evidence, fired = e6, 6.0
             raw = evidence + base_surprise if evidence > 0.0 else 0.0
             if n <= warmup:
                 raw = 0.0
@@ -347,12 +389,21 @@ class RobustSeasonal(Detector):
             u2, b2 = _track_tail(f2, u2, b2, up, down)
             u3, b3 = _track_tail(f3, u3, b3, up, down)
             u4, b4 = _track_tail(cv_new, u4, b4, up, down)
+            u6, b6 = _track_tail(f6, u6, b6, up, down)
+            rm = rm_new
             if n > warmup:  # the first z-scores, against a scale still forming, are not spike sizes
                 counts[kz] += 1.0
                 counts[COUNT_BINS] += 1.0
                 if counts[COUNT_BINS] >= COUNT_MEMORY:
                     for i in range(COUNT_BINS + 1):
                         counts[i] *= 0.5
+                ranks[kr] += 1.0
+                ranks[NT] += 1.0
+                if kr < NB:
+                    ranks[NN] += 1.0
+                if ranks[NT] >= RANK_MEMORY:
+                    for i in range(NN + 1):
+                        ranks[i] *= 0.5
             if v > hi:
                 hi = v
             if v < lo:
@@ -360,7 +411,7 @@ class RobustSeasonal(Detector):
             n += 1
         if learn:
             st[:] = (n, level, scale, scale_s, cu, shift, u1, b1, u2, b2, hi, lo, m1, a1, m2, a2,
-                     evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2)
+                     evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2, rm, u6, b6)
         else:
             st[16:21] = (evidence, expected, sigma, fired, za)
         return out
