@@ -146,7 +146,7 @@ class RobustSeasonal(Detector):
 
     # -- state -------------------------------------------------------------------------------
     # Scalars live in one list so that a step can load them into locals and store them back.
-    # (u, b) pairs are the tail models of spike, level shift, sustained shift and deviation evidence.
+    # (u, b) pairs are the tail models of spike, level shift, sustained shift, deviation and rank evidence.
     _FIELDS = ("n", "level", "scale", "scale_season", "cusum_up", "shift", "u1", "b1", "u2", "b2",
                "hi", "lo", "m1", "a1", "m2", "a2", "evidence", "expected", "sigma", "fired", "z",
                "cusum_down", "u3", "b3", "deviation", "u4", "b4", "z1", "z2", "rank_mean", "u6", "b6")
@@ -213,8 +213,8 @@ class RobustSeasonal(Detector):
         drift, cclip = self.cusum_drift, self.cusum_clip
         vdrift, vclip = self.deviation_drift, self.deviation_clip
         rrate = self.rank_rate
-        # Standard deviation of the rank mean while ranks are uniform: that of an exponentially
-        # weighted mean of uniform(-1/2, 1/2) values.
+        # The rank mean is measured in standard deviations it has while ranks are uniform (those of an
+        # exponentially weighted mean of uniform(-1/2, 1/2) values).
         rnorm = 1.0 / math.sqrt(rrate / (2.0 - rrate) / 12.0)
         NB, NT, NN = COUNT_BINS, 2 * COUNT_BINS, 2 * COUNT_BINS + 1
         log, log1p = math.log, math.log1p
