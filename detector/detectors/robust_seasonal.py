@@ -217,6 +217,7 @@ class RobustSeasonal(Detector):
         # exponentially weighted mean of uniform(-1/2, 1/2) values).
         rnorm = 1.0 / math.sqrt(rrate / (2.0 - rrate) / 12.0)
         NB, NT, NN = COUNT_BINS, 2 * COUNT_BINS, 2 * COUNT_BINS + 1
+        rank_from, rank_reports_from = RANK_REFERENCE, RANK_REFERENCE + RANK_QUIET
         log, log1p = math.log, math.log1p
         out = []
         append = out.append
@@ -312,12 +313,12 @@ class RobustSeasonal(Detector):
             else:
                 kr = NB - 1 - kz
                 below = ranks[NN] - sum(ranks[kr:NB])
-            if rtot >= RANK_REFERENCE:
+            if rtot >= rank_from:
                 rm_new = rm + rrate * ((below + 0.5 * ranks[kr]) / rtot - 0.5 - rm)
             else:
                 rm_new = rm
             f6 = (rm_new if rm_new > 0.0 else -rm_new) * rnorm
-            e6 = (f6 - u6) / b6 if rtot >= RANK_REFERENCE + RANK_QUIET else -1.0
+            e6 = (f6 - u6) / b6 if rtot >= rank_reports_from else -1.0
             evidence, fired = e1, 1.0
             if e2 > evidence:
                 evidence, fired = e2, 2.0
