@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 import random
+from array import array
 
 from detector.detectors.robust_seasonal import RobustSeasonal
 from detector.series_model import SeriesModel
@@ -213,9 +214,28 @@ def test_a_detector_checkpointed_by_an_older_version_restores_and_keeps_scoring(
     old = RobustSeasonal.__new__(RobustSeasonal)
     old.__dict__.update({k: v for k, v in current.__dict__.items()
                          if k not in ("cusum_drift", "cusum_clip", "deviation_drift", "deviation_clip", "rank_rate",
-                                      "_counts", "_ranks")})
+                                      "_counts")})
     old._st = list(current._st[:21])
     restored = pickle.loads(pickle.dumps(old))
     assert restored.get_params() == RobustSeasonal().get_params()
     scores = restored.score_many(ts[1000:], vs[1000:])
     assert scores[500] > 0.3  # the spike at 1500 is still caught
+
+
+def test_spike_counts_checkpointed_before_the_rank_channel_carry_over():
+    # That version counted z-score sizes only, not their signs, and had no rank state.
+    ts, vs = _daily_series()
+    current = RobustSeasonal()
+    current.score_many(ts[:1400], vs[:1400])
+    bins = len(current._counts) // 2 - 1
+    sizes = array("f", [current._counts[bins + k] + current._counts[bins - 1 - k] for k in range(bins)])
+    sizes.append(current._counts[2 * bins])
+    old = RobustSeasonal.__new__(RobustSeasonal)
+    old.__dict__.update({k: v for k, v in current.__dict__.items() if k not in ("rank_rate", "_counts", "_st")})
+    old._st = list(current._st[:29])
+    old._counts = sizes
+    restored = pickle.loads(pickle.dumps(old))
+    scores = restored.score_many(ts[1400:], vs[1400:])
+    learned = sum(1 for v in vs[1400:] if not math.isnan(v))
+    assert restored._counts[2 * bins] == sizes[-1] + learned  # no count lost, and counting goes on
+    assert scores[100] > 0.3  # the spike at 1500 is still caught

@@ -38,8 +38,9 @@ from detector.detectors.registry import register
 SUB_DETECTORS = ("none", "spike", "level shift", "range breakout", "sustained shift", "sustained deviation",
                  "distribution change")
 
-# Spike sizes are also counted in a histogram of log(1 + |z|), COUNT_BINS_PER_E bins per unit, so that a
-# size the series has produced before is judged by how often it did (see ``score_many``).
+# Z-scores are counted in a histogram of sign and log(1 + |z|), COUNT_BINS_PER_E bins per unit and
+# COUNT_BINS per sign, so that a spike size the series has produced before is judged by how often it did,
+# and each z-score can be ranked among the past ones (see ``score_many``).
 COUNT_BINS_PER_E = 8.0
 COUNT_BINS = 64
 COUNT_MEMORY = 32768.0  # counts are halved when their total reaches this: old spikes fade out
@@ -49,11 +50,9 @@ COUNTED_ABOVE = 6.0  # surprise above which a spike is checked against the count
 COUNT_PRIOR = 2.0
 TAIL_CLIP = 6.0  # one excess moves a tail's slope by at most this many times the slope (see _track_tail)
 PROFILE_SCALE_FLOOR = 0.02  # the profile's error is taken as at least this share of the level's
-# The distribution-change channel ranks each z-score against a histogram of the past ones (the spike
-# counts' bins, mirrored for negative z), halved when its total reaches RANK_MEMORY. Ranks are taken
-# once the histogram holds RANK_REFERENCE z-scores, and the channel reports only once it holds
-# RANK_REFERENCE + RANK_QUIET: its own tail must first learn what a rank mean of this series looks like.
-RANK_MEMORY = 8192.0
+# The distribution-change channel ranks z-scores once the counts hold RANK_REFERENCE of them, and reports
+# only once they hold RANK_REFERENCE + RANK_QUIET: its own tail must first learn what a rank mean of this
+# series looks like.
 RANK_REFERENCE = 100.0
 RANK_QUIET = 300.0
 
@@ -161,13 +160,17 @@ class RobustSeasonal(Detector):
             self._season = array("d", [math.nan]) * self.buckets
         if len(st) < len(self._INITIAL):  # restored from a checkpoint written by an older version
             st.extend(self._INITIAL[len(st):])
-        if "_counts" not in self.__dict__:
-            # Float32 holds these counts exactly; the last cell is their total.
-            self._counts = array("f", [0.0]) * (COUNT_BINS + 1)
-        if "_ranks" not in self.__dict__:
-            # Signed z-scores: bins COUNT_BINS - 1 down to 0 for negative z (mirrored), COUNT_BINS up
-            # for positive; then the total, and the total of the negative bins.
-            self._ranks = array("f", [0.0]) * (2 * COUNT_BINS + 2)
+        counts = self.__dict__.get("_counts")
+        if counts is None or len(counts) != 2 * COUNT_BINS + 2:
+            # Cells COUNT_BINS - 1 down to 0 count negative z by size, COUNT_BINS up positive z; then
+            # the total, and the total of negative z. Float32 holds these counts exactly.
+            self._counts = array("f", [0.0]) * (2 * COUNT_BINS + 2)
+            if counts is not None:
+                # Written by a version that counted sizes only: share each size between both signs.
+                for k in range(COUNT_BINS):
+                    self._counts[COUNT_BINS - 1 - k] = self._counts[COUNT_BINS + k] = 0.5 * counts[k]
+                self._counts[2 * COUNT_BINS] = counts[COUNT_BINS]
+                self._counts[2 * COUNT_BINS + 1] = 0.5 * counts[COUNT_BINS]
         return st
 
     def score_one(self, x: dict) -> float:
@@ -204,7 +207,7 @@ class RobustSeasonal(Detector):
         st = self._state()
         (n, level, scale, scale_s, cu, shift, u1, b1, u2, b2, hi, lo, m1, a1, m2, a2,
          evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2, rm, u6, b6) = st
-        season, counts, ranks = self._season, self._counts, self._ranks
+        season, counts = self._season, self._counts
         alpha, kshift, q = self.alpha, self.shift_rate, self.tail_quantile
         up, down = 0.05 * q, 0.05 * (1.0 - q)  # quantile tracking steps, in z units
         base_surprise = -math.log(1.0 - q)
@@ -281,9 +284,12 @@ class RobustSeasonal(Detector):
             kz = int(COUNT_BINS_PER_E * log1p(za))
             if kz >= COUNT_BINS:
                 kz = COUNT_BINS - 1
+            kr = NB + kz if z >= 0.0 else NB - 1 - kz  # this z's cell of the counts
             if e1 + base_surprise > COUNTED_ABOVE:
-                seen = sum(counts[kz + 1:COUNT_BINS]) + 0.5 * counts[kz] + COUNT_PRIOR
-                e_seen = -log(seen / (counts[COUNT_BINS] + COUNT_PRIOR)) - base_surprise
+                kn = NB - 1 - kz  # the cell of a negative z of this size
+                seen = (sum(counts[NB + kz + 1:NT]) + sum(counts[:kn])
+                        + 0.5 * (counts[NB + kz] + counts[kn]) + COUNT_PRIOR)
+                e_seen = -log(seen / (counts[NT] + COUNT_PRIOR)) - base_surprise
                 if e_seen < e1:
                     e1 = e_seen
             e2 = (f2 - u2) / b2
@@ -306,15 +312,10 @@ class RobustSeasonal(Detector):
             # counted half) is uniform while nothing changes, so the recent mean of rank - 1/2 stays
             # near 0; values that settle on one side of their usual spread move it away. Each point
             # moves it by at most rank_rate / 2: one spike is not a change of distribution.
-            rtot = ranks[NT]
-            if z >= 0.0:
-                kr = NB + kz
-                below = ranks[NN] + sum(ranks[NB:kr])
-            else:
-                kr = NB - 1 - kz
-                below = ranks[NN] - sum(ranks[kr:NB])
+            rtot = counts[NT]
+            below = counts[NN] + sum(counts[NB:kr]) if kr >= NB else counts[NN] - sum(counts[kr:NB])
             if rtot >= rank_from:
-                rm_new = rm + rrate * ((below + 0.5 * ranks[kr]) / rtot - 0.5 - rm)
+                rm_new = rm + rrate * ((below + 0.5 * counts[kr]) / rtot - 0.5 - rm)
             else:
                 rm_new = rm
             f6 = (rm_new if rm_new > 0.0 else -rm_new) * rnorm
@@ -393,18 +394,13 @@ class RobustSeasonal(Detector):
             u6, b6 = _track_tail(f6, u6, b6, up, down)
             rm = rm_new
             if n > warmup:  # the first z-scores, against a scale still forming, are not spike sizes
-                counts[kz] += 1.0
-                counts[COUNT_BINS] += 1.0
-                if counts[COUNT_BINS] >= COUNT_MEMORY:
-                    for i in range(COUNT_BINS + 1):
-                        counts[i] *= 0.5
-                ranks[kr] += 1.0
-                ranks[NT] += 1.0
+                counts[kr] += 1.0
+                counts[NT] += 1.0
                 if kr < NB:
-                    ranks[NN] += 1.0
-                if ranks[NT] >= RANK_MEMORY:
+                    counts[NN] += 1.0
+                if counts[NT] >= COUNT_MEMORY:
                     for i in range(NN + 1):
-                        ranks[i] *= 0.5
+                        counts[i] *= 0.5
             if v > hi:
                 hi = v
             if v < lo:
