@@ -145,6 +145,18 @@ def test_a_broken_daily_pattern_is_detected_against_the_profile():
     assert max(scores[start:start + 10]) > max(scores[600:start])
 
 
+def _scores_and_reports(vs, start):
+    """Every point's score, and (score, sub-detector) for each report from point ``start`` on."""
+    model = _model()
+    scores, reports = [], []
+    for i, v in enumerate(vs):
+        score, _ = model.update(60.0 * i, v)
+        scores.append(score)
+        if i >= start and score > 0.0:
+            reports.append((score, model.explain()["detector"]))
+    return scores, reports
+
+
 def test_a_noisier_stretch_inside_the_usual_range_is_detected_as_a_sustained_deviation():
     for seed in range(10, 13):
         rng = random.Random(seed)
@@ -153,13 +165,7 @@ def test_a_noisier_stretch_inside_the_usual_range_is_detected_as_a_sustained_dev
             vs[i] += 80.0
             vs[i + 200] -= 80.0
         vs += [100.0 + rng.gauss(0, 15) for _ in range(100)]  # same level, three times the noise
-        model = _model()
-        scores, reports = [], []
-        for i, v in enumerate(vs):
-            score, _ = model.update(60.0 * i, v)
-            scores.append(score)
-            if i >= 3000:
-                reports.append((score, model.explain()["detector"]))
+        scores, reports = _scores_and_reports(vs, 3000)
         best, detector = max(reports)
         assert best > max(scores[1500:3000]), seed
         assert detector == "sustained deviation", seed
@@ -171,13 +177,7 @@ def test_values_settling_in_the_top_of_their_usual_spread_are_a_distribution_cha
     for seed in range(5):
         rng = random.Random(seed)
         vs = [rng.uniform(90.0, 110.0) for _ in range(2500)] + [rng.uniform(105.0, 110.0) for _ in range(100)]
-        model = _model()
-        scores, reports = [], []
-        for i, v in enumerate(vs):
-            score, _ = model.update(60.0 * i, v)
-            scores.append(score)
-            if i >= 2500 and score > 0.0:
-                reports.append((score, model.explain()["detector"]))
+        scores, reports = _scores_and_reports(vs, 2500)
         best, detector = max(reports)
         assert best > max(scores[500:2500]), seed
         assert detector == "distribution change", seed
