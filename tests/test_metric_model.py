@@ -183,6 +183,27 @@ def test_values_settling_in_the_top_of_their_usual_spread_are_a_distribution_cha
         assert detector == "distribution change", seed
 
 
+def test_a_climbing_surprise_is_reported_once_at_its_peak():
+    # A step of 10 sigma inside the usual range: the level-shift and CUSUM evidence climb for several
+    # points, and each step of the climb beats the last. Reported at every step, one change would read
+    # as several.
+    for seed in range(5):
+        rng = random.Random(seed)
+        vs = [100.0 + rng.gauss(0, 5) for _ in range(3000)]
+        for i in (300, 700, 1100):  # a few old spikes make the range wide: no breakout later
+            vs[i] += 80.0
+            vs[i + 200] -= 80.0
+        vs += [150.0 + rng.gauss(0, 5) for _ in range(60)]
+        ts = [60.0 * i for i in range(len(vs))]
+        wait = RobustSeasonal().peak_wait
+        every_step = RobustSeasonal(peak_wait=0).score_many(ts, vs)[3000:]
+        at_peaks = RobustSeasonal().score_many(ts, vs)[3000:]
+        assert sum(s > 0.0 for s in at_peaks) < sum(s > 0.0 for s in every_step), seed
+        # Nothing is lost: each step is covered, at most `peak_wait` points later, by a report as high.
+        for i, s in enumerate(every_step):
+            assert max(at_peaks[i:i + wait + 1]) >= s, (seed, i)
+
+
 def test_a_burst_the_series_keeps_producing_stops_being_news():
     # A job that bursts to +12 sigma every 200 points: the first bursts are news, the twentieth is not.
     rng = random.Random(11)
@@ -214,7 +235,7 @@ def test_a_detector_checkpointed_by_an_older_version_restores_and_keeps_scoring(
     old = RobustSeasonal.__new__(RobustSeasonal)
     old.__dict__.update({k: v for k, v in current.__dict__.items()
                          if k not in ("cusum_drift", "cusum_clip", "deviation_drift", "deviation_clip", "rank_rate",
-                                      "_counts")})
+                                      "peak_wait", "_counts")})
     old._st = list(current._st[:21])
     restored = pickle.loads(pickle.dumps(old))
     assert restored.get_params() == RobustSeasonal().get_params()
@@ -231,7 +252,8 @@ def test_spike_counts_checkpointed_before_the_rank_channel_carry_over():
     sizes = array("f", [current._counts[bins + k] + current._counts[bins - 1 - k] for k in range(bins)])
     sizes.append(current._counts[2 * bins])
     old = RobustSeasonal.__new__(RobustSeasonal)
-    old.__dict__.update({k: v for k, v in current.__dict__.items() if k not in ("rank_rate", "_counts", "_st")})
+    old.__dict__.update({k: v for k, v in current.__dict__.items()
+                         if k not in ("rank_rate", "peak_wait", "_counts", "_st")})
     old._st = list(current._st[:29])
     old._counts = sizes
     restored = pickle.loads(pickle.dumps(old))

@@ -22,6 +22,8 @@ is only as surprising as its frequency says, and no spike is more surprising tha
 history can support (about ``log(n / 2)`` after ``n`` points). An anomaly is news the first
 time: a surprise that does not exceed the largest one of the last ``refractory`` points is reported as
 0, so one incident gives one report, and more only as its surprise grows, rather than a run of them.
+A surprise that grows at every point (a change confirmed point by point) is reported when it starts and
+then at its peak, at most ``peak_wait`` points later, not at each step; spikes and breakouts at once.
 
 Everything runs in one loop over plain floats (:meth:`RobustSeasonal.score_many`); the per-point
 ``score_one``/``learn_one`` run that same loop on one point, so both paths give identical scores.
@@ -100,6 +102,9 @@ class RobustSeasonal(Detector):
         The sustained-deviation CUSUM adds ``min(|z|, deviation_clip) - deviation_drift`` per point.
     rank_rate : float
         Weight of the newest rank in the distribution-change mean (about ``1/rank_rate`` points).
+    peak_wait : int
+        Points a climb of reports may wait for its peak: after its first report, a surprise that keeps
+        beating itself is reported when it stops growing, or after this many points (0 reports every step).
     period : float
         Candidate season length in seconds (a day); the profile is used only while its own robust
         error is below 0.8 of the level's, and residuals are then scaled by the profile's error.
@@ -125,7 +130,7 @@ class RobustSeasonal(Detector):
     def __init__(self, alpha: float = 0.005, shift_rate: float = 0.3, tail_quantile: float = 0.995,
                  refractory: int = 100, breakout_margin: float = 0.05, breakout_surprise: float = 10.0,
                  cusum_drift: float = 3.0, cusum_clip: float = 4.0, deviation_drift: float = 1.2,
-                 deviation_clip: float = 6.0, rank_rate: float = 0.0625,
+                 deviation_clip: float = 6.0, rank_rate: float = 0.0625, peak_wait: int = 3,
                  period: float = 86400.0, buckets: int = 96, warmup: int = 50, seed: int = 0):
         self.alpha = alpha
         self.shift_rate = shift_rate
@@ -138,6 +143,7 @@ class RobustSeasonal(Detector):
         self.deviation_drift = deviation_drift
         self.deviation_clip = deviation_clip
         self.rank_rate = rank_rate
+        self.peak_wait = peak_wait
         self.period = period
         self.buckets = buckets
         self.warmup = warmup
@@ -145,13 +151,15 @@ class RobustSeasonal(Detector):
 
     # -- state -------------------------------------------------------------------------------
     # Scalars live in one list so that a step can load them into locals and store them back.
-    # (u, b) pairs are the tail models of spike, level shift, sustained shift, deviation and rank evidence.
+    # (u, b) pairs are the tail models of spike, level shift, sustained shift, deviation and rank evidence;
+    # held, held_by and climb are a climb of reports waiting for its peak.
     _FIELDS = ("n", "level", "scale", "scale_season", "cusum_up", "shift", "u1", "b1", "u2", "b2",
                "hi", "lo", "m1", "a1", "m2", "a2", "evidence", "expected", "sigma", "fired", "z",
-               "cusum_down", "u3", "b3", "deviation", "u4", "b4", "z1", "z2", "rank_mean", "u6", "b6")
+               "cusum_down", "u3", "b3", "deviation", "u4", "b4", "z1", "z2", "rank_mean", "u6", "b6",
+               "held", "held_by", "climb")
     _INITIAL = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0,
                 -math.inf, math.inf, 0.0, 0.0, 0.0, 0.0, 0.0, math.nan, math.nan, 0.0, 0.0,
-                0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0)
+                0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0)
 
     def _state(self) -> list:
         st = self.__dict__.get("_st")
@@ -206,7 +214,8 @@ class RobustSeasonal(Detector):
         """
         st = self._state()
         (n, level, scale, scale_s, cu, shift, u1, b1, u2, b2, hi, lo, m1, a1, m2, a2,
-         evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2, rm, u6, b6) = st
+         evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2, rm, u6, b6,
+         held, held_by, climb) = st
         season, counts = self._season, self._counts
         alpha, kshift, q = self.alpha, self.shift_rate, self.tail_quantile
         up, down = 0.05 * q, 0.05 * (1.0 - q)  # quantile tracking steps, in z units
@@ -216,6 +225,7 @@ class RobustSeasonal(Detector):
         drift, cclip = self.cusum_drift, self.cusum_clip
         vdrift, vclip = self.deviation_drift, self.deviation_clip
         rrate = self.rank_rate
+        wait = self.peak_wait
         # The rank mean is measured in standard deviations it has while ranks are uniform (those of an
         # exponentially weighted mean of uniform(-1/2, 1/2) values).
         rnorm = 1.0 / math.sqrt(rrate / (2.0 - rrate) / 12.0)
@@ -341,7 +351,23 @@ class RobustSeasonal(Detector):
             # Refractory rule: report only a surprise larger than any of the last `refractory` points.
             if a1 > refractory:
                 m1, a1, m2, a2 = m2, a2, 0.0, 0.0
-            score = raw / (raw + 10.0) if raw > m1 else 0.0
+            news = raw > m1
+            # A climb is reported at its start and at its peak. Persistence evidence (level shift, the
+            # CUSUMs, the rank mean) grows point by point while a change goes on, and each step is news:
+            # after the first, the climb is held until it stops growing (reported on the next point) or
+            # has been held `peak_wait` points. A spike or range breakout is reported at once.
+            report = 0.0
+            if news:
+                if climb == 0.0 or climb > wait or fired == 1.0 or fired == 3.0:
+                    report, held, climb = raw, 0.0, 1.0
+                else:
+                    held, held_by, climb = raw, fired, climb + 1.0
+            elif held > 0.0:
+                report, held, climb = held, 0.0, 0.0
+                fired = held_by  # explain() names the sub-detector of the report
+            else:
+                climb = 0.0
+            score = report / (report + 10.0)
             append(score)
             if keep is not None:
                 keep(za)
@@ -382,8 +408,8 @@ class RobustSeasonal(Detector):
                     scale_s = scale  # first visit of the profile: start from the level's scale
             shift = shift_new
             z1, z2 = zc, z1
-            # A report restarts the sums: what is reported again must persist anew.
-            if score > 0.0:
+            # News restarts the sums: what is reported again must persist anew.
+            if news:
                 cu = cd = cv = 0.0
             else:
                 cu, cd, cv = cu_new, cd_new, cv_new
@@ -408,7 +434,8 @@ class RobustSeasonal(Detector):
             n += 1
         if learn:
             st[:] = (n, level, scale, scale_s, cu, shift, u1, b1, u2, b2, hi, lo, m1, a1, m2, a2,
-                     evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2, rm, u6, b6)
+                     evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2, rm, u6, b6,
+                     held, held_by, climb)
         else:
             st[16:21] = (evidence, expected, sigma, fired, za)
         return out
