@@ -22,8 +22,9 @@ is only as surprising as its frequency says, and no spike is more surprising tha
 history can support (about ``log(n / 2)`` after ``n`` points). An anomaly is news the first
 time: a surprise that does not exceed the largest one of the last ``refractory`` points is reported as
 0, so one incident gives one report, and more only as its surprise grows, rather than a run of them.
-A surprise that grows at every point (a change confirmed point by point) is reported when it starts and
-then at its peak, at most ``peak_wait`` points later, not at each step; spikes and breakouts at once.
+Evidence that only a run of points can raise (level shift, sustained shift, distribution change)
+climbs while a change goes on: its climb is reported once, at its peak, at most ``peak_wait`` points
+later; spikes, breakouts and deviations are reported at once.
 
 Everything runs in one loop over plain floats (:meth:`RobustSeasonal.score_many`); the per-point
 ``score_one``/``learn_one`` run that same loop on one point, so both paths give identical scores.
@@ -103,8 +104,8 @@ class RobustSeasonal(Detector):
     rank_rate : float
         Weight of the newest rank in the distribution-change mean (about ``1/rank_rate`` points).
     peak_wait : int
-        Points a climb of reports may wait for its peak: after its first report, a surprise that keeps
-        beating itself is reported when it stops growing, or after this many points (0 reports every step).
+        Points a climb of level-shift, sustained-shift or distribution-change surprise may be held to
+        report it once at its peak (0 reports every step of a climb).
     period : float
         Candidate season length in seconds (a day); the profile is used only while its own robust
         error is below 0.8 of the level's, and residuals are then scaled by the profile's error.
@@ -352,21 +353,20 @@ class RobustSeasonal(Detector):
             if a1 > refractory:
                 m1, a1, m2, a2 = m2, a2, 0.0, 0.0
             news = raw > m1
-            # A climb is reported at its start and at its peak. Persistence evidence (level shift, the
-            # CUSUMs, the rank mean) grows point by point while a change goes on, and each step is news:
-            # after the first, the climb is held until it stops growing (reported on the next point) or
-            # has been held `peak_wait` points. A spike or range breakout is reported at once.
+            # Evidence that only a run of points can raise (level shift, sustained shift, distribution
+            # change) grows point by point while a change goes on, and each step is news. Such a climb
+            # is held and reported once, at its peak: on the point after it stops growing, or once it
+            # has been held `peak_wait` points. Evidence one point can raise (spike, range breakout,
+            # sustained deviation) is reported at once, with any climb held so far.
             report = 0.0
             if news:
-                if climb == 0.0 or climb > wait or fired == 1.0 or fired == 3.0:
-                    report, held, climb = raw, 0.0, 1.0
-                else:
+                if climb < wait and (fired == 2.0 or fired == 4.0 or fired == 6.0):
                     held, held_by, climb = raw, fired, climb + 1.0
+                else:
+                    report, held, climb = raw, 0.0, 0.0
             elif held > 0.0:
                 report, held, climb = held, 0.0, 0.0
                 fired = held_by  # explain() names the sub-detector of the report
-            else:
-                climb = 0.0
             score = report / (report + 10.0)
             append(score)
             if keep is not None:
