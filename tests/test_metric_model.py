@@ -157,13 +157,20 @@ def _scores_and_reports(vs, start):
     return scores, reports
 
 
+def _history_with_old_spikes(rng) -> list[float]:
+    """3000 points of noise around 100 (sd 5) with a few old spikes of +-80, so the range is wide and a
+    later change inside it is no range breakout."""
+    vs = [100.0 + rng.gauss(0, 5) for _ in range(3000)]
+    for i in (300, 700, 1100):
+        vs[i] += 80.0
+        vs[i + 200] -= 80.0
+    return vs
+
+
 def test_a_noisier_stretch_inside_the_usual_range_is_detected_as_a_sustained_deviation():
     for seed in range(10, 13):
         rng = random.Random(seed)
-        vs = [100.0 + rng.gauss(0, 5) for _ in range(3000)]
-        for i in (300, 700, 1100):  # a few old spikes make the range wide: no breakout later
-            vs[i] += 80.0
-            vs[i + 200] -= 80.0
+        vs = _history_with_old_spikes(rng)
         vs += [100.0 + rng.gauss(0, 15) for _ in range(100)]  # same level, three times the noise
         scores, reports = _scores_and_reports(vs, 3000)
         best, detector = max(reports)
@@ -189,10 +196,7 @@ def test_a_climbing_surprise_is_reported_once_at_its_peak():
     # as several.
     for seed in range(5):
         rng = random.Random(seed)
-        vs = [100.0 + rng.gauss(0, 5) for _ in range(3000)]
-        for i in (300, 700, 1100):  # a few old spikes make the range wide: no breakout later
-            vs[i] += 80.0
-            vs[i + 200] -= 80.0
+        vs = _history_with_old_spikes(rng)
         vs += [150.0 + rng.gauss(0, 5) for _ in range(60)]
         ts = [60.0 * i for i in range(len(vs))]
         wait = RobustSeasonal().peak_wait
