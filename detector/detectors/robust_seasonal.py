@@ -6,7 +6,7 @@ Per point, six sub-detectors look at the residual of the value against what the 
 - ``level shift``: a short exponentially weighted mean of the z-scores (a run of same-signed residuals),
   at most the median of the last three z-scores, so that one large value is not a shift;
 - ``sustained shift``: one-sided CUSUMs of the z-scores (each point adds how far its clipped z-score
-  exceeds a drift, so only a change that persists adds up), restarted after every report;
+  exceeds a drift, so only a change that persists adds up), restarted after every point that is news;
 - ``sustained deviation``: a CUSUM of |z| beyond a small drift: the series has stayed off its expected
   value for a while, in either direction (it got noisier, or it moved and keeps moving);
 - ``distribution change``: the recent z-scores sit on one side of where this series' own z-scores
