@@ -145,8 +145,9 @@ def test_a_broken_daily_pattern_is_detected_against_the_profile():
     assert max(scores[start:start + 10]) > max(scores[600:start])
 
 
-def _scores_and_reports(vs, start):
-    """Every point's score, and (score, sub-detector) for each report from point ``start`` on."""
+def _assert_best_report_after(vs, start, quiet_from, detector, seed):
+    """The highest report from point ``start`` on beats every score of the quiet stretch before it and
+    names ``detector``."""
     model = _model()
     scores, reports = [], []
     for i, v in enumerate(vs):
@@ -154,7 +155,9 @@ def _scores_and_reports(vs, start):
         scores.append(score)
         if i >= start and score > 0.0:
             reports.append((score, model.explain()["detector"]))
-    return scores, reports
+    best, fired = max(reports)
+    assert best > max(scores[quiet_from:start]), seed
+    assert fired == detector, seed
 
 
 def _history_with_old_spikes(rng) -> list[float]:
@@ -172,10 +175,7 @@ def test_a_noisier_stretch_inside_the_usual_range_is_detected_as_a_sustained_dev
         rng = random.Random(seed)
         vs = _history_with_old_spikes(rng)
         vs += [100.0 + rng.gauss(0, 15) for _ in range(100)]  # same level, three times the noise
-        scores, reports = _scores_and_reports(vs, 3000)
-        best, detector = max(reports)
-        assert best > max(scores[1500:3000]), seed
-        assert detector == "sustained deviation", seed
+        _assert_best_report_after(vs, 3000, quiet_from=1500, detector="sustained deviation", seed=seed)
 
 
 def test_values_settling_in_the_top_of_their_usual_spread_are_a_distribution_change():
@@ -184,10 +184,7 @@ def test_values_settling_in_the_top_of_their_usual_spread_are_a_distribution_cha
     for seed in range(5):
         rng = random.Random(seed)
         vs = [rng.uniform(90.0, 110.0) for _ in range(2500)] + [rng.uniform(105.0, 110.0) for _ in range(100)]
-        scores, reports = _scores_and_reports(vs, 2500)
-        best, detector = max(reports)
-        assert best > max(scores[500:2500]), seed
-        assert detector == "distribution change", seed
+        _assert_best_report_after(vs, 2500, quiet_from=500, detector="distribution change", seed=seed)
 
 
 def test_a_climbing_surprise_is_reported_once_at_its_peak():
