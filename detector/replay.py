@@ -28,6 +28,7 @@ import polars as pl
 
 from detector.config import InputSpec, PipelineSpec
 from detector.decoders.logfmt import format_pair
+from detector.decoders.timestamps import column_to_seconds
 from detector.errors import ConfigError
 from detector.pipeline import Pipeline
 from detector.records import RawRecord
@@ -51,10 +52,13 @@ def scan(path: str | Path) -> pl.LazyFrame:
         raise ConfigError(f"{path}: no such file")
     if kind == "parquet":
         return pl.scan_parquet(path)
+    # Every column is read as text and converted where it is used (timestamps by ``seconds``, values
+    # by the decoder), whatever it looks like: a type guessed from the first rows would fail on a later
+    # row (integers, then "1.5"), and an object guessed from the first rows would drop later keys.
     if kind == "csv":
-        # Text stays text: a timestamp column is parsed by us, in one place, whatever it looks like.
-        return pl.scan_csv(path, infer_schema_length=10_000)
-    return pl.scan_ndjson(path, infer_schema_length=10_000)
+        return pl.scan_csv(path, infer_schema=False)
+    names = pl.scan_ndjson(path, infer_schema_length=None).collect_schema().names()
+    return pl.scan_ndjson(path, schema={name: pl.String for name in names})
 
 
 def count_rows(path: str | Path) -> int | None:
@@ -85,30 +89,10 @@ def iter_frames(lf: pl.LazyFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
 
 def seconds(col: pl.Series) -> pl.Series:
     """A timestamp column as float seconds since the epoch: datetimes, ISO strings or epoch numbers."""
-    dtype = col.dtype
-    if dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
-        return col.dt.epoch(time_unit="us").cast(pl.Float64) / 1e6
-    if dtype == pl.Date:
-        return col.cast(pl.Datetime("us")).dt.epoch(time_unit="us").cast(pl.Float64) / 1e6
-    if dtype == pl.String:
-        parsed = col.str.strip_chars().str.to_datetime(time_unit="us", strict=False, time_zone="UTC")
-        numeric = col.cast(pl.Float64, strict=False)
-        out = (parsed.dt.epoch(time_unit="us").cast(pl.Float64) / 1e6).fill_null(_epoch_numbers(numeric))
-        if out.null_count() > col.null_count():
-            bad = col.filter(out.is_null() & col.is_not_null()).head(1).to_list()
-            raise ConfigError(f"column 'timestamp': not a timestamp: {bad[0]!r}")
-        return out
-    if dtype.is_numeric():
-        return _epoch_numbers(col.cast(pl.Float64))
-    raise ConfigError(f"column 'timestamp' has type {dtype}; expected datetimes, ISO strings or epoch numbers")
-
-
-def _epoch_numbers(col: pl.Series) -> pl.Series:
-    # Same magnitude rule as the decoders: seconds, ms, µs or ns, told apart by size.
-    c = pl.col("t")
-    a = c.abs()
-    expr = pl.when(a < 1e11).then(c).when(a < 1e14).then(c / 1e3).when(a < 1e17).then(c / 1e6).otherwise(c / 1e9)
-    return pl.DataFrame({"t": col}).select(expr).to_series()
+    try:
+        return column_to_seconds(col)
+    except ValueError as exc:
+        raise ConfigError(f"column 'timestamp': {exc}") from None
 
 
 # -- rows -> raw records -----------------------------------------------------------------------
@@ -257,7 +241,10 @@ def encode_metrics(inp: InputSpec, df: pl.DataFrame, ts: list, entities: list, d
     if "value" not in df.columns:
         raise ConfigError(f"metric rows for {inp.topic!r} need a 'value' column")
     names = df["name"].cast(pl.String).to_list() if "name" in df.columns else [default_name] * df.height
-    values = df["value"].cast(pl.Float64, strict=False).to_list()
+    col = df["value"]
+    # Text is passed on as written: the decoder reads numbers in text, and dead-letters the rest with
+    # the value as it was.
+    values = col.to_list() if col.dtype == pl.String else col.cast(pl.Float64, strict=False).to_list()
     labels = _labels_column(df)
     entity_label = inp.fields.entity or "service"
     dumps = orjson.dumps

@@ -572,6 +572,15 @@ def test_bad_timestamp_value_names_the_field():
         decoder("metric_json", "metric").decode(raw({"name": "up", "value": 1, "timestamp": True}))
 
 
+def test_a_timestamp_beyond_the_year_9999_is_refused():
+    # 3e20 read as nanoseconds is the year 11476: no date an alert could print.
+    with pytest.raises(DecodeError, match="field 'timestamp' is not a timestamp: 3e\\+20"):
+        decoder("metric_json", "metric").decode(raw({"name": "up", "value": 1, "timestamp": 3e20}))
+    with pytest.raises(DecodeError, match="timestamp not a date between the years 1 and 9999: 300000000000000000000"):
+        decoder("influx", "metric").decode(raw(b"cpu idle=1 300000000000000000000"))
+    assert decode_one("json", {"message": "m", "timestamp": 1.7e18}).timestamp == pytest.approx(1.7e9)
+
+
 def test_syslog_stamp_without_year_needs_the_record_timestamp():
     with pytest.raises(DecodeError, match="has no year and the record carries no timestamp"):
         decoder("plain").decode(raw(b"Jan 15 10:00:00 h app: x", timestamp=None))

@@ -72,6 +72,27 @@ def test_a_file_the_labels_do_not_name_is_scored_without_windows_and_reported(tm
     assert "1 of 2 files have no entry in the labels file" in out.err and "synthetic/renamed.csv" in out.err
 
 
+def test_epoch_timestamps_score_as_their_dates_do(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path)
+    _, out = _run(capsys, "--data-dir", data, "--labels", labels, "--json")
+    for path in (data / "synthetic").glob("*.csv"):
+        lines = path.read_text().splitlines()
+        epoch = [f"{datetime.fromisoformat(t + '+00:00').timestamp():.0f},{v}" for t, v in
+                 (line.split(",") for line in lines[1:])]
+        path.write_text("\n".join([lines[0], *epoch]) + "\n")
+    _, again = _run(capsys, "--data-dir", data, "--labels", labels, "--json")
+    assert json.loads(again.out)["standard"] == json.loads(out.out)["standard"]
+
+
+def test_a_bad_timestamp_is_a_clear_error(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path, files=1)
+    path = data / "synthetic" / "series_0.csv"
+    path.write_text(path.read_text().replace("2020-01-01 00:10:00", "yesterday"))
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels)
+    assert code == 2
+    assert "series_0.csv: not a timestamp: 'yesterday'" in out.err and "Traceback" not in out.err
+
+
 def test_missing_data_dir_is_a_clear_error(tmp_path, capsys):
     code, out = _run(capsys, "--data-dir", tmp_path / "nope", "--labels", tmp_path / "labels.json")
     assert code == 2

@@ -150,6 +150,32 @@ def test_nab_layout_csv_replays_with_the_file_name_as_the_metric(spec, data_dir,
     assert scores.height == pl.read_csv(src).height
 
 
+def test_a_csv_column_that_changes_type_late_is_read_whole(spec, tmp_path):
+    # Integers for 12,000 rows, then a fraction and a word: read as text, nothing is guessed from the
+    # first rows, so the fraction is scored and the word dead-lettered with its text.
+    src = tmp_path / "m.csv"
+    lines = ["timestamp,name,value"] + [f"{T0 + 10 * i},q,{i % 7}" for i in range(12_000)]
+    lines += [f"{T0 + 120_000},q,1.5", f"{T0 + 120_010},q,many"]
+    src.write_text("\n".join(lines) + "\n")
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["scores"] == 12_001 and summary["dead_letters"] == 1
+    assert pl.read_parquet(tmp_path / "out.parquet")["value"][-1] == 1.5
+
+
+def test_json_lines_keep_label_keys_and_timestamp_forms_that_appear_late(spec, tmp_path):
+    src = tmp_path / "m.jsonl"
+    rows = [{"timestamp": T0 + 10 * i, "name": "q", "value": float(i % 7), "labels": {"host": "a"}} for i in range(300)]
+    # A label only the last row has, and timestamps in two ISO forms after epoch numbers.
+    rows.append({"timestamp": "2024-01-15T10:00:00", "name": "q", "value": 1.0, "labels": {"host": "a"}})
+    rows.append({"timestamp": "2024-01-15T10:00:10Z", "name": "q", "value": 1.0, "labels": {"host": "a", "zone": "z1"}})
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    out = pl.read_parquet(tmp_path / "out.parquet")
+    assert out.height == 302
+    assert out["timestamp"][-2:].to_list() == [1705312800.0, 1705312810.0]
+    assert "zone" in out["series"][-1]
+
+
 def test_rows_that_fit_no_single_input_are_refused_with_a_hint(tmp_path, capsys):
     cfg = tmp_path / "p.yaml"
     cfg.write_text("inputs:\n  - {topic: a, kind: metric, format: metric_json}\n"

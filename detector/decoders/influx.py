@@ -70,9 +70,13 @@ class InfluxLineDecoder(Decoder):
 
         if stamp:
             try:
-                timestamp = epoch_to_seconds(int(stamp))
+                number = int(stamp)
             except ValueError:
                 raise DecodeError(f"timestamp {short(stamp)} is not an integer") from None
+            try:
+                timestamp = epoch_to_seconds(number)
+            except ValueError as exc:
+                raise DecodeError(f"timestamp {exc}") from None
         elif raw.timestamp is not None:
             timestamp = raw.timestamp
         else:

@@ -1,13 +1,16 @@
 """Event-time parsing: epoch numbers in any common unit, RFC 3339 / ISO 8601 strings, syslog stamps.
 
 Every function returns seconds since the epoch as a float, or raises ``ValueError`` with a short reason
-that the decoders turn into a :class:`~detector.errors.DecodeError`.
+that the decoders turn into a :class:`~detector.errors.DecodeError`. :func:`column_to_seconds` does the
+same for a whole column of a file (replay, ``evaluate nab``).
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
+
+import polars as pl
 
 from .base import short
 
@@ -16,6 +19,10 @@ from .base import short
 _SECONDS_BELOW = 1e11
 _MILLIS_BELOW = 1e14
 _MICROS_BELOW = 1e17
+# Event times must be dates Python can show (years 1 to 9999): a nanosecond count read from a wrong
+# field can land far beyond that, and would fail every alert text that prints the time.
+_EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
 
 _UTC = timezone.utc
 
@@ -28,12 +35,16 @@ def epoch_to_seconds(value: float) -> float:
         raise ValueError(f"not a finite number: {value!r}")
     size = abs(value)
     if size < _SECONDS_BELOW:
-        return float(value)
-    if size < _MILLIS_BELOW:
-        return value / 1e3
-    if size < _MICROS_BELOW:
-        return value / 1e6
-    return value / 1e9
+        seconds = float(value)
+    elif size < _MILLIS_BELOW:
+        seconds = value / 1e3
+    elif size < _MICROS_BELOW:
+        seconds = value / 1e6
+    else:
+        seconds = value / 1e9
+    if not _EARLIEST <= seconds <= _LATEST:
+        raise ValueError(f"not a date between the years 1 and 9999: {value!r}")
+    return seconds
 
 
 def iso_to_seconds(text: str) -> float:
@@ -82,3 +93,48 @@ def syslog_to_seconds(month: int, day: int, clock: str, reference: float) -> flo
     if stamp > reference + 86_400:
         stamp = datetime(year - 1, month, day, int(hh), int(mm), int(ss), tzinfo=_UTC).timestamp()
     return stamp
+
+
+def column_to_seconds(col: pl.Series) -> pl.Series:
+    """A column of timestamps as float seconds since the epoch: datetimes, dates, epoch numbers (unit
+    told by magnitude, as above) or text in any form :func:`parse_timestamp` reads. Nulls stay null;
+    raises ``ValueError`` naming the first other value that is not a timestamp."""
+    dtype = col.dtype
+    if isinstance(dtype, pl.Datetime):
+        return col.dt.epoch(time_unit="us").cast(pl.Float64) / 1e6
+    if dtype == pl.Date:
+        return col.cast(pl.Datetime("us")).dt.epoch(time_unit="us").cast(pl.Float64) / 1e6
+    if dtype == pl.String:
+        text = col.str.strip_chars()
+        parsed = text.str.to_datetime(time_unit="us", strict=False, time_zone="UTC")
+        out = (parsed.dt.epoch(time_unit="us").cast(pl.Float64) / 1e6).fill_null(
+            _epoch_numbers(text.cast(pl.Float64, strict=False)))
+        # polars reads one text form per column, the one of its first value; rows in another form (an
+        # offset on some, "Z" on others) are read one by one, as a decoder would read them.
+        rest = (out.is_null() & text.is_not_null()).arg_true()
+        if len(rest):
+            out = out.scatter(rest, [_seconds_or_none(v) for v in text.gather(rest).to_list()])
+    elif dtype.is_numeric():
+        out = _epoch_numbers(col.cast(pl.Float64))
+    else:
+        raise ValueError(f"a column of {dtype}; expected datetimes, dates, epoch numbers or text")
+    bad = col.filter(out.is_null() & col.is_not_null())
+    if len(bad):
+        raise ValueError(f"not a timestamp: {short(bad[0])}")
+    return out
+
+
+def _seconds_or_none(text: str) -> float | None:
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        return None
+
+
+def _epoch_numbers(col: pl.Series) -> pl.Series:
+    # epoch_to_seconds for a column: null where that raises.
+    c = pl.col("t")
+    a = c.abs()
+    s = pl.when(a < _SECONDS_BELOW).then(c).when(a < _MILLIS_BELOW).then(c / 1e3)
+    s = s.when(a < _MICROS_BELOW).then(c / 1e6).when(a.is_finite()).then(c / 1e9)
+    return pl.DataFrame({"t": col}).select(pl.when(s.is_between(_EARLIEST, _LATEST)).then(s)).to_series()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from detector.decoders.timestamps import column_to_seconds
 from detector.errors import ConfigError
 
 
@@ -22,11 +23,14 @@ class NabFile:
 
 
 def _to_seconds(texts: pl.Series) -> np.ndarray:
-    parsed = texts.str.strip_chars().str.to_datetime(time_unit="us", strict=False)
-    if parsed.null_count():
-        bad = texts.filter(parsed.is_null()).head(1).to_list()
-        raise ConfigError(f"unparseable timestamp {bad[0]!r}")
-    return parsed.dt.epoch(time_unit="us").to_numpy().astype(np.float64) / 1e6
+    """Timestamps as written (NAB's "2014-04-01 00:00:00", any other ISO form, or epoch numbers)."""
+    try:
+        seconds = column_to_seconds(texts)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if seconds.null_count():
+        raise ConfigError("a row has no timestamp")
+    return seconds.to_numpy().astype(np.float64)
 
 
 def read_labels(path: str | Path) -> dict[str, list]:
