@@ -467,7 +467,7 @@ def section_baselines(page: Page, out: ReplayOutput, labels, chosen, options: Op
         row = {"method": m, "series": len(files), "points": points}
         if windows_total:
             t, total = ns.optimise_threshold(files, profile)
-            null, perfect = ns.null_and_perfect(files, profile, windows_total)
+            null, perfect = ns.null_and_perfect(files, profile)
             row["NAB standard"] = ns.normalise(total, null, perfect)
             found = sum(len({int(w) for w in f.window[f.scored & (f.scores >= t) & (f.window >= 0)]}) for f in files)
             det = sum(int((f.scored & (f.scores >= t)).sum()) for f in files)

@@ -297,15 +297,12 @@ def _nab(spec, profile_name: str) -> dict:
 
     from detector.evaluation import nab_scoring as ns
 
-    prepared, windows = [], 0
-    for f, scores, _ in _metric_runs(spec):
-        bounds = ns.window_bounds(f.timestamps, f.windows)
-        windows += len(bounds)
-        prepared.append(ns.prepare_file(np.clip(scores, 0.0, 1.0), bounds))
+    prepared = [ns.prepare_file(np.clip(scores, 0.0, 1.0), ns.window_bounds(f.timestamps, f.windows))
+                for f, scores, _ in _metric_runs(spec)]
     figures = {}
     for profile in ns.DEFAULT_PROFILES:
         _, total = ns.optimise_threshold(prepared, profile)
-        null, perfect = ns.null_and_perfect(prepared, profile, windows)
+        null, perfect = ns.null_and_perfect(prepared, profile)
         figures[profile.name] = round(ns.normalise(total, null, perfect), 4)
     if profile_name not in figures:
         raise ConfigError(f"unknown NAB profile {profile_name!r}; known: {', '.join(figures)}")

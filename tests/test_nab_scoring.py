@@ -107,13 +107,25 @@ def test_optimised_threshold_picks_the_best_cut_over_all_files():
 
 def test_normalisation_maps_null_to_0_and_perfect_to_100():
     files = [one_file(100, (40, 59), [40]), one_file(100, (70, 89), [70])]
-    null, perfect = nab.null_and_perfect(files, STANDARD, windows_total=2)
+    null, perfect = nab.null_and_perfect(files, STANDARD)
     assert null == -2.0 and perfect == 2.0
     assert nab.normalise(nab.score_at(files, STANDARD, 0.5), null, perfect) == pytest.approx(100.0)
     assert nab.normalise(nab.score_at(files, STANDARD, 2.0), null, perfect) == pytest.approx(0.0)
     # Half the windows caught at their start: halfway.
     half = [one_file(100, (40, 59), [40]), one_file(100, (70, 89), [])]
     assert nab.normalise(nab.score_at(half, STANDARD, 0.5), null, perfect) == pytest.approx(50.0)
+
+
+def test_a_window_inside_the_probationary_period_counts_neither_way():
+    # 2000 rows: the first 300 are probationary, so the window at 100-110 can be neither found nor missed;
+    # a detector that finds the other window at its start is perfect.
+    scores = np.zeros(2000)
+    scores[[105, 1480]] = 1.0
+    for bounds in ([(100, 110), (1480, 1520)], [(1480, 1520)]):
+        files = [nab.prepare_file(scores, bounds)]
+        null, perfect = nab.null_and_perfect(files, STANDARD)
+        assert (null, perfect) == (-1.0, 1.0)
+        assert nab.normalise(nab.score_at(files, STANDARD, 0.5), null, perfect) == pytest.approx(100.0)
 
 
 def test_window_bounds_follow_timestamps():

@@ -131,7 +131,7 @@ def reliability_table(files, outputs, levels=(0.5, 0.8, 0.9, 0.95, 0.99, 0.999))
     ]
 
 
-def held_out_scores(prepared: list, windows: list[int], profiles, splits: int, seed: int = 0) -> dict:
+def held_out_scores(prepared: list, profiles, splits: int, seed: int = 0) -> dict:
     """How the score holds on files the threshold was not chosen on.
 
     Half A is the files at even positions (sorted by path), half B the others; each is scored with the
@@ -141,7 +141,7 @@ def held_out_scores(prepared: list, windows: list[int], profiles, splits: int, s
     def score(test: list[int], train: list[int], profile) -> float:
         threshold, _ = scoring.optimise_threshold([prepared[i] for i in train], profile)
         chosen = [prepared[i] for i in test]
-        null, perfect = scoring.null_and_perfect(chosen, profile, sum(windows[i] for i in test))
+        null, perfect = scoring.null_and_perfect(chosen, profile)
         return scoring.normalise(scoring.score_at(chosen, profile, threshold), null, perfect)
 
     n = len(prepared)
@@ -190,8 +190,7 @@ def evaluate(spec: MetricModelSpec, data_dir: Path, labels_path: Path, profiles,
         scoring.prepare_file(scores, scoring.window_bounds(f.timestamps, f.windows))
         for f, (scores, _) in zip(files, outputs)
     ]
-    windows = [len(scoring.window_bounds(f.timestamps, f.windows)) for f in files]
-    windows_total = sum(windows)
+    windows_total = sum(len(scoring.window_bounds(f.timestamps, f.windows)) for f in files)
     result: dict = {}
     thresholds: dict[str, float] = {}
     raw: dict[str, float] = {}
@@ -203,7 +202,7 @@ def evaluate(spec: MetricModelSpec, data_dir: Path, labels_path: Path, profiles,
             total = scoring.score_at(prepared, profile, t)
         else:
             t, total = scoring.optimise_threshold(prepared, profile)
-        null, perfect = scoring.null_and_perfect(prepared, profile, windows_total)
+        null, perfect = scoring.null_and_perfect(prepared, profile)
         result[profile.name] = round(scoring.normalise(total, null, perfect), 4)
         thresholds[profile.name] = t
         raw[profile.name] = total
@@ -220,7 +219,7 @@ def evaluate(spec: MetricModelSpec, data_dir: Path, labels_path: Path, profiles,
     if reliability:
         result["reliability"] = reliability_table(files, outputs)
     if held_out is not None:
-        result["held_out"] = held_out_scores(prepared, windows, profiles, held_out)
+        result["held_out"] = held_out_scores(prepared, profiles, held_out)
     if results_dir is not None:
         doc = {spec.detector.name: {p: {"threshold": thresholds[p], "score": raw[p]} for p in thresholds}}
         write_results(results_dir, spec.detector.name, files, outputs, doc)

@@ -196,10 +196,11 @@ def optimise_threshold(files: list[FileRows], profile: Profile) -> tuple[float, 
     return best_t, best
 
 
-def null_and_perfect(files: list[FileRows], profile: Profile, windows_total: int) -> tuple[float, float]:
-    """Raw totals of the detector that never fires and of the perfect detector."""
-    null = -profile.fn_weight * sum(f.n_windows for f in files)
-    return null, profile.tp_weight * windows_total
+def null_and_perfect(files: list[FileRows], profile: Profile) -> tuple[float, float]:
+    """Raw totals of the detector that never fires and of the perfect detector. Both count the windows
+    with a scored row: a window wholly inside the probationary period can be neither missed nor found."""
+    windows = sum(f.n_windows for f in files)
+    return -profile.fn_weight * windows, profile.tp_weight * windows
 
 
 def normalise(raw: float, null: float, perfect: float) -> float:
