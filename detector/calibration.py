@@ -18,11 +18,15 @@ import math
 from array import array
 from bisect import bisect_left, insort
 
+from detector.validation import require, whole
+
 
 class TailCalibrator:
     __slots__ = ("window", "min_history", "_ring", "_sorted", "_pos")
 
     def __init__(self, window: int = 500, min_history: int = 30):
+        require(window, "window", *whole(1))
+        require(min_history, "min_history", *whole(0))
         self.window = window
         self.min_history = min_history
         self._ring = array("d")
@@ -67,6 +71,11 @@ class HistogramCalibrator:
 
     def __init__(self, bins: int = 96, low: float = -4.0, high: float = 8.0, halflife: float = 2000.0,
                  min_history: int = 30):
+        require(bins, "bins", *whole(1))
+        require(low, "low", "a number", lambda v: True)
+        require(high, "high", f"a number above low ({low!r})", lambda v: v > low)
+        require(halflife, "halflife", "> 0", lambda v: v > 0)
+        require(min_history, "min_history", *whole(0))
         self.bins = bins
         self.low = low
         self.high = high
@@ -126,5 +135,5 @@ def build_calibrator(name: str, params: dict):
         raise ConfigError(f"unknown calibrator {name!r}; known: {', '.join(CALIBRATORS)}") from None
     try:
         return cls(**params)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # unknown parameters, values out of range
         raise ConfigError(f"calibrator {name!r}: {exc}") from None

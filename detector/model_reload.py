@@ -43,7 +43,8 @@ from detector.errors import ConfigError
 from detector.logs.model import LogModel
 from detector.logs.params import MinerParams, SessionParams, SignalParams
 from detector.series_model import SeriesModel
-from detector.specs import LogModelSpec, MetricModelSpec, load_model_spec
+from detector.pipeline import load_checked
+from detector.specs import LogModelSpec, MetricModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class ModelReloader:
         """Load, validate and apply the spec files; on any error keep the models and settings in use."""
         self._seen = self._mtimes()
         try:
-            specs = {kind: self._load(kind, path) for kind, path in self.paths.items()}
+            specs = {kind: load_checked(path, kind) for kind, path in self.paths.items()}
             settings = load_pipeline(self.pipeline_path) if self.pipeline_path is not None else None
         except ConfigError as exc:
             self.rejected += 1
@@ -137,19 +138,6 @@ class ModelReloader:
         files = {**self.paths, **({"pipeline": self.pipeline_path} if self.pipeline_path is not None else {})}
         return {kind: _mtime(p) for kind, p in files.items()}
 
-    def _load(self, kind: str, path: Path):
-        spec = load_model_spec(path)
-        if spec.kind != kind:
-            raise ConfigError(f"{path}: kind: {spec.kind} where a {kind} model spec is expected")
-        # Building once catches what the schema cannot: unknown detectors, wrong parameters.
-        try:
-            if kind == "metric":
-                SeriesModel.from_spec(spec)
-            else:
-                LogModel.from_spec(spec)
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        return spec
 
     def _apply(self, metric: MetricModelSpec | None, logs: LogModelSpec | None) -> list[str]:
         changed = []

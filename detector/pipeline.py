@@ -25,6 +25,7 @@ from detector.incidents import IncidentEvent, IncidentTracker
 from detector.logs.model import LogModel
 from detector.metric_model import MetricModel
 from detector.records import LogRecord, RawRecord, Score
+from detector.series_model import SeriesModel
 from detector.specs import LogModelSpec, MetricModelSpec, load_model_spec
 
 
@@ -75,12 +76,23 @@ def _warming_up(s: Score, drift: DriftMonitor) -> bool:
 
 
 def load_models(spec: PipelineSpec) -> tuple[MetricModelSpec, LogModelSpec]:
-    metric, log = load_model_spec(spec.models.metric), load_model_spec(spec.models.log)
-    if metric.kind != "metric":
-        raise ConfigError(f"models.metric: {spec.models.metric} is a {metric.kind} model spec")
-    if log.kind != "log":
-        raise ConfigError(f"models.log: {spec.models.log} is a {log.kind} model spec")
-    return metric, log
+    return load_checked(spec.models.metric, "metric"), load_checked(spec.models.log, "log")
+
+
+def load_checked(path, kind: str):
+    """The model spec of ``kind`` in the file at ``path``, built once to prove it can run: what the
+    schema cannot catch (an unknown detector, a parameter out of range) fails here, naming the file."""
+    spec = load_model_spec(path)
+    if spec.kind != kind:
+        raise ConfigError(f"{path}: kind: {spec.kind} where a {kind} model spec is expected")
+    try:
+        if kind == "metric":
+            SeriesModel.check(spec)
+        else:
+            LogModel.from_spec(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return spec
 
 
 class Pipeline:

@@ -8,6 +8,7 @@ at zero to turn into a tail probability.
 from __future__ import annotations
 
 from detector.calibration import build_calibrator
+from detector.errors import ConfigError
 from detector.specs import MetricModelSpec
 
 
@@ -27,6 +28,19 @@ class SeriesModel:
     @classmethod
     def from_spec(cls, spec: MetricModelSpec) -> "SeriesModel":
         return cls(spec.detector.build(), build_calibrator(spec.calibrator.name, spec.calibrator.params))
+
+    @classmethod
+    def check(cls, spec: MetricModelSpec) -> None:
+        """Build the model and run it on a few points, so that a spec it cannot run with fails when it
+        is loaded (start-up, ``check-config``, a reload) rather than on the first point of live traffic."""
+        model = cls.from_spec(spec)
+        try:
+            model.update_many([0.0, 60.0, 120.0], [0.0, 1.0, 0.5])
+            model.update(180.0, 2.0)
+            model.explain()
+        except Exception as exc:  # whatever a detector or calibrator raises on parameters it cannot use
+            raise ConfigError(f"detector {spec.detector.name!r} with calibrator {spec.calibrator.name!r} fails on "
+                              f"a test point: {type(exc).__name__}: {exc}") from None
 
     def update(self, timestamp: float, value: float) -> tuple[float, float]:
         """Score the point, calibrate the score, then learn the point. Returns (score, confidence)."""

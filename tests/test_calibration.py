@@ -56,3 +56,14 @@ def test_unknown_calibrator_is_a_config_error():
         build_calibrator("nope", {})
     with pytest.raises(ConfigError, match="histogram"):
         build_calibrator("histogram", {"no_such_param": 1})
+
+
+@pytest.mark.parametrize("name, params, message", [
+    ("histogram", {"bins": 0}, "bins must be a whole number >= 1, got 0"),
+    ("histogram", {"low": 5.0, "high": 1.0}, "high must be a number above low"),
+    ("histogram", {"halflife": "2000"}, "halflife must be > 0, got '2000'"),
+    ("tail", {"window": 0}, "window must be a whole number >= 1, got 0"),
+])
+def test_a_parameter_out_of_range_is_a_config_error_naming_it(name, params, message):
+    with pytest.raises(ConfigError, match=message):
+        build_calibrator(name, params)

@@ -80,6 +80,27 @@ def test_check_config_on_a_bad_file_exits_2_without_traceback(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("detector, message", [
+    ({"name": "robust_seasonal", "params": {"buckets": 0}}, "buckets must be a whole number >= 1, got 0"),
+    ({"name": "robust_seasonal", "params": {"alhpa": 0.01}}, "unexpected keyword argument 'alhpa'"),
+    ({"name": "nope", "params": {}}, "unknown detector 'nope'"),
+])
+def test_check_config_builds_the_models_and_names_what_they_cannot_run_with(tmp_path, capsys, detector, message):
+    import yaml
+
+    from detector.specs import MODELS_DIR
+
+    metric = yaml.safe_load((MODELS_DIR / "metric-default.yaml").read_text())
+    (tmp_path / "metric.yaml").write_text(yaml.safe_dump({**metric, "detector": detector}))
+    p = write(tmp_path, f"""
+        inputs: [{{topic: m, kind: metric, format: metric_json}}]
+        models: {{metric: metric.yaml, log: {MODELS_DIR / "log-default.yaml"}}}
+    """)
+    assert main(["check-config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "metric.yaml" in err and message in err and "Traceback" not in err
+
+
 def test_check_config_on_invalid_yaml_and_missing_file(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("kafka: [unclosed\n")

@@ -108,16 +108,21 @@ def test_a_broken_spec_is_refused_with_its_key_and_the_model_in_use_stays(setup,
     write(paths["metric"], unknown, 3)
     assert not reloader.check()
     assert "no_such_detector" in reloader.last_error
-    assert not reloader.check() and reloader.rejected == 2  # not retried until the file changes again
+    # A parameter the model cannot score with is refused too, not found out on the next point.
+    for version, params in enumerate(({"buckets": 0}, {"alpha": "0.01"}), start=4):
+        write(paths["metric"], {**metric, "detector": {"name": "robust_seasonal", "params": params}}, version)
+        assert not reloader.check()
+        assert f"{next(iter(params))} must be" in reloader.last_error
+    assert not reloader.check() and reloader.rejected == 4  # not retried until the file changes again
     registry = CollectorRegistry()
     registry.register(reloader)
-    assert registry.get_sample_value("outage_detector_model_reload_failures_total") == 2
+    assert registry.get_sample_value("outage_detector_model_reload_failures_total") == 4
     assert registry.get_sample_value("outage_detector_model_reload_last_successful") == 0
 
     later = metric_batch(400, 300)
     assert scores(pipeline.process(later)) == scores(untouched.process(later))
 
-    write(paths["metric"], {**metric, "max_series": 2}, 4)
+    write(paths["metric"], {**metric, "max_series": 2}, 6)
     assert reloader.check() and reloader.last_error is None
     assert registry.get_sample_value("outage_detector_model_reload_last_successful") == 1
     assert len(pipeline.partitions[("m", 0)].model.series) == 2  # evicted down to the new limit

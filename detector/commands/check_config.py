@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from detector.config import load_pipeline
-from detector.pipeline import load_models
+from detector.pipeline import Pipeline
 
 
 def add_command(sub) -> None:
@@ -13,7 +13,8 @@ def add_command(sub) -> None:
         "check-config",
         help="validate a pipeline spec and print it resolved (secrets masked)",
         description="Validate a pipeline spec, with environment overrides applied, and the model specs it "
-        "names. Prints the resolved config, or every error with its key path (exit 2).",
+        "names, by building everything the service would build from them (decoders, models run on a few "
+        "test points, the drift detector). Prints the resolved config, or the error with its key path (exit 2).",
     )
     p.add_argument("file", metavar="FILE", help="pipeline spec (YAML)")
     p.set_defaults(func=run)
@@ -21,8 +22,9 @@ def add_command(sub) -> None:
 
 def run(args) -> int:
     spec = load_pipeline(args.file)
-    metric, log = load_models(spec)
+    pipeline = Pipeline.from_spec(spec)  # builds what the service builds, so what fails there fails here
     resolved = spec.masked()
-    resolved["resolved_models"] = {"metric": metric.model_dump(mode="json"), "log": log.model_dump(mode="json")}
+    resolved["resolved_models"] = {"metric": pipeline.metric_spec.model_dump(mode="json"),
+                                   "log": pipeline.log_spec.model_dump(mode="json")}
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
     return 0

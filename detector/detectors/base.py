@@ -1,8 +1,8 @@
 """The detector protocol every model follows, online or batch, log or metric.
 
 - Constructor keyword arguments are the hyperparameters, stored unchanged as attributes of the same
-  name, with immutable defaults; the constructor does no other work, so ``clone()`` and parameter
-  grids work and a YAML spec maps straight onto them.
+  name, with immutable defaults; the constructor does no other work than refusing values it cannot
+  use (``ValueError``), so ``clone()`` and parameter grids work and a YAML spec maps straight onto them.
 - ``score_one(x)`` is called BEFORE ``learn_one(x)``; higher is more anomalous.
 - ``x`` is a dict of feature name -> float and is never modified. Metric detectors receive
   ``{"value": v, "timestamp": t}`` (event time in seconds).

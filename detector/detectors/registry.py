@@ -46,5 +46,5 @@ def build(name: str, params: dict[str, Any] | None = None):
     cls = get(name)
     try:
         return cls(**(params or {}))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # unknown parameters, values out of range
         raise ConfigError(f"detector {name!r}: {exc}") from None

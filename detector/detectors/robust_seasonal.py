@@ -37,6 +37,7 @@ from array import array
 
 from detector.detectors.base import Detector
 from detector.detectors.registry import register
+from detector.validation import require, whole
 
 SUB_DETECTORS = ("none", "spike", "level shift", "range breakout", "sustained shift", "sustained deviation",
                  "distribution change")
@@ -58,6 +59,25 @@ PROFILE_SCALE_FLOOR = 0.02  # the profile's error is taken as at least this shar
 # series looks like.
 RANK_REFERENCE = 100.0
 RANK_QUIET = 300.0
+
+# What each parameter may be, checked when the detector is built (see detector.validation).
+_VALID = {
+    "alpha": ("in (0, 1]", lambda v: 0 < v <= 1),
+    "shift_rate": ("in (0, 1]", lambda v: 0 < v <= 1),
+    "tail_quantile": ("in (0, 1)", lambda v: 0 < v < 1),
+    "refractory": whole(0),
+    "breakout_margin": (">= 0", lambda v: v >= 0),
+    "breakout_surprise": (">= 0", lambda v: v >= 0),
+    "cusum_drift": (">= 0", lambda v: v >= 0),
+    "cusum_clip": ("> 0", lambda v: v > 0),
+    "deviation_drift": (">= 0", lambda v: v >= 0),
+    "deviation_clip": ("> 0", lambda v: v > 0),
+    "rank_rate": ("in (0, 1]", lambda v: 0 < v <= 1),
+    "peak_wait": whole(0),
+    "period": (">= 0 (0: no season)", lambda v: v >= 0),
+    "buckets": whole(1),
+    "warmup": whole(0),
+}
 
 
 def _track_tail(x: float, u: float, b: float, up: float, down: float) -> tuple[float, float]:
@@ -149,6 +169,8 @@ class RobustSeasonal(Detector):
         self.buckets = buckets
         self.warmup = warmup
         self.seed = seed
+        for name, (rule, ok) in _VALID.items():
+            require(getattr(self, name), name, rule, ok)
 
     # -- state -------------------------------------------------------------------------------
     # Scalars live in one list so that a step can load them into locals and store them back.

@@ -19,7 +19,8 @@ from detector.errors import ConfigError
 from detector.evaluation import nab_scoring as scoring
 from detector.evaluation.nab_data import find_csvs, read_file, read_labels
 from detector.series_model import SeriesModel
-from detector.specs import MODELS_DIR, MetricModelSpec, load_model_spec
+from detector.pipeline import load_checked
+from detector.specs import MODELS_DIR, MetricModelSpec
 
 DEFAULT_DATA_DIR = Path("data/nab/data")
 DEFAULT_LABELS = Path("data/nab/labels/combined_windows.json")
@@ -227,9 +228,7 @@ def evaluate(spec: MetricModelSpec, data_dir: Path, labels_path: Path, profiles,
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = load_model_spec(args.model)
-    if not isinstance(spec, MetricModelSpec):
-        raise ConfigError(f"{args.model}: is a {spec.kind} model spec; evaluate nab needs a metric spec")
+    spec = load_checked(args.model, "metric")
     profiles = load_profiles(args.profiles, args.labels)
     fixed = load_thresholds(args.thresholds, spec.detector.name) if args.thresholds else None
     if args.held_out is not None and (args.held_out < 0 or fixed is not None):
