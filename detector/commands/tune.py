@@ -24,7 +24,8 @@ def add_command(sub) -> None:
                    help="tuned spec to write (default: models/<space name>-tuned.yaml under the working directory)")
     p.add_argument("--journal", type=Path, help="trial journal (default: <output>.trials.jsonl beside the output)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--trials", type=int, help="override the space's trial count (random search)")
+    p.add_argument("--trials", type=int,
+                   help="override the space's trial count (random search; the unchanged spec runs as one more)")
     p.add_argument("--seed", type=int, help="override the space's seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
