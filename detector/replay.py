@@ -242,9 +242,10 @@ def encode_metrics(inp: InputSpec, df: pl.DataFrame, ts: list, entities: list, d
         raise ConfigError(f"metric rows for {inp.topic!r} need a 'value' column")
     names = df["name"].cast(pl.String).to_list() if "name" in df.columns else [default_name] * df.height
     col = df["value"]
-    # Text is passed on as written: the decoder reads numbers in text, and dead-letters the rest with
-    # the value as it was.
-    values = col.to_list() if col.dtype == pl.String else col.cast(pl.Float64, strict=False).to_list()
+    values = col.cast(pl.Float64, strict=False).to_list()
+    if col.dtype == pl.String:
+        # Text that is not a number is passed on as written, for the decoder to dead-letter with it.
+        values = [t if v is None else v for v, t in zip(values, col.to_list())]
     labels = _labels_column(df)
     entity_label = inp.fields.entity or "service"
     dumps = orjson.dumps

@@ -105,11 +105,14 @@ def column_to_seconds(col: pl.Series) -> pl.Series:
     if dtype == pl.Date:
         return col.cast(pl.Datetime("us")).dt.epoch(time_unit="us").cast(pl.Float64) / 1e6
     if dtype == pl.String:
+        # Numbers first, as the decoders read them (and parsing numbers as dates is slow), then dates.
         text = col.str.strip_chars()
-        parsed = text.str.to_datetime(time_unit="us", strict=False, time_zone="UTC")
-        out = (parsed.dt.epoch(time_unit="us").cast(pl.Float64) / 1e6).fill_null(
-            _epoch_numbers(text.cast(pl.Float64, strict=False)))
-        # polars reads one text form per column, the one of its first value; rows in another form (an
+        out = _epoch_numbers(text.cast(pl.Float64, strict=False))
+        rest = (out.is_null() & text.is_not_null()).arg_true()
+        if len(rest):
+            dates = text.gather(rest).str.to_datetime(time_unit="us", strict=False, time_zone="UTC")
+            out = out.scatter(rest, dates.dt.epoch(time_unit="us").cast(pl.Float64) / 1e6)
+        # polars reads one date form per column, the one of its first value; rows in another form (an
         # offset on some, "Z" on others) are read one by one, as a decoder would read them.
         rest = (out.is_null() & text.is_not_null()).arg_true()
         if len(rest):
