@@ -53,5 +53,9 @@ class MetricModel:
             evidence = {"series": key, "observed": point.value, **(entry.model.explain() or {})}
         return Score(point.timestamp, point.entity, point.name, score, confidence, evidence, key, point.value)
 
+    def forget(self, key: str) -> None:
+        """Drop a series' model: its next point starts a new one."""
+        self.series.pop(key, None)
+
     def series_held(self) -> int:
         return len(self.series)

@@ -10,6 +10,7 @@ it passes them. Nothing here reads the wall clock, so a replay gives the scores 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from detector.logs.model import LogModel
 from detector.metric_model import MetricModel
 from detector.records import LogRecord, RawRecord, Score
 from detector.series_model import SeriesModel
+
+log = logging.getLogger(__name__)
 from detector.specs import LogModelSpec, MetricModelSpec, load_model_spec
 
 
@@ -182,25 +185,31 @@ class Pipeline:
             self.decoded[raw.topic] += 1
             model = st.model
             drift = st.drift
-            for rec in records:
-                if rec.timestamp > st.max_event_time:
-                    st.max_event_time = rec.timestamp
-                if isinstance(rec, LogRecord):
-                    scores.extend(model.process(rec))
-                    continue
-                if rec.name == START_TIME:
-                    # The process's start time tells of its restarts; as a value it says nothing.
+            try:
+                for rec in records:
+                    if rec.timestamp > st.max_event_time:
+                        st.max_event_time = rec.timestamp
+                    if isinstance(rec, LogRecord):
+                        scores.extend(model.process(rec))
+                        continue
+                    if rec.name == START_TIME:
+                        # The process's start time tells of its restarts; as a value it says nothing.
+                        if drift is not None:
+                            drift.process(rec)
+                        continue
+                    s = model.process(rec)
                     if drift is not None:
-                        drift.process(rec)
-                    continue
-                s = model.process(rec)
-                if drift is not None:
-                    d = drift.process(rec, s.series)
-                    if d is not None:
-                        drifts.append(d)
-                    if s.evidence is not None and _warming_up(s, drift):
-                        s = s._replace(confidence=0.0)
-                scores.append(s)
+                        d = drift.process(rec, s.series)
+                        if d is not None:
+                            drifts.append(d)
+                        if s.evidence is not None and _warming_up(s, drift):
+                            s = s._replace(confidence=0.0)
+                    scores.append(s)
+            except Exception as exc:  # a model failing on one record must cost that record, not the stream
+                log.exception("scoring %s[%d]@%d failed", raw.topic, raw.partition, raw.offset)
+                self._dead(result, raw, f"scoring failed: {type(exc).__name__}: {exc}", "ScoringError")
+                if not isinstance(rec, LogRecord):
+                    model.forget(rec.series)  # its state may be what failed: the series starts again
             st.records += 1
             st.next_offset = raw.offset + 1
         for st in touched.values():

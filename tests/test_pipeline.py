@@ -57,3 +57,39 @@ def test_replaying_the_same_records_gives_the_same_scores():
         scores += p.flush().scores
         runs.append([(s.timestamp, s.entity, s.signal, round(s.score, 12), round(s.confidence, 12)) for s in scores])
     assert runs[0] == runs[1] and runs[0]
+
+
+def metric(offset: int, ts: float, value: float, service: str = "api") -> RawRecord:
+    body = {"name": "bytes", "labels": {"service": service}, "value": value, "timestamp": ts}
+    return RawRecord("metrics", 0, offset, None, service.encode(), orjson.dumps(body))
+
+
+def test_values_near_the_largest_float_are_scored_and_the_series_goes_on():
+    p = Pipeline.from_spec(spec())
+    values = [1e308, -1e308, 5.0] + [100.0 + (i % 5) for i in range(300)]
+    result = p.process([metric(i, 1e9 + 60 * i, v) for i, v in enumerate(values)])
+    assert not result.dead_letters and len(result.scores) == len(values)
+    assert all(0.0 <= s.score <= 1.0 and 0.0 <= s.confidence <= 1.0 for s in result.scores)
+
+
+def test_a_model_that_fails_on_a_record_costs_that_record_and_its_series_starts_again(monkeypatch):
+    from detector.series_model import SeriesModel
+
+    p = Pipeline.from_spec(spec())
+    p.process([metric(i, 1e9 + 60 * i, 10.0 + i % 3, service=s) for i, s in enumerate(["a", "b"] * 50)])
+    update = SeriesModel.update
+
+    def fails_on_13(self, t, v):
+        if v == 13.0:
+            raise ArithmeticError("cannot score 13")
+        return update(self, t, v)
+
+    monkeypatch.setattr(SeriesModel, "update", fails_on_13)
+    result = p.process([metric(100, 1e9 + 6000, 13.0, "a"), metric(101, 1e9 + 6000, 11.0, "b"),
+                        metric(102, 1e9 + 6060, 12.0, "a")])
+    assert [(d.raw.offset, d.kind) for d in result.dead_letters] == [(100, "ScoringError")]
+    assert "cannot score 13" in result.dead_letters[0].reason
+    assert [s.series.split("service=")[1][1] for s in result.scores] == ["b", "a"]
+    held = p.state("metrics", 0).model.series
+    assert [e.model.detector._state()[0] for e in held.values()] == [51.0, 1.0]  # b kept, a started again
+    assert p.state("metrics", 0).next_offset == 103

@@ -54,6 +54,9 @@ COUNTED_ABOVE = 6.0  # surprise above which a spike is checked against the count
 COUNT_PRIOR = 2.0
 TAIL_CLIP = 6.0  # one excess moves a tail's slope by at most this many times the slope (see _track_tail)
 PROFILE_SCALE_FLOOR = 0.02  # the profile's error is taken as at least this share of the level's
+# Values beyond this size are scored as this size: differences of two values near the largest float
+# (1e308 and -1e308) overflow to infinity, and the level and scale would become NaN for good.
+VALUE_LIMIT = 1e150
 # The distribution-change channel ranks z-scores once the counts hold RANK_REFERENCE of them, and reports
 # only once they hold RANK_REFERENCE + RANK_QUIET: its own tail must first learn what a rank mean of this
 # series looks like.
@@ -267,6 +270,10 @@ class RobustSeasonal(Detector):
                 if not learn:
                     break
                 continue
+            if v > VALUE_LIMIT:
+                v = VALUE_LIMIT
+            elif v < -VALUE_LIMIT:
+                v = -VALUE_LIMIT
             pos = (t % period) / period * buckets if period > 0 else 0.0
             b = int(pos)
             s = season[b]
