@@ -103,9 +103,6 @@ class KafkaSource:
             )
         return out
 
-    def seek(self, topic: str, partition: int, offset: int) -> None:
-        self.consumer.seek(TopicPartition(topic, partition), offset)
-
     def commit(self, offsets: Offsets) -> None:
         if offsets:
             self.consumer.commit(_offsets(offsets))

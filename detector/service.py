@@ -20,6 +20,7 @@ from detector.checkpoint import CheckpointStore
 from detector.config import PipelineSpec
 from detector.errors import KafkaUnavailable, StateError
 from detector.http_server import StatusServer
+from detector.incidents import IncidentEvent
 from detector.kafka_io import DeadLetterProducer, KafkaSource
 from detector.model_reload import ModelReloader
 from detector.pipeline import Pipeline
@@ -46,6 +47,9 @@ class Service:
         self.reloader = ModelReloader(self.pipeline, self.lock, pipeline_path=pipeline_path)
         self.stop_event = threading.Event()
         self.assigned: set[tuple[str, int]] = set()
+        # Partitions restored from a checkpoint, until their first record arrives: the offset the
+        # checkpoint's state has processed up to (see ``_skip_processed``).
+        self.resume_at: dict[tuple[str, int], int] = {}
         self.highwaters: dict[tuple[str, int], int] = {}
         self.last_loop = time.monotonic()
         self.source: KafkaSource | None = None
@@ -126,7 +130,7 @@ class Service:
 
     def process(self, batch) -> None:
         with self.lock:
-            result = self.pipeline.process(batch)
+            result = self.pipeline.process(self._skip_processed(batch) if self.resume_at else batch)
             self.highwaters = self.source.highwaters()
             self.prometheus.emit(result, self.pipeline.last_batch_seconds)
         for dl in result.dead_letters:
@@ -138,6 +142,26 @@ class Service:
             self.console.emit(result)
         for listener in self.listeners:
             listener(result)
+
+    def _skip_processed(self, batch: list) -> list:
+        """A restored partition resumes where the group committed, which may be behind its checkpoint
+        (stopped between checkpoint and commit): records the state already holds are dropped, not
+        counted twice. It may also be ahead (another member processed the partition meanwhile, and
+        this member's checkpoint is older): the state then carries on from the committed offset, and
+        nothing is processed twice. Seeking to the checkpoint instead would re-process in that case."""
+        out = []
+        for raw in batch:
+            tp = (raw.topic, raw.partition)
+            at = self.resume_at.get(tp)
+            if at is not None:
+                if raw.offset < at:
+                    continue
+                del self.resume_at[tp]
+                if raw.offset > at:
+                    log.info("%s[%d]: resuming at offset %d, after the %d records since this member's "
+                             "checkpoint", raw.topic, raw.partition, raw.offset, raw.offset - at)
+            out.append(raw)
+        return out
 
     def checkpoint(self, partitions) -> dict[tuple[str, int], int]:
         """Make the dead letters durable, write the partitions' state; returns the offsets that are
@@ -160,7 +184,12 @@ class Service:
             self.pipeline.alerting, self.pipeline.incidents = saved
             # Thresholds and windows come from the current config, not from the checkpoint.
             self.pipeline.use_settings(self.pipeline.spec.alerting, self.pipeline.spec.incidents)
-            log.info("restored %d open incident(s)", len(self.pipeline.incidents.open_incidents()))
+            incidents = self.pipeline.incidents
+            log.info("restored %d open incident(s)", len(incidents.open_incidents()))
+            if self.alertmanager is not None:
+                # Pushes from before the restart expire: incidents still open go on being pushed, so
+                # Alertmanager sees them firing until they resolve, not a resolve and then a re-page.
+                self.alertmanager.emit([IncidentEvent("updated", incidents.now, inc) for inc in incidents.open_incidents()])
 
     def checkpoint_and_commit(self) -> None:
         self.source.commit(self.checkpoint(self.assigned))
@@ -173,6 +202,7 @@ class Service:
         with self.lock:
             for tp in mine:
                 self.pipeline.partitions.pop(tp, None)
+                self.resume_at.pop(tp, None)
                 self.assigned.discard(tp)
         log.info("revoked %s", mine)
         return offsets
@@ -185,9 +215,7 @@ class Service:
                     self.pipeline.partitions[(topic, partition)] = state
                     self.reloader.conform(state)  # a checkpoint from before a reload
                     if state.next_offset is not None:
-                        # The checkpoint may be ahead of the committed offset if we stopped between
-                        # the two; resuming there avoids counting those records twice.
-                        self.source.seek(topic, partition, state.next_offset)
+                        self.resume_at[(topic, partition)] = state.next_offset
                 self.assigned.add((topic, partition))
         log.info("assigned %s", tps)
 

@@ -227,3 +227,36 @@ def test_emit_returns_while_a_push_is_still_waiting_on_alertmanager(port):
         gate.set()
         p.close()
         am.close()
+
+
+def test_incidents_open_at_a_restart_go_on_being_pushed_as_firing(port, tmp_path):
+    from detector.checkpoint import CheckpointStore
+    from detector.config import load_pipeline
+    from detector.pipeline import Pipeline
+    from detector.records import Score
+    from detector.service import ENTITY_STATE, Service
+
+    spec = load_pipeline(None, inputs=[{"topic": "m", "kind": "metric", "format": "metric_json"}],
+                         checkpoint={"directory": str(tmp_path)}, incidents={"min_duration_seconds": 0},
+                         sinks={"alertmanager": {"url": f"http://127.0.0.1:{port}"}, "console": {"enabled": False}})
+    before = Pipeline.from_spec(spec)
+    series = 'latency_ms{service="checkout"}'
+    hot = [Score(T0 + 15 * i, "checkout", "latency_ms", 0.9, 0.999,
+                 {"series": series, "observed": 900.0, "expected": 100.0, "lower": 80.0, "upper": 120.0}, series)
+           for i in range(8)]
+    opened = before.incidents.observe(hot)
+    assert [e.kind for e in opened] == ["opened"]
+    CheckpointStore(tmp_path).save_many({(ENTITY_STATE, None): (before.alerting, before.incidents)})
+
+    am = FakeAlertmanager(port)
+    service = Service(spec)
+    try:
+        service._restore_entity_state()  # what start() does first
+        service.alertmanager.start()
+        assert am.wait(lambda posts: alerts_named(posts, "checkout"))
+    finally:
+        service.close()
+        am.close()
+    (received, alert), = alerts_named(am.posts, "checkout")
+    assert alert["annotations"]["incident_id"] == opened[0].incident.id
+    assert ts(alert["endsAt"]) > received  # firing, not resolved

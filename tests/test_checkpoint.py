@@ -49,3 +49,47 @@ def test_named_states_live_beside_partitions(tmp_path):
     assert store.load("alerting") == {"open": ["inc-1"]}
     assert store.load("logs", 0) == "partition"
     assert store.path("alerting") != store.path("alerting", 0)
+
+
+def test_a_restored_partition_skips_what_its_state_holds_and_never_goes_back(tmp_path):
+    """The restart itself is tested against a real broker (tests/test_service_kafka.py); this is the
+    rule for where a restored partition picks up, whatever offset the group hands it."""
+    import orjson
+
+    from detector.config import load_pipeline
+    from detector.pipeline import Pipeline
+    from detector.records import RawRecord
+    from detector.service import Service
+
+    spec = load_pipeline(None, inputs=[{"topic": "m", "kind": "metric", "format": "metric_json"}],
+                         checkpoint={"directory": str(tmp_path)})
+
+    def records(first: int, last: int) -> list[RawRecord]:
+        return [RawRecord("m", 0, i, None, None, orjson.dumps({"name": "q", "value": float(i % 7),
+                                                              "timestamp": 1e9 + 60 * i})) for i in range(first, last)]
+
+    class Source:  # what the service asks of its consumer while processing
+        def highwaters(self):
+            return {}
+
+    saved = Pipeline.from_spec(spec)
+    saved.process(records(0, 100))
+    CheckpointStore(tmp_path).save("m", 0, saved.partitions[("m", 0)])
+
+    # The group's committed offset is behind the checkpoint (stopped between the two): the records the
+    # state holds come again and are skipped.
+    behind = Service(spec)
+    behind.source = Source()
+    behind._on_assigned([("m", 0)])
+    behind.process(records(90, 120))
+    assert behind.pipeline.partitions[("m", 0)].records == 120
+    assert behind.pipeline.consumed["m"] == 20
+
+    # Another member processed 100-149 and committed 150: this member's older checkpoint carries on
+    # from 150, and nothing is processed twice.
+    ahead = Service(spec)
+    ahead.source = Source()
+    ahead._on_assigned([("m", 0)])
+    ahead.process(records(150, 160))
+    assert ahead.pipeline.consumed["m"] == 10
+    assert ahead.pipeline.partitions[("m", 0)].next_offset == 160
