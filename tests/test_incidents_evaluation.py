@@ -96,6 +96,13 @@ def test_evaluate_incidents_prints_the_report_as_json(capsys):
     assert report["false_alerts_per_day"] == pytest.approx(total_false / (4 * 5 / 24), abs=1e-3)
 
 
+def test_hours_too_short_for_a_scenario_are_refused_before_any_run(capsys):
+    assert main(["evaluate", "incidents", "--hours", "6"]) == 2
+    err = capsys.readouterr().err
+    assert "'memory_leak_oom' (needs at least 12)" in err and "Traceback" not in err
+    assert " alerts, " not in err  # no scenario ran first
+
+
 def test_a_run_that_starts_later_in_the_day_is_scored_on_its_own_timeline():
     sc = SCENARIOS["error_burst_after_deploy"]
     start = START + 9 * 3600.0

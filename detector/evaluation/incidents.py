@@ -199,6 +199,10 @@ def evaluate(spec, hours: float = 24.0, seed: int = 0, names: list[str] | None =
 
     spec = simulator_spec(spec)
     chosen = [SCENARIOS[n] for n in names] if names else list(SCENARIOS.values())
+    short = [sc for sc in chosen if sc.inject is not None and hours < sc.min_hours]
+    if short:  # refused before any run, not after the first scenarios have taken their time
+        raise DetectorError(f"--hours {hours:g} is too short for " + ", ".join(
+            f"{sc.name!r} (needs at least {sc.min_hours:g})" for sc in short) + "; raise --hours or pick --scenario")
     started = time.perf_counter()
     rows = []
     by_hour = {}
@@ -207,12 +211,7 @@ def evaluate(spec, hours: float = 24.0, seed: int = 0, names: list[str] | None =
         first = len(rows)
         for sc in chosen:
             t0 = time.perf_counter()
-            try:
-                pages = replay(sc, spec, hours, seed, partitions, start)
-            except ValueError as exc:
-                if "needs at least" in str(exc):
-                    raise DetectorError(str(exc)) from None
-                raise
+            pages = replay(sc, spec, hours, seed, partitions, start)
             row = score(sc, pages, hours, start)
             row["start_hour"] = h
             rows.append(row)
