@@ -79,3 +79,40 @@ def test_template_text_never_becomes_a_label_value():
     text = generate_latest(registry).decode()
     assert "logged in" not in text
     assert registry.get_sample_value("outage_detector_templates_held") >= 1
+
+
+def test_log_signals_of_entities_the_model_let_go_leave_and_new_ones_are_exported(tmp_path):
+    import yaml
+
+    from detector.specs import MODELS_DIR
+
+    log_spec = yaml.safe_load((MODELS_DIR / "log-default.yaml").read_text())
+    log_spec["signals"]["max_entities"] = 2
+    (tmp_path / "log.yaml").write_text(yaml.safe_dump(log_spec))
+    spec = load_pipeline(None, inputs=[{"topic": "l", "kind": "log", "format": "json"}],
+                         models={"metric": str(MODELS_DIR / "metric-default.yaml"), "log": str(tmp_path / "log.yaml")},
+                         sinks={"prometheus": {"series_budget": 4}})
+    pipeline = Pipeline.from_spec(spec)
+    registry = CollectorRegistry()
+    sink = PrometheusSink(pipeline, threading.Lock(), 4, registry=registry)
+
+    def lines(entities, start, minutes, offset):
+        out = []
+        for i in range(minutes * 6):
+            for e in entities:
+                body = {"message": f"request {i} served", "timestamp": 1e9 + start + 10 * i, "service": e}
+                out.append(RawRecord("l", 0, offset + len(out), None, e.encode(), orjson.dumps(body)))
+        return out
+
+    def exported():
+        return {s.labels["entity"] for f in registry.collect() if f.name == "outage_detector_anomaly_score"
+                for s in f.samples}
+
+    first = lines(["old-a", "old-b"], 0, 20, 0)
+    sink.emit(pipeline.process(first), 0.0)
+    assert exported() == {"old-a", "old-b"}
+    sink.emit(pipeline.process(lines(["new-c"], 1200, 20, len(first))), 0.0)
+    # The log model holds two entities: old-a made way for new-c, and its last values left /metrics.
+    assert "new-c" in exported() and "old-a" not in exported()
+    assert set(pipeline.state("l", 0).model.signals.entities) == exported()
+    assert registry.get_sample_value("outage_detector_log_signal_updates_dropped_total") > 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -27,11 +28,13 @@ P = "outage_detector_"
 
 
 class LogSignalTable:
-    """Latest value per (entity, log signal), bounded by the series budget."""
+    """Latest value per (entity, log signal), least recently updated first, at most the series budget:
+    a new entity's signal makes way by dropping the stalest one (counted), and entities the log models
+    no longer hold are dropped at scrape time (``keep_only``), so nothing stale stays exported."""
 
     def __init__(self, budget: int):
         self.budget = budget
-        self.latest: dict[tuple[str, str], Score] = {}
+        self.latest: OrderedDict[tuple[str, str], Score] = OrderedDict()
         self.dropped = 0
 
     def update(self, scores: list[Score]) -> None:
@@ -40,10 +43,14 @@ class LogSignalTable:
             if s.series:
                 continue  # metric series are read from the metric models directly
             key = (s.entity, s.signal)
-            if key in latest or len(latest) < self.budget:
-                latest[key] = s
-            else:
+            if latest.pop(key, None) is None and len(latest) >= self.budget:
+                latest.popitem(last=False)
                 self.dropped += 1
+            latest[key] = s
+
+    def keep_only(self, entities: set[str]) -> None:
+        for key in [k for k in self.latest if k[0] not in entities]:
+            del self.latest[key]
 
 
 class PipelineCollector(Collector):
@@ -112,6 +119,11 @@ class PipelineCollector(Collector):
         lower = GaugeMetricFamily(P + "expected_lower", "Lower edge of the expected band.", labels=labels)
         upper = GaugeMetricFamily(P + "expected_upper", "Upper edge of the expected band.", labels=labels)
         exported = 0
+        held = set()
+        for st in self.pipeline.partitions.values():
+            if st.kind == "log":
+                held.update(st.model.signals.entities)
+        self.table.keep_only(held)
         for (entity, signal), s in self.table.latest.items():
             score.add_metric([entity, signal, ""], s.score)
             conf.add_metric([entity, signal, ""], s.confidence)
@@ -143,7 +155,8 @@ class PipelineCollector(Collector):
             P + "model_series_over_budget", "Model series not exported because of the series budget.", value=over
         )
         yield CounterMetricFamily(
-            P + "log_signal_updates_dropped", "Log signal updates not exported because of the series budget.", value=self.table.dropped
+            P + "log_signal_updates_dropped",
+            "Log signal values dropped from /metrics to make way for newer ones (series budget).", value=self.table.dropped
         )
 
 
