@@ -27,9 +27,9 @@ from detector.logs.model import LogModel
 from detector.metric_model import MetricModel
 from detector.records import LogRecord, RawRecord, Score
 from detector.series_model import SeriesModel
+from detector.specs import LogModelSpec, MetricModelSpec, load_model_spec
 
 log = logging.getLogger(__name__)
-from detector.specs import LogModelSpec, MetricModelSpec, load_model_spec
 
 
 class DeadLetter(NamedTuple):
