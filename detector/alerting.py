@@ -2,10 +2,15 @@
 
 A key fires after ``fire_after`` consecutive anomalous evaluations (confidence at or above the
 threshold) and resolves after ``resolve_after`` consecutive quiet ones, so one noisy point neither
-pages nor ends a page. A key whose signal falls silent (a series whose process is gone sends no quiet
-scores) resolves once the newest event time is twice ``incident_window_seconds`` past its last score,
-as an incident of a silent entity does. The state map is bounded: keys that are quiet and not firing
-are the only ones evicted.
+pages nor ends a page.
+
+A firing key whose signal falls silent (a pod that is gone sends no quiet scores) resolves once its
+entity's own event time is past its last score by twice ``incident_window_seconds``, or by three of
+the key's own intervals between scores if longer (an hourly series is not silent after 30 minutes).
+Its entity's time, not the newest time anywhere, so that an entity whose partition is catching up
+hours behind the others still alerts; an entity that sends nothing at all for ``SILENT_BATCHES`` poll
+batches is judged against the newest event time anywhere instead, as an incident of a silent entity
+is. The state map is bounded: keys that are quiet and not firing are the only ones evicted.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import NamedTuple
 
 from detector.config import AlertingSettings
 from detector.records import Score
+
+SILENT_BATCHES = 20  # batches without a score from an entity before its own clock is taken to have stopped
 
 
 class AlertTransition(NamedTuple):
@@ -29,7 +36,7 @@ class AlertTransition(NamedTuple):
 
 
 class _KeyState:
-    __slots__ = ("anomalous_run", "quiet_run", "firing", "since", "confidence", "evidence", "last")
+    __slots__ = ("anomalous_run", "quiet_run", "firing", "since", "confidence", "evidence", "last", "gap")
 
     def __init__(self) -> None:
         self.anomalous_run = 0
@@ -39,37 +46,57 @@ class _KeyState:
         self.confidence = 0.0
         self.evidence: dict | None = None
         self.last = float("-inf")  # event time of the key's newest score
+        self.gap = 0.0  # event time between its last two scores
 
 
 class Alerting:
-    now = float("-inf")  # newest event time observed (a class default for state saved before it existed)
-
     def __init__(self, settings: AlertingSettings, max_keys: int = 200_000):
         self.settings = settings
         self.max_keys = max_keys
         self._keys: OrderedDict[tuple[str, str, str], _KeyState] = OrderedDict()
         self.evictions = 0
+        self.now = float("-inf")  # newest event time in any score
+        self._batches = 0
+        # Entities with a firing key: [their newest event time, the batch they last scored in, their firing keys].
+        self._watched: dict[str, list] = {}
+
+    def __setstate__(self, state: dict) -> None:
+        # State saved before silent keys were resolved: each firing key counts as last scored when its
+        # anomalous run began, and is judged from its entity's next score on.
+        self.__dict__.update(state)
+        if "_watched" not in state:
+            self.now, self._batches, self._watched = float("-inf"), 0, {}
+            for key, st in self._keys.items():
+                st.last, st.gap = st.since, 0.0
+                if st.firing:
+                    self._watch(key, st.since)
 
     def observe(self, scores: list[Score]) -> list[AlertTransition]:
         threshold = self.settings.confidence_threshold
         fire_after = self.settings.fire_after
         resolve_after = self.settings.resolve_after
         out: list[AlertTransition] = []
-        keys = self._keys
-        now = self.now
+        self._batches += 1
+        batch, watched, now = self._batches, self._watched, self.now
         for s in scores:
-            if s.timestamp > now:
-                now = s.timestamp
+            t = s.timestamp
+            if t > now:
+                now = t
+            seen = watched.get(s.entity)
+            if seen is not None:
+                seen[1] = batch
+                if t > seen[0]:
+                    seen[0] = t
             key = (s.entity, s.signal, s.series)
-            st = keys.get(key)
+            st = self._keys.get(key)
             anomalous = s.confidence >= threshold
             if st is None:
                 if not anomalous:
                     continue  # nothing to remember about a quiet key
                 st = self._new_key(key)
-            else:
-                keys.move_to_end(key)  # least recently scored first, for _silent
-            st.last = s.timestamp
+            elif t > st.last:
+                st.gap = t - st.last
+            st.last = t
             if anomalous:
                 if st.anomalous_run == 0:
                     st.since = s.timestamp
@@ -80,44 +107,56 @@ class Alerting:
                     st.evidence = s.evidence
                 if not st.firing and st.anomalous_run >= fire_after:
                     st.firing = True
+                    self._watch(key, t)
                     out.append(AlertTransition(s.timestamp, *key, "firing", st.confidence, st.since, st.evidence))
             else:
                 st.quiet_run += 1
                 st.anomalous_run = 0
                 if st.firing and st.quiet_run >= resolve_after:
                     st.firing = False
+                    self._unwatch(key)
                     out.append(AlertTransition(s.timestamp, *key, "resolved", st.confidence, st.since, st.evidence))
                 if not st.firing and st.quiet_run >= resolve_after:
-                    del keys[key]
+                    del self._keys[key]
         self.now = now
         out.extend(self._silent())
         return out
 
+    def _watch(self, key: tuple[str, str, str], t: float) -> None:
+        seen = self._watched.setdefault(key[0], [t, self._batches, set()])
+        seen[2].add(key)
+
+    def _unwatch(self, key: tuple[str, str, str]) -> None:
+        seen = self._watched[key[0]]
+        seen[2].discard(key)
+        if not seen[2]:
+            del self._watched[key[0]]
+
     def _silent(self) -> list[AlertTransition]:
-        """Resolve (and forget) the keys that have had no score for twice the incident window."""
-        silence = 2 * self.settings.incident_window_seconds
-        cutoff = self.now - silence
-        keys = self._keys
+        """Resolve (and forget) the firing keys whose signal has fallen silent."""
+        window = 2 * self.settings.incident_window_seconds
         out = []
-        while keys:
-            key, st = next(iter(keys.items()))
-            last = getattr(st, "last", None)
-            if last is None:  # saved before keys knew their last score: counts as scored now
-                st.last = self.now
-                keys.move_to_end(key)
-                continue
-            if last >= cutoff:
-                break
-            del keys[key]
-            if st.firing:  # resolved as of the moment its silence became long enough, whatever the batches
-                out.append(AlertTransition(last + silence, *key, "resolved", st.confidence, st.since, st.evidence))
+        for entity, (entity_now, batch, firing) in list(self._watched.items()):
+            clock = self.now if self._batches - batch >= SILENT_BATCHES else entity_now
+            for key in list(firing):
+                st = self._keys[key]
+                quiet_for = max(window, 3 * st.gap)
+                if clock - st.last > quiet_for:
+                    del self._keys[key]
+                    self._unwatch(key)
+                    # Resolved as of the moment its silence became long enough, whatever the batches.
+                    out.append(AlertTransition(st.last + quiet_for, *key, "resolved", st.confidence, st.since,
+                                               st.evidence))
         return out
 
     def _new_key(self, key: tuple[str, str, str]) -> _KeyState:
         if len(self._keys) >= self.max_keys:
             # Prefer forgetting a key that is only counting up; a firing one goes only if all fire.
             victim = next((k for k, st in self._keys.items() if not st.firing), None)
-            del self._keys[victim if victim is not None else next(iter(self._keys))]
+            if victim is None:
+                victim = next(iter(self._keys))
+                self._unwatch(victim)
+            del self._keys[victim]
             self.evictions += 1
         st = self._keys[key] = _KeyState()
         return st

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from detector.alerting import Alerting
+from detector.alerting import SILENT_BATCHES, Alerting
 from detector.config import AlertingSettings
 from detector.records import Score
 
@@ -42,25 +42,68 @@ def test_state_is_bounded_and_firing_keys_are_kept():
     assert [k[0] for k, *_ in a.firing()] == ["real"]
 
 
-def test_a_firing_key_whose_series_falls_silent_resolves_after_twice_the_incident_window():
-    a = Alerting(AlertingSettings(confidence_threshold=0.9, fire_after=2, resolve_after=5, incident_window_seconds=600))
-    assert [t.state for t in a.observe(scores([0.99] * 3, entity="pod-a"))] == ["firing"]
-    # pod-a is gone; pod-b goes on scoring quietly every minute.
-    quiet = [Score(60.0 * i, "pod-b", "latency", 0.1, 0.1) for i in range(1, 30)]
-    out = a.observe(quiet[:19])  # up to 1140 s: not yet 1200 s past pod-a's last score
-    assert out == [] and len(a.firing()) == 1
-    out = a.observe(quiet[19:])
-    assert [(t.entity, t.state, t.timestamp) for t in out] == [("pod-a", "resolved", 1202.0)]
+def series_scores(series, confidences, start=0.0, step=60.0, entity="api"):
+    return [Score(start + step * i, entity, "latency", c, c, series=series) for i, c in enumerate(confidences)]
+
+
+def settings():
+    return AlertingSettings(confidence_threshold=0.9, fire_after=2, resolve_after=5, incident_window_seconds=600)
+
+
+def test_a_firing_series_that_falls_silent_resolves_after_twice_the_incident_window_of_its_entity():
+    a = Alerting(settings())
+    assert [t.state for t in a.observe(series_scores("pod-a", [0.99] * 3))] == ["firing"]
+    # pod-a is gone (last score at 120 s); pod-b of the same service goes on scoring quietly.
+    quiet = series_scores("pod-b", [0.1] * 30, start=60.0)
+    assert a.observe(quiet[:21]) == [] and len(a.firing()) == 1  # up to 1260 s: not yet 1200 s of silence
+    out = a.observe(quiet[21:])
+    assert [(t.series, t.state, t.timestamp) for t in out] == [("pod-a", "resolved", 1320.0)]
     assert a.firing() == []
 
 
-def test_keys_saved_before_silence_was_tracked_count_as_scored_when_restored():
+def test_a_service_that_sends_nothing_at_all_resolves_against_the_newest_time_anywhere():
+    a = Alerting(settings())
+    a.observe(series_scores("pod-a", [0.99] * 3, entity="gone"))
+    out = []
+    for i in range(SILENT_BATCHES + 1):  # another service goes on, one batch a minute
+        out += a.observe(series_scores("x", [0.1], start=180.0 + 60 * i, entity="other"))
+    assert [(t.entity, t.state) for t in out] == [("gone", "resolved")] and a.firing() == []
+
+
+def test_a_service_hours_behind_the_others_still_alerts():
+    # Its partition catches up on a backlog two hours behind the rest: judged by its own clock.
+    a = Alerting(settings())
+    out = []
+    for i in range(10):
+        out += a.observe(series_scores("p", [0.1], start=7200.0 + 60 * i, entity="ahead")
+                         + series_scores("q", [0.99], start=60.0 * i, entity="behind"))
+    assert [(t.entity, t.state) for t in out] == [("behind", "firing")]
+
+
+def test_an_hourly_series_is_not_silent_between_its_points():
+    a = Alerting(settings())
+    out = []
+    for h in range(6):
+        batch = series_scores("fast", [0.1] * 120, start=3600.0 * h, step=30.0)
+        batch += series_scores("hourly", [0.99 if h >= 2 else 0.1], start=3600.0 * h + 1)
+        out += a.observe(sorted(batch, key=lambda x: x.timestamp))
+    assert [(t.series, t.state) for t in out] == [("hourly", "firing")]
+    # Gone after its last point at 5 h: silent once three of its intervals (3 h) have passed.
+    later = [a.observe(series_scores("fast", [0.1] * 120, start=3600.0 * h, step=30.0)) for h in range(6, 10)]
+    assert [(t.series, t.state, t.timestamp) for t in sum(later, [])] == [("hourly", "resolved", 3600.0 * 8 + 1)]
+
+
+def test_state_saved_before_silence_was_tracked_restores_with_its_firing_keys():
     import pickle
 
-    a = Alerting(AlertingSettings(confidence_threshold=0.9, fire_after=2, resolve_after=5, incident_window_seconds=600))
-    a.observe(scores([0.99] * 3, entity="pod-a"))
-    old = pickle.loads(pickle.dumps(a))
-    del old._keys[("pod-a", "latency", "")].last  # as written by a version without it
-    del old.now
-    assert old.observe([Score(5000.0, "pod-b", "latency", 0.1, 0.1)]) == []
-    assert len(old.firing()) == 1  # not resolved at once: its silence counts from now
+    a = Alerting(settings())
+    a.observe(series_scores("pod-a", [0.99] * 3))
+    state = dict(a.__dict__)
+    for name in ("now", "_batches", "_watched"):  # as written by a version without them
+        del state[name]
+    old = Alerting.__new__(Alerting)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert len(old.firing()) == 1
+    assert old.observe(series_scores("pod-a", [0.99], start=180.0)) == []  # still firing, not resolved at once
+    out = old.observe(series_scores("pod-b", [0.1], start=1500.0))
+    assert [(t.series, t.state) for t in out] == [("pod-a", "resolved")]
