@@ -31,6 +31,10 @@ from detector.specs import LogModelSpec, MetricModelSpec, load_model_spec
 
 log = logging.getLogger(__name__)
 
+# How far a record's event time may run ahead of its Kafka timestamp (the producer's or the broker's
+# clock): more is a wrong clock or unit, not a record that could ever be on time.
+MAX_AHEAD_SECONDS = 3600.0
+
 
 class DeadLetter(NamedTuple):
     raw: RawRecord
@@ -182,6 +186,15 @@ class Pipeline:
                 self._dead(result, raw, str(exc), type(exc).__name__)
                 st.next_offset = raw.offset + 1
                 continue
+            if raw.timestamp is not None and records:
+                ahead = max(rec.timestamp for rec in records) - raw.timestamp
+                if ahead > MAX_AHEAD_SECONDS:
+                    # One record dated years ahead would carry the partition's event time with it:
+                    # every later record would be late, and no log window would close again.
+                    self._dead(result, raw, f"event time {ahead / 3600:.1f} h after the record's Kafka timestamp "
+                               "(a wrong clock or timestamp unit)", "FutureTimestamp")
+                    st.next_offset = raw.offset + 1
+                    continue
             self.decoded[raw.topic] += 1
             model = st.model
             drift = st.drift

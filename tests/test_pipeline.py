@@ -93,3 +93,20 @@ def test_a_model_that_fails_on_a_record_costs_that_record_and_its_series_starts_
     held = p.state("metrics", 0).model.series
     assert [e.model.detector._state()[0] for e in held.values()] == [51.0, 1.0]  # b kept, a started again
     assert p.state("metrics", 0).next_offset == 103
+
+
+def test_a_record_dated_far_after_its_kafka_timestamp_is_dead_lettered_and_log_windows_go_on_closing():
+    p = Pipeline.from_spec(spec())
+    t0 = 1e9
+    records = [RawRecord("logs", 0, i, t0 + 10 * i, b"api", log(i, t0 + 10 * i, f"request {i % 5} served").value)
+               for i in range(200)]
+    future = RawRecord("logs", 0, 200, t0 + 2000, b"api", log(200, 4_070_908_800.0, "from 2099").value)
+    later = [RawRecord("logs", 0, 201 + i, t0 + 2010 + 10 * i, b"api",
+                       log(201 + i, t0 + 2010 + 10 * i, f"request {i % 5} served").value) for i in range(100)]
+    p.process(records)
+    result = p.process([future])
+    assert [(d.raw.offset, d.kind) for d in result.dead_letters] == [(200, "FutureTimestamp")]
+    assert "after the record's Kafka timestamp" in result.dead_letters[0].reason
+    assert p.state("logs", 0).max_event_time < t0 + 3000
+    scored = p.process(later).scores
+    assert scored and max(s.timestamp for s in scored) > t0 + 2000  # windows after it still close and score
