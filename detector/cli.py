@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except DetectorError as exc:
+    except (DetectorError, OSError) as exc:  # OSError: a path that cannot be read or written
         print(f"outage-detector: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

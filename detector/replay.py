@@ -565,11 +565,14 @@ def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str 
 def file_batches(spec: PipelineSpec, path: str | Path, topic: str | None = None, partitions: int = 1,
                  batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[list[RawRecord]]:
     """RawRecord batches from a file, encoded for the pipeline input the rows belong to."""
-    lf = scan(path)
-    columns = lf.collect_schema().names()
-    encoder = RowEncoder(spec, choose_input(spec, columns, topic), partitions, default_name=Path(path).stem)
-    for df in iter_frames(lf, batch_rows):
-        yield encoder.encode(df)
+    try:
+        lf = scan(path)
+        columns = lf.collect_schema().names()
+        encoder = RowEncoder(spec, choose_input(spec, columns, topic), partitions, default_name=Path(path).stem)
+        for df in iter_frames(lf, batch_rows):
+            yield encoder.encode(df)
+    except pl.exceptions.PolarsError as exc:  # an empty file, a line that is not JSON, ...
+        raise ConfigError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
 
 
 def replay_file(spec: PipelineSpec, path: str | Path, out: str | Path, topic: str | None = None,

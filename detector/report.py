@@ -92,7 +92,12 @@ class ReplayOutput:
         templates = pl.read_parquet(templates_path) if templates_path.is_file() else None
         incidents_path = sibling(path, "incidents")
         incidents = pl.read_parquet(incidents_path) if incidents_path.is_file() else None
-        return cls(pl.scan_parquet(path), alerts, templates, path, incidents)
+        scores = pl.scan_parquet(path)
+        try:
+            scores.collect_schema()
+        except pl.exceptions.PolarsError as exc:
+            raise ConfigError(f"{path}: not the scores Parquet file of a replay ({str(exc).splitlines()[0]})") from None
+        return cls(scores, alerts, templates, path, incidents)
 
 
 # -- pieces of the page --------------------------------------------------------------------------

@@ -184,3 +184,30 @@ def test_rows_that_fit_no_single_input_are_refused_with_a_hint(tmp_path, capsys)
     metric_rows(10).write_csv(src)
     assert main(["replay", "--pipeline", str(cfg), "--input", str(src), "--output", str(tmp_path / "o.parquet")]) == 2
     assert "--topic" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("broken.jsonl", '{"timestamp": 1700000000, "message": "a"}\n{broken\n', "cannot read it"),
+    ("empty.csv", "", "cannot read it: empty CSV"),
+])
+def test_a_file_polars_cannot_read_is_a_clear_error(tmp_path, capsys, name, content, message):
+    src = tmp_path / name
+    src.write_text(content)
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    assert main(["replay", "--pipeline", str(pipeline), "--input", str(src), "--output", str(tmp_path / "o.parquet"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{name}: {message}" in err and "Traceback" not in err
+
+
+def test_bad_numbers_and_unwritable_outputs_are_clear_errors(tmp_path, capsys):
+    src = tmp_path / "m.csv"
+    metric_rows(10).write_csv(src)
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    args = ["replay", "--pipeline", str(pipeline), "--input", str(src), "--no-progress"]
+    with pytest.raises(SystemExit) as exited:
+        main(args + ["--output", str(tmp_path / "o.parquet"), "--batch-rows", "0"])
+    assert exited.value.code == 2 and "--batch-rows: must be at least 1" in capsys.readouterr().err
+    (tmp_path / "taken.parquet").mkdir()
+    assert main(args + ["--output", str(tmp_path / "taken.parquet")]) == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -96,3 +96,11 @@ def test_the_report_renders_in_headless_chromium_without_console_errors(replayed
     # Plotly drew every figure: each plot div now holds its rendered SVG.
     assert dom.count('class="main-svg"') >= 5
     assert dom.count('class="scatterlayer') >= 4 and "barlayer" in dom
+
+
+def test_a_scores_file_that_is_not_parquet_is_a_clear_error(tmp_path, capsys):
+    scores = tmp_path / "scores.csv"
+    scores.write_text("timestamp,score\n1,0.5\n")
+    assert main(["report", "--scores", str(scores), "--output", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "not the scores Parquet file of a replay" in err and "Traceback" not in err

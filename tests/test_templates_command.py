@@ -23,6 +23,7 @@ def test_templates_are_listed_from_the_checkpoint_directory_most_frequent_first(
         for i, m in enumerate(lines)
     ])
     CheckpointStore(tmp_path).save_many(dict(pipeline.partitions))
+    (tmp_path / "notes.ckpt").write_text("not a partition's checkpoint")  # passed over, not a crash
 
     assert main(["templates", "--checkpoint-dir", str(tmp_path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from detector.commands.common import add_pipeline_option, pipeline_from_args
+from detector.commands.common import add_pipeline_option, pipeline_from_args, positive_int
 
 KAFKA_PREFIX = "kafka:"
 
@@ -22,10 +22,10 @@ def add_command(sub) -> None:
                    help="a .parquet, .csv or .jsonl file, or kafka:TOPIC[,TOPIC...] to read topics of the pipeline's broker")
     p.add_argument("--output", required=True, metavar="OUT.parquet", help="where to write the scores")
     p.add_argument("--topic", help="the pipeline input the file's rows belong to (default: the one that fits)")
-    p.add_argument("--partitions", type=int, default=1,
+    p.add_argument("--partitions", type=positive_int, default=1,
                    help="spread keyed rows over this many partitions as Kafka's default partitioner does "
                    "(match the live topic to get its per-partition state)")
-    p.add_argument("--batch-rows", type=int, default=5000, help="rows per processing batch")
+    p.add_argument("--batch-rows", type=positive_int, default=5000, help="rows per processing batch")
     p.add_argument("--start", help="kafka: first record, as an ISO 8601 time, epoch seconds or offset:N")
     p.add_argument("--end", help="kafka: stop before this time or offset:N (default: the end when started)")
     p.add_argument("--bootstrap-servers", help="kafka: override the pipeline's brokers")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from detector.commands.common import positive_int
+
 
 def add_command(sub) -> None:
     p = sub.add_parser(
@@ -19,10 +21,10 @@ def add_command(sub) -> None:
     p.add_argument("--journal", type=Path, help="a tuning journal (trials.jsonl) to show")
     p.add_argument("--output", required=True, type=Path, metavar="REPORT.html")
     p.add_argument("--threshold", type=float, default=0.99, help="confidence threshold drawn and counted (default 0.99)")
-    p.add_argument("--max-series", type=int, default=8, help="series and entities plotted (most anomalous first)")
-    p.add_argument("--max-points", type=int, default=5000, help="points per plotted series (anomalies always kept)")
-    p.add_argument("--baseline-series", type=int, default=4, help="series scored by the batch baselines")
-    p.add_argument("--baseline-points", type=int, default=4000, help="points per series scored by the baselines")
+    p.add_argument("--max-series", type=positive_int, default=8, help="series and entities plotted (most anomalous first)")
+    p.add_argument("--max-points", type=positive_int, default=5000, help="points per plotted series (anomalies always kept)")
+    p.add_argument("--baseline-series", type=positive_int, default=4, help="series scored by the batch baselines")
+    p.add_argument("--baseline-points", type=positive_int, default=4000, help="points per series scored by the baselines")
     p.add_argument("--no-baselines", action="store_true", help="skip the batch baselines")
     p.set_defaults(func=run)
 

@@ -41,6 +41,8 @@ def from_checkpoints(directory: Path) -> list[dict]:
     out = []
     for path in sorted(directory.glob("*.ckpt")):
         topic, _, partition = path.stem.rpartition("-")
+        if not partition.isdigit():
+            continue  # not a partition's checkpoint (<topic>-<partition>.ckpt)
         state = store.load(topic, int(partition))
         if getattr(state, "kind", None) == "log":
             out.extend({"topic": topic, "partition": int(partition), **t} for t in state.model.templates())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from detector.commands.common import positive_int
+
 
 def add_command(sub) -> None:
     p = sub.add_parser(
@@ -23,8 +25,8 @@ def add_command(sub) -> None:
     p.add_argument("--output", type=Path,
                    help="tuned spec to write (default: models/<space name>-tuned.yaml under the working directory)")
     p.add_argument("--journal", type=Path, help="trial journal (default: <output>.trials.jsonl beside the output)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--trials", type=int,
+    p.add_argument("--jobs", type=positive_int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--trials", type=positive_int,
                    help="override the space's trial count (random search; the unchanged spec runs as one more)")
     p.add_argument("--seed", type=int, help="override the space's seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
