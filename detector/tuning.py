@@ -367,7 +367,9 @@ def _sessions(spec, data: Data) -> dict:
 
 
 def study_id(space: SearchSpace, data: Data) -> str:
-    doc = {"space": space.model_dump(mode="json"), "data": data.fingerprint()}
+    # The base spec's content too: trials journalled on an edited base spec measured another model.
+    base = load_model_spec(space.model).model_dump(mode="json")
+    doc = {"space": space.model_dump(mode="json"), "base": base, "data": data.fingerprint()}
     return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -410,8 +412,8 @@ def tune(space: SearchSpace, data: Data, journal: Path, jobs: int = 1, progress:
                 bar.set_postfix(best=best)
             bar.update(1)
 
+        _init_worker(space, data)  # here too when workers run the trials: bad arguments fail cleanly, once
         if jobs <= 1 or len(pending) <= 1:
-            _init_worker(space, data)
             for i, p in pending:
                 record(run_trial(i, p))
         else:
@@ -444,6 +446,9 @@ def write_spec(space: SearchSpace, data: Data, outcome: dict, out: Path, space_p
     best = outcome["best"]
     spec, alerting = apply(space, base, best["params"])
     doc = spec.model_dump(mode="json")
+    if space.objective == "f1":
+        # Sessions were measured grouped by this key; without it the spec would not load, or group otherwise.
+        doc["sessions"] = {**(doc.get("sessions") or {}), "key": data.session_key}
     doc["description"] = (doc.get("description") or "").strip() + (
         f" Tuned for {space.objective} ({space.method} search, {outcome['trials']} trials).")
     doc["measured"] = {
@@ -468,9 +473,12 @@ def write_spec(space: SearchSpace, data: Data, outcome: dict, out: Path, space_p
         "alerting": {**space.alerting, **alert_params} if (alert_params or space.alerting) else {},
         "study": outcome["study"],
     }
-    validate(doc, TypeAdapter(ModelSpec), str(out))  # what we write must load
+    validate(doc, TypeAdapter(ModelSpec), str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# Written by outage-detector tune: {space.objective} = {best['value']} "
               f"(unchanged spec: {outcome['baseline']['value']}). See measured / provenance.\n")
     out.write_text(header + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    from detector.pipeline import load_checked
+
+    load_checked(out, doc["kind"])  # what we wrote loads and runs, as the service will load it
     return out

@@ -95,6 +95,15 @@ def test_a_rerun_skips_the_trials_in_the_journal(nab_subset, tmp_path):
     # A changed space is another study: none of the old trials count for it.
     other = SearchSpace(**{**space.model_dump(), "seed": 2})
     assert tune(other, Data(data_dir=data, labels=labels), journal, progress=False)["ran"] == 5
+    # So is an edited base spec, at the same path: its trials measured another model.
+    base = yaml.safe_load((REPO / "models" / "metric-default.yaml").read_text())
+    base["detector"]["params"] = {"tail_quantile": 0.99}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    edited = SearchSpace(**{**space.model_dump(), "model": tmp_path / "base.yaml"})
+    assert tune(edited, Data(data_dir=data, labels=labels), journal, progress=False)["ran"] == 5
+    base["detector"]["params"] = {"tail_quantile": 0.98}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    assert tune(edited, Data(data_dir=data, labels=labels), journal, progress=False)["ran"] == 5
 
 
 def test_parallel_trials_give_the_serial_results(nab_subset, tmp_path):
@@ -179,3 +188,18 @@ def test_lead_time_is_measured_on_the_simulated_incidents_as_evaluate_incidents_
     leads = [max(r["lead_seconds"], 0.0) if r["detected"] else 0.0 for r in report["scenarios"]]
     assert base["value"] == pytest.approx(sum(leads) / len(leads), abs=0.05)
     assert base["figures"]["false_alerts_per_day"] == report["false_alerts_per_day"]
+
+
+def test_a_spec_tuned_for_session_f1_keeps_its_session_key_and_loads(data_dir, tmp_path):
+    from detector.pipeline import load_checked
+
+    hdfs = data_dir / "loghub" / "hdfs"
+    space = tmp_path / "f1.yaml"
+    space.write_text(yaml.safe_dump({"model": str(REPO / "models" / "log-default.yaml"), "objective": "f1",
+                                     "method": "grid", "params": {"model.sessions.threshold": {"values": [2.2]}}}))
+    out = tmp_path / "tuned.yaml"
+    assert main(["tune", "--space", str(space), "--log", str(hdfs / "hdfs_dev.log"),
+                 "--labels", str(hdfs / "hdfs_dev_labels.csv"), "--session-key", r"blk_-?\d+", "--jobs", "1",
+                 "--output", str(out), "--no-progress"]) == 0
+    spec = load_checked(out, "log")  # as the service loads it
+    assert spec.sessions["key"] == r"blk_-?\d+" and spec.sessions["threshold"] == 2.2
