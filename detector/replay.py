@@ -363,6 +363,9 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
                 consumer.seek(tp, first)
         consumer.pause(*[tp for tp in tps if tp not in open_tps])
         stop_offset = int(end[1]) if end and end[0] == "offset" else None
+        # A start time is looked up with offsets_for_times and checked again on each record: some
+        # Kafka-compatible brokers answer that lookup with the partition's first offset.
+        start_ms = start[1] * 1000.0 if start and start[0] == "time" else None
         # The wall clock bounds how much is read, never what a record scores.
         end_ms = end[1] * 1000.0 if end and end[0] == "time" else (None if end else time.time() * 1000.0)
         quiet = 0
@@ -384,6 +387,8 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
                         open_tps.discard(tp)
                         consumer.pause(tp)
                         break
+                    if start_ms is not None and r.timestamp is not None and 0 <= r.timestamp < start_ms:
+                        continue
                     ts = r.timestamp / 1000.0 if r.timestamp is not None and r.timestamp >= 0 else None
                     batch.append(RawRecord(r.topic, r.partition, r.offset, ts, r.key, r.value))
             if batch:

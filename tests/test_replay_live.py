@@ -109,3 +109,20 @@ def test_replay_gives_the_scores_and_alerts_the_live_service_gave(broker, tmp_pa
     replay_firing = sorted(alerts.filter(pl.col("state") == "firing").select(
         "timestamp", "entity", "signal", "series").iter_rows())
     assert [a for a in replay_firing if a[0] <= last_live[(a[1], a[2])]] == live_firing
+
+
+def test_a_start_time_bounds_a_kafka_replay_whatever_the_broker_answers_for_it(broker, tmp_path):
+    from kafka import KafkaProducer
+
+    from detector.replay import kafka_batches
+
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path)
+    topic = spec.inputs[0].topic
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    for i in range(240):  # one record a minute for four hours, timestamped so
+        producer.send(topic, key=b"k", value=b"{}", timestamp_ms=int((T0 + 60 * i) * 1000))
+    producer.flush()
+    producer.close()
+    got = [r.timestamp for batch in kafka_batches(spec.kafka, [topic], start=("time", T0 + 7200),
+                                                  end=("time", T0 + 10800)) for r in batch]
+    assert got == [T0 + 60 * i for i in range(120, 180)]
