@@ -13,7 +13,8 @@ replays in bounded memory; outputs are written as Parquet row groups while the r
   evidence as JSON);
 - ``OUT.alerts.parquet``: alert transitions (firing / resolved);
 - ``OUT.templates.parquet``: the log templates mined, with their counts (when there are log inputs);
-- ``OUT.incidents.parquet``: incident events (opened / updated / resolved).
+- ``OUT.incidents.parquet``: incident events (opened / updated / resolved);
+- ``OUT.dead_letters.parquet``: the records the live service would have dead-lettered, with the reason.
 """
 
 from __future__ import annotations
@@ -468,7 +469,11 @@ def _schemas():
         ("topic", pa.string()), ("partition", pa.int64()), ("id", pa.int64()), ("template", pa.string()),
         ("count", pa.int64()), ("first_seen", pa.float64()),
     ])
-    return scores, alerts, templates, incidents
+    dead_letters = pa.schema([
+        ("topic", pa.string()), ("partition", pa.int64()), ("offset", pa.int64()), ("error_kind", pa.string()),
+        ("error", pa.string()), ("key", pa.binary()), ("value", pa.binary()),
+    ])
+    return scores, alerts, templates, incidents, dead_letters
 
 
 def sibling(path: Path, name: str) -> Path:
@@ -486,10 +491,11 @@ class ReplayWriter:
     def __init__(self, out: str | Path, group_rows: int = 100_000):
         self.out = Path(out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        scores, alerts, self._templates_schema, incident_schema = _schemas()
+        scores, alerts, self._templates_schema, incident_schema, dead_schema = _schemas()
         self.scores = ParquetTableWriter(self.out, scores, group_rows)
         self.alerts = ParquetTableWriter(sibling(self.out, "alerts"), alerts, group_rows)
         self.incidents = ParquetTableWriter(sibling(self.out, "incidents"), incident_schema, group_rows)
+        self.dead_letters = ParquetTableWriter(sibling(self.out, "dead_letters"), dead_schema, group_rows)
 
     def write(self, result) -> None:
         scores = result.scores
@@ -508,6 +514,13 @@ class ReplayWriter:
                 "confidence": [float(t.confidence) for t in trs], "since": [t.since for t in trs],
                 "evidence": [_json(t.evidence) for t in trs],
             })
+        dead = result.dead_letters
+        if dead:  # what the live service would send to the dead-letter topic, with the record as it was
+            self.dead_letters.append({
+                "topic": [d.raw.topic for d in dead], "partition": [d.raw.partition for d in dead],
+                "offset": [d.raw.offset for d in dead], "error_kind": [d.kind for d in dead],
+                "error": [d.reason for d in dead], "key": [d.raw.key for d in dead], "value": [d.raw.value for d in dead],
+            })
         events = result.incidents
         if events:
             snaps = [e.incident for e in events]
@@ -523,6 +536,7 @@ class ReplayWriter:
         self.scores.close()
         self.alerts.close()
         self.incidents.close()
+        self.dead_letters.close()
         rows = [
             {"topic": topic, "partition": part, **t}
             for (topic, part), st in sorted(pipeline.partitions.items()) if st.kind == "log"

@@ -138,6 +138,9 @@ def test_undecodable_payloads_are_dead_lettered_and_the_rest_scored(spec, tmp_pa
     pl.DataFrame({"topic": ["metrics"] * len(payloads), "payload": payloads}).write_parquet(src)
     summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
     assert summary["dead_letters"] == 2 and summary["scores"] == 200
+    dead = pl.read_parquet(sibling(tmp_path / "out.parquet", "dead_letters"))
+    assert dead["offset"].to_list() == [100, 101] and dead["value"].to_list() == [b"{not json", b""]
+    assert all(dead["error"].str.len_chars() > 0) and set(dead["error_kind"]) == {"DecodeError"}
 
 
 def test_nab_layout_csv_replays_with_the_file_name_as_the_metric(spec, data_dir, tmp_path):
