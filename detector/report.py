@@ -406,17 +406,22 @@ def section_templates(page: Page, templates: pl.DataFrame) -> None:
 def section_alert_evaluation(page: Page, out: ReplayOutput, labels, chosen) -> None:
     firing = out.alerts.filter(pl.col("state") == "firing")
     keys = sorted({(r["entity"], r["signal"], r["series"]) for r in firing.iter_rows(named=True)} | set(chosen))
-    rows = []
+    # One row per labelled series: the alerts of all its signals (the metric's own and its drift) count
+    # together, so a labelled window is counted once.
+    groups: dict[tuple[str, str], list] = {}
     for key in keys:
-        wins = windows_for(labels, key[2], key[1], key[0])
+        groups.setdefault((key[0], key[2] or key[1]), []).append(key)
+    rows = []
+    for (entity, name), members in groups.items():
+        wins = next((w for w in (windows_for(labels, k[2], k[1], k[0]) for k in members) if w), None)
         if not wins:
             continue
-        times = sorted(firing.filter((pl.col("entity") == key[0]) & (pl.col("signal") == key[1]) &
-                                     (pl.col("series") == key[2]))["timestamp"].to_list())
+        times = sorted(t for k in members for t in firing.filter(
+            (pl.col("entity") == k[0]) & (pl.col("signal") == k[1]) & (pl.col("series") == k[2]))["timestamp"].to_list())
         hits = [next((t for t in times if w.start <= t <= w.end), None) for w in wins]
         inside = sum(1 for t in times if any(w.start <= t <= w.end for w in wins))
         leads = [w.reference - h for w, h in zip(wins, hits) if h is not None]
-        rows.append({"series": key[2] or key[1], "entity": key[0], "windows": len(wins), "found": sum(h is not None for h in hits),
+        rows.append({"series": name, "entity": entity, "windows": len(wins), "found": sum(h is not None for h in hits),
                      "alerts": len(times), "precision": inside / len(times) if times else None,
                      "recall": sum(h is not None for h in hits) / len(wins),
                      "median lead (min)": float(np.median(leads)) / 60 if leads else None})

@@ -65,6 +65,9 @@ def test_the_report_shows_series_alerts_templates_labels_baselines_and_tuning(re
         assert f"<h2>{heading}</h2>" in doc
     assert "art_daily_jumpsup" in doc and "token store unreachable" in doc
     assert "isolation_forest" in doc and "rolling_zscore" in doc and "NAB standard" in doc
+    # The file's one labelled window is counted once, however many signals of the series alerted.
+    labelled = doc[doc.index("<h2>Alerts against labels</h2>"):doc.index("<h2>Batch baselines</h2>")]
+    assert "<td class='text'>all</td><td class='text'></td><td>1</td>" in labelled
     # metric series, log entity, alert timeline, templates, tuning
     assert len(re.findall(r'class="plotly-graph-div"', doc)) == 5
 
