@@ -59,7 +59,17 @@ class LogModelSpec(Strict):
 
 ModelSpec = Annotated[Union[MetricModelSpec, LogModelSpec], Field(discriminator="kind")]
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+def _models_dir() -> Path:
+    """The default model specs: ``models/`` beside the package in a checkout or an editable install;
+    for a plain ``pip install .`` (the container image), ``models/`` in the working directory, where
+    the image copies them (specs are data, mounted over in deployments)."""
+    beside = Path(__file__).resolve().parent.parent / "models"
+    here = Path.cwd() / "models"
+    return beside if beside.is_dir() or not here.is_dir() else here
+
+
+MODELS_DIR = _models_dir()
 
 
 def load_model_spec(path: str | Path) -> MetricModelSpec | LogModelSpec:

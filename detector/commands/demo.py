@@ -9,6 +9,8 @@ alerts can be watched arriving before the customer-visible start.
 from __future__ import annotations
 
 import logging
+import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -47,29 +49,33 @@ def run(args) -> int:
     from detector.simulate import SCENARIOS
 
     setup_logging()
+    # Until the service's own handlers are in place, SIGTERM ends the demo through the cleanup below
+    # (as Ctrl-C does), so the broker it started and its state folder do not outlive it.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     broker = None
-    bootstrap = args.bootstrap_servers
-    if not bootstrap:
-        broker = EmbeddedBroker().start()
-        bootstrap = broker.bootstrap_servers
-        print(f"embedded broker on {bootstrap}", flush=True)
-    state_dir = tempfile.mkdtemp(prefix="outage-detector-demo-")
-    spec = load_pipeline(
-        None,
-        name="demo",
-        kafka={"bootstrap_servers": bootstrap, "group_id": f"outage-detector-demo-{uuid.uuid4().hex[:8]}",
-               "session_timeout_ms": 6000},
-        inputs=[
-            {"topic": "demo-logs", "kind": "log", "format": "ecs"},
-            {"topic": "demo-metrics", "kind": "metric", "format": "metric_json"},
-        ],
-        sinks={"prometheus": {"port": args.port}},
-        checkpoint={"directory": state_dir},
-    )
-    scenario = SCENARIOS[args.scenario]
-    opened: list = []  # IncidentEvents of kind "opened", in the order the service raised them
+    state_dir = None
     service = None
     try:
+        bootstrap = args.bootstrap_servers
+        if not bootstrap:
+            broker = EmbeddedBroker().start()
+            bootstrap = broker.bootstrap_servers
+            print(f"embedded broker on {bootstrap}", flush=True)
+        state_dir = tempfile.mkdtemp(prefix="outage-detector-demo-")
+        spec = load_pipeline(
+            None,
+            name="demo",
+            kafka={"bootstrap_servers": bootstrap, "group_id": f"outage-detector-demo-{uuid.uuid4().hex[:8]}",
+                   "session_timeout_ms": 6000},
+            inputs=[
+                {"topic": "demo-logs", "kind": "log", "format": "ecs"},
+                {"topic": "demo-metrics", "kind": "metric", "format": "metric_json"},
+            ],
+            sinks={"prometheus": {"port": args.port}},
+            checkpoint={"directory": state_dir},
+        )
+        scenario = SCENARIOS[args.scenario]
+        opened: list = []  # IncidentEvents of kind "opened", in the order the service raised them
         ensure_topics(spec.kafka, ["demo-logs", "demo-metrics", spec.kafka.dead_letter_topic])
         service = Service(spec, listeners=[lambda res: opened.extend(e for e in res.incidents if e.kind == "opened")])
         service.start()
@@ -92,7 +98,13 @@ def run(args) -> int:
                 time.sleep(0.1)
         if broker is not None:
             broker.stop()
+        if state_dir is not None:
+            shutil.rmtree(state_dir, ignore_errors=True)
     return 0
+
+
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _play(scenario, spec, args, service) -> dict:

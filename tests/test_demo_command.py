@@ -1,0 +1,26 @@
+"""``demo`` cleans up after itself: the broker it started and its state folder do not outlive it,
+however it ends."""
+
+from __future__ import annotations
+
+from detector.broker import EmbeddedBroker
+from detector.cli import main
+
+
+def test_a_demo_that_fails_early_stops_its_broker_and_removes_its_state(tmp_path, monkeypatch, capsys):
+    started = []
+    start = EmbeddedBroker.start
+
+    def record(self):
+        broker = start(self)
+        started.append(broker.process)
+        return broker
+
+    monkeypatch.setattr(EmbeddedBroker, "start", record)
+    state = tmp_path / "state"
+    monkeypatch.setattr("tempfile.mkdtemp", lambda prefix="": (state.mkdir(), str(state))[1])
+    monkeypatch.setenv("OUTAGE_DETECTOR_SINKS__PROMETHEUS__PORT", "not-a-port")  # fails after the broker is up
+    assert main(["demo", "--port", "0"]) == 2
+    assert "sinks.prometheus.port" in capsys.readouterr().err
+    assert len(started) == 1 and started[0].poll() is not None  # the broker process has ended
+    assert not state.exists()
