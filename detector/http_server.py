@@ -6,12 +6,15 @@ needs its own health, readiness and template endpoints beside the metrics, on on
 
 from __future__ import annotations
 
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+log = logging.getLogger(__name__)
 
 
 class StatusServer:
@@ -27,27 +30,42 @@ class StatusServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    self._send(200, generate_latest(outer.registry), CONTENT_TYPE_LATEST)
-                elif path == "/healthz":
-                    ok = outer.healthy()
-                    self._send(200 if ok else 503, b"ok\n" if ok else b"processing loop stalled\n")
-                elif path == "/readyz":
-                    ok = outer.ready()
-                    self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
-                elif path == "/templates":
-                    self._send(200, orjson.dumps(outer.templates()), "application/json")
-                else:
-                    self._send(404, b"not found; try /metrics, /healthz, /readyz or /templates\n")
+            timeout = 30  # seconds a client may sit idle: idle connections must not pile up threads
 
-            def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8"):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                try:
+                    code, body, ctype = self._answer(self.path.split("?", 1)[0])
+                except Exception:  # a failing endpoint answers 500; the server and the others go on
+                    log.exception("GET %s failed", self.path)
+                    code, body, ctype = 500, b"internal error; see the service log\n", self.TEXT
+                self._send(code, body, ctype)
+
+            def do_HEAD(self):  # noqa: N802
+                self._head_only = True
+                self.do_GET()
+
+            TEXT = "text/plain; charset=utf-8"
+
+            def _answer(self, path: str) -> tuple[int, bytes, str]:
+                if path == "/metrics":
+                    return 200, generate_latest(outer.registry), CONTENT_TYPE_LATEST
+                if path == "/healthz":
+                    ok = outer.healthy()
+                    return (200, b"ok\n", self.TEXT) if ok else (503, b"processing loop stalled\n", self.TEXT)
+                if path == "/readyz":
+                    ok = outer.ready()
+                    return (200, b"ready\n", self.TEXT) if ok else (503, b"not ready\n", self.TEXT)
+                if path == "/templates":
+                    return 200, orjson.dumps(outer.templates()), "application/json"
+                return 404, b"not found; try /metrics, /healthz, /readyz or /templates\n", self.TEXT
+
+            def _send(self, code: int, body: bytes, ctype: str):
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if not getattr(self, "_head_only", False):
+                    self.wfile.write(body)
 
             def log_message(self, fmt, *args):  # scrapes every few seconds would flood the log
                 pass

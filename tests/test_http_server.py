@@ -1,0 +1,44 @@
+"""The status endpoints answer HEAD as GET without a body, and a failing endpoint answers 500
+without taking the others down."""
+
+from __future__ import annotations
+
+import http.client
+
+from prometheus_client import CollectorRegistry, Counter
+
+from detector.broker import free_port
+from detector.http_server import StatusServer
+
+
+def request(port: int, method: str, path: str) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def test_head_is_get_without_a_body_and_a_failing_endpoint_answers_500():
+    registry = CollectorRegistry()
+    Counter("things", "Things.", registry=registry).inc()
+
+    def broken():
+        raise RuntimeError("templates unavailable")
+
+    port = free_port()
+    server = StatusServer("127.0.0.1", port, registry, healthy=lambda: True, ready=lambda: False,
+                          templates=broken).start()
+    try:
+        code, headers, body = request(port, "GET", "/metrics")
+        assert code == 200 and b"things_total 1.0" in body
+        code, head_headers, head_body = request(port, "HEAD", "/metrics")
+        assert code == 200 and head_body == b"" and head_headers["Content-Length"] == headers["Content-Length"]
+        assert request(port, "HEAD", "/readyz")[0] == 503
+        code, _, body = request(port, "GET", "/templates")
+        assert code == 500 and b"internal error" in body
+        assert request(port, "GET", "/healthz")[:1] == (200,)  # the server goes on answering
+    finally:
+        server.stop()
