@@ -152,7 +152,7 @@ class SinksSection(Section):
     prometheus: PrometheusSink = PrometheusSink()
     alertmanager: AlertmanagerSink = AlertmanagerSink()
     console: ConsoleSink = ConsoleSink()
-    alerts_topic: str | None = None
+    alerts_topic: str | None = Field(None, description="also publish incident events (JSON, keyed by entity) here")
 
 
 class CheckpointSettings(Section):

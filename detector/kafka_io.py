@@ -7,8 +7,11 @@ headers naming the error and where the record came from, so it can be inspected 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Callable, Iterable
+
+import orjson
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -120,11 +123,29 @@ class KafkaSource:
         self.consumer.close(autocommit=False)
 
 
-class DeadLetterProducer:
-    def __init__(self, settings: KafkaSettings):
-        self.topic = settings.dead_letter_topic
+class _AckedProducer:
+    """Records to one topic, made durable by ``flush`` before the offsets they follow from are committed."""
+
+    def __init__(self, settings: KafkaSettings, topic: str):
+        self.topic = topic
         self.producer = KafkaProducer(**client_config(settings), acks="all", linger_ms=20)
         self._pending = []  # futures since the last flush; checked there so no failure goes unseen
+
+    def flush(self) -> None:
+        """Block until every record sent so far is acknowledged; raises if the broker refused one."""
+        self.producer.flush()
+        pending, self._pending = self._pending, []
+        for fut in pending:
+            if fut.failed():
+                raise fut.exception
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+class DeadLetterProducer(_AckedProducer):
+    def __init__(self, settings: KafkaSettings):
+        super().__init__(settings, settings.dead_letter_topic)
 
     def send(self, raw: RawRecord, reason: str, kind: str) -> None:
         headers = [
@@ -136,16 +157,16 @@ class DeadLetterProducer:
         ]
         self._pending.append(self.producer.send(self.topic, key=raw.key, value=raw.value, headers=headers))
 
-    def flush(self) -> None:
-        """Block until every dead letter sent so far is acknowledged; raises if the broker refused one."""
-        self.producer.flush()
-        pending, self._pending = self._pending, []
-        for fut in pending:
-            if fut.failed():
-                raise fut.exception
 
-    def close(self) -> None:
-        self.producer.close()
+class IncidentTopicProducer(_AckedProducer):
+    """Incident events (opened / updated / resolved) as JSON records on ``sinks.alerts_topic``, keyed
+    by entity, for consumers other than Alertmanager (a ticketing bridge, an archive)."""
+
+    def send(self, events) -> None:
+        for ev in events:
+            inc = ev.incident
+            doc = {"kind": ev.kind, "timestamp": ev.timestamp, "incident": dataclasses.asdict(inc)}
+            self._pending.append(self.producer.send(self.topic, key=inc.entity.encode(), value=orjson.dumps(doc)))
 
 
 def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitions: int = 3) -> None:

@@ -21,7 +21,7 @@ from detector.config import PipelineSpec
 from detector.errors import KafkaUnavailable, StateError
 from detector.http_server import StatusServer
 from detector.incidents import IncidentEvent
-from detector.kafka_io import DeadLetterProducer, KafkaSource
+from detector.kafka_io import DeadLetterProducer, IncidentTopicProducer, KafkaSource
 from detector.model_reload import ModelReloader
 from detector.pipeline import Pipeline
 from detector.sinks.alertmanager import AlertmanagerPusher
@@ -54,6 +54,7 @@ class Service:
         self.last_loop = time.monotonic()
         self.source: KafkaSource | None = None
         self.dead_letters: DeadLetterProducer | None = None
+        self.incident_topic: IncidentTopicProducer | None = None
         self.console = ConsoleSink(signals=spec.sinks.console.signals) if spec.sinks.console.enabled else None
         self.prometheus = PrometheusSink(
             self.pipeline, self.lock, spec.sinks.prometheus.series_budget,
@@ -82,6 +83,8 @@ class Service:
         topics = [inp.topic for inp in self.spec.inputs]
         try:
             self.dead_letters = DeadLetterProducer(self.spec.kafka)
+            if self.spec.sinks.alerts_topic:
+                self.incident_topic = IncidentTopicProducer(self.spec.kafka, self.spec.sinks.alerts_topic)
             self.source = KafkaSource(self.spec.kafka, topics, self._on_revoked, self._on_assigned)
         except KafkaError as exc:
             self.close()
@@ -120,6 +123,9 @@ class Service:
         if self.dead_letters is not None:
             self.dead_letters.close()
             self.dead_letters = None
+        if self.incident_topic is not None:
+            self.incident_topic.close()
+            self.incident_topic = None
         if self.http is not None:
             self.http.stop()
             self.http = None
@@ -138,6 +144,8 @@ class Service:
             self.dead_letters.send(dl.raw, dl.reason, dl.kind)
         if self.alertmanager is not None:
             self.alertmanager.emit(result.incidents)
+        if self.incident_topic is not None:
+            self.incident_topic.send(result.incidents)
         if self.console is not None:
             self.console.emit(result)
         for listener in self.listeners:
@@ -170,6 +178,8 @@ class Service:
             states = {tp: self.pipeline.partitions[tp] for tp in sorted(partitions) if tp in self.pipeline.partitions}
             # Dead letters first: once the offset is committed the source record is gone for us.
             self.dead_letters.flush()
+            if self.incident_topic is not None:
+                self.incident_topic.flush()
             self.store.save_many({**states, (ENTITY_STATE, None): (self.pipeline.alerting, self.pipeline.incidents)})
             return {tp: st.next_offset for tp, st in states.items() if st.next_offset is not None}
 

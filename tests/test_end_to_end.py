@@ -9,13 +9,14 @@ import time
 import urllib.parse
 from datetime import datetime
 
+import orjson
 import pytest
 
 from kafka import KafkaProducer
 
 from detector.broker import free_port
 from detector.simulate import SCENARIOS, generate
-from tests.kafka_helpers import RunningService, pipeline_spec, scrape
+from tests.kafka_helpers import RunningService, pipeline_spec, read_all, scrape
 from tests.test_prometheus_rules import promtool, with_alertmanager
 
 pytestmark = pytest.mark.integration
@@ -65,6 +66,8 @@ def test_an_injected_incident_reaches_the_receiver_and_quiet_hours_page_nobody(
     port = free_port()
     spec = with_alertmanager(pipeline_spec(broker.bootstrap_servers, tmp_path, port=port), alertmanager.url,
                              resend_seconds=5.0)
+    alerts_topic = f"incidents-{port}"  # incident events are also published there
+    spec = spec.model_copy(update={"sinks": spec.sinks.model_copy(update={"alerts_topic": alerts_topic})})
     topics = {"log": spec.inputs[0].topic, "metric": spec.inputs[1].topic}
     prometheus = start_prometheus([f"127.0.0.1:{port}"], alertmanager.url)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=5)
@@ -76,11 +79,13 @@ def test_an_injected_incident_reaches_the_receiver_and_quiet_hours_page_nobody(
     running = RunningService(spec)
     with running as service:
         opened: list[tuple[float, float]] = []  # (monotonic time, event time) the pipeline opened it
+        events_raised: list = []
         emit = service.alertmanager.emit
 
         def record_open(events):
             opened.extend((time.monotonic(), e.timestamp) for e in events
                           if e.kind == "opened" and e.incident.entity == scenario.entity)
+            events_raised.extend(events)
             emit(events)
 
         service.alertmanager.emit = record_open
@@ -156,3 +161,9 @@ def test_an_injected_incident_reaches_the_receiver_and_quiet_hours_page_nobody(
 
     done = promtool("check", "metrics", stdin=body)
     assert done.returncode == 0, done.stdout + done.stderr
+
+    # Every incident event raised is on the alerts topic too, keyed by entity, with its evidence.
+    published = [orjson.loads(r.value) for r in read_all(broker.bootstrap_servers, alerts_topic, len(events_raised))]
+    assert [(d["kind"], d["incident"]["id"]) for d in published] == [(e.kind, e.incident.id) for e in events_raised]
+    first = next(d for d in published if d["kind"] == "opened" and d["incident"]["entity"] == scenario.entity)
+    assert first["incident"]["signals"] and (first["incident"]["series"] or first["incident"]["templates"])
