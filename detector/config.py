@@ -211,8 +211,29 @@ class PipelineSpec(BaseSettings):
         return self.model_dump(mode="json")  # SecretStr dumps as '**********'
 
 
+ENV_PREFIX = "OUTAGE_DETECTOR_"
+# Variables with the prefix that are not spec overrides: the default pipeline file, the broker binary.
+ENV_NOT_SPEC = frozenset({"OUTAGE_DETECTOR_PIPELINE", "OUTAGE_DETECTOR_BROKER_BIN"})
+
+
+def _check_environment() -> None:
+    """A variable with the prefix that names no section is a typo (one underscore where two are
+    needed, a section misspelt); ignoring it would leave the setting silently at its default. Keys
+    inside a section are checked by the schema itself."""
+    import os
+
+    sections = set(PipelineSpec.model_fields)
+    for name in os.environ:
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in ENV_NOT_SPEC:
+            section = name[len(ENV_PREFIX):].split("__", 1)[0].lower()
+            if section not in sections:
+                raise ConfigError(f"${name}: {section!r} is not a section of the pipeline spec (sections: "
+                                  f"{', '.join(sorted(sections))}; nested keys are joined with '__')")
+
+
 def load_pipeline(path: str | Path | None = None, **overrides: Any) -> PipelineSpec:
     """Load and validate a pipeline spec; relative model paths resolve against the file's folder."""
+    _check_environment()
     data: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:

@@ -130,3 +130,17 @@ def test_an_unreachable_broker_is_a_clear_error_not_a_traceback(tmp_path, capsys
     err = capsys.readouterr().err
     assert "cannot reach Kafka at 127.0.0.1:1" in err and "kafka.bootstrap_servers" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["OUTAGE_DETECTOR_SINK__PROMETHEUS__PORT", "OUTAGE_DETECTOR_KAFKA_BOOTSTRAP_SERVERS"])
+def test_a_mistyped_environment_override_is_an_error_not_ignored(monkeypatch, name):
+    monkeypatch.setenv(name, "9200")
+    with pytest.raises(ConfigError, match=rf"\${name}: .* is not a section of the pipeline spec"):
+        load_pipeline(REPO_PIPELINES / "default.yaml")
+
+
+def test_the_variables_that_are_not_overrides_are_left_alone(monkeypatch):
+    monkeypatch.setenv("OUTAGE_DETECTOR_PIPELINE", str(REPO_PIPELINES / "default.yaml"))
+    monkeypatch.setenv("OUTAGE_DETECTOR_BROKER_BIN", "/nonexistent/tansu")
+    monkeypatch.setenv("OUTAGE_DETECTOR_KAFKA__CLIENT_ID", "from-env")
+    assert load_pipeline(REPO_PIPELINES / "default.yaml").kafka.client_id == "from-env"
