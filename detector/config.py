@@ -7,6 +7,7 @@ Loaded from one YAML file in ``pipelines/``; any key can be overridden from the 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -220,8 +221,6 @@ def _check_environment() -> None:
     """A variable with the prefix that names no section is a typo (one underscore where two are
     needed, a section misspelt); ignoring it would leave the setting silently at its default. Keys
     inside a section are checked by the schema itself."""
-    import os
-
     sections = set(PipelineSpec.model_fields)
     for name in os.environ:
         if name.upper().startswith(ENV_PREFIX) and name.upper() not in ENV_NOT_SPEC:

@@ -32,19 +32,26 @@ class StatusServer:
         class Handler(BaseHTTPRequestHandler):
             timeout = 30  # seconds a client may sit idle: idle connections must not pile up threads
 
+            TEXT = "text/plain; charset=utf-8"
+
             def do_GET(self):  # noqa: N802 (http.server's naming)
+                self._respond(with_body=True)
+
+            def do_HEAD(self):  # noqa: N802
+                self._respond(with_body=False)
+
+            def _respond(self, with_body: bool) -> None:
                 try:
                     code, body, ctype = self._answer(self.path.split("?", 1)[0])
                 except Exception:  # a failing endpoint answers 500; the server and the others go on
-                    log.exception("GET %s failed", self.path)
+                    log.exception("%s %s failed", self.command, self.path)
                     code, body, ctype = 500, b"internal error; see the service log\n", self.TEXT
-                self._send(code, body, ctype)
-
-            def do_HEAD(self):  # noqa: N802
-                self._head_only = True
-                self.do_GET()
-
-            TEXT = "text/plain; charset=utf-8"
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if with_body:
+                    self.wfile.write(body)
 
             def _answer(self, path: str) -> tuple[int, bytes, str]:
                 if path == "/metrics":
@@ -58,14 +65,6 @@ class StatusServer:
                 if path == "/templates":
                     return 200, orjson.dumps(outer.templates()), "application/json"
                 return 404, b"not found; try /metrics, /healthz, /readyz or /templates\n", self.TEXT
-
-            def _send(self, code: int, body: bytes, ctype: str):
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if not getattr(self, "_head_only", False):
-                    self.wfile.write(body)
 
             def log_message(self, fmt, *args):  # scrapes every few seconds would flood the log
                 pass

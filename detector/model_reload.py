@@ -138,7 +138,6 @@ class ModelReloader:
         files = {**self.paths, **({"pipeline": self.pipeline_path} if self.pipeline_path is not None else {})}
         return {kind: _mtime(p) for kind, p in files.items()}
 
-
     def _apply(self, metric: MetricModelSpec | None, logs: LogModelSpec | None) -> list[str]:
         changed = []
         p = self.pipeline

@@ -194,12 +194,13 @@ class Service:
             self.pipeline.alerting, self.pipeline.incidents = saved
             # Thresholds and windows come from the current config, not from the checkpoint.
             self.pipeline.use_settings(self.pipeline.spec.alerting, self.pipeline.spec.incidents)
-            incidents = self.pipeline.incidents
-            log.info("restored %d open incident(s)", len(incidents.open_incidents()))
+            tracker = self.pipeline.incidents
+            still_open = tracker.open_incidents()
+            log.info("restored %d open incident(s)", len(still_open))
             if self.alertmanager is not None:
                 # Pushes from before the restart expire: incidents still open go on being pushed, so
                 # Alertmanager sees them firing until they resolve, not a resolve and then a re-page.
-                self.alertmanager.emit([IncidentEvent("updated", incidents.now, inc) for inc in incidents.open_incidents()])
+                self.alertmanager.emit([IncidentEvent("updated", tracker.now, inc) for inc in still_open])
 
     def checkpoint_and_commit(self) -> None:
         self.source.commit(self.checkpoint(self.assigned))
