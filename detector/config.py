@@ -217,17 +217,30 @@ ENV_PREFIX = "OUTAGE_DETECTOR_"
 ENV_NOT_SPEC = frozenset({"OUTAGE_DETECTOR_PIPELINE", "OUTAGE_DETECTOR_BROKER_BIN"})
 
 
+def _overrides() -> dict[str, list[str]]:
+    """The environment's spec overrides: variable name -> the key path it sets."""
+    return {name: name[len(ENV_PREFIX):].lower().split("__") for name in os.environ
+            if name.upper().startswith(ENV_PREFIX) and name.upper() not in ENV_NOT_SPEC}
+
+
 def _check_environment() -> None:
     """A variable with the prefix that names no section is a typo (one underscore where two are
     needed, a section misspelt); ignoring it would leave the setting silently at its default. Keys
     inside a section are checked by the schema itself."""
     sections = set(PipelineSpec.model_fields)
-    for name in os.environ:
-        if name.upper().startswith(ENV_PREFIX) and name.upper() not in ENV_NOT_SPEC:
-            section = name[len(ENV_PREFIX):].split("__", 1)[0].lower()
-            if section not in sections:
-                raise ConfigError(f"${name}: {section!r} is not a section of the pipeline spec (sections: "
-                                  f"{', '.join(sorted(sections))}; nested keys are joined with '__')")
+    for name, path in _overrides().items():
+        if path[0] not in sections:
+            raise ConfigError(f"${name}: {path[0]!r} is not a section of the pipeline spec (sections: "
+                              f"{', '.join(sorted(sections))}; nested keys are joined with '__')")
+
+
+def _set_by_environment(loc: tuple) -> str | None:
+    """The variable whose value a validation error at ``loc`` is about, if the environment set it."""
+    keys = [str(k).lower() for k in loc]
+    for name, path in _overrides().items():
+        if keys[:len(path)] == path:
+            return f"${name}"
+    return None
 
 
 def load_pipeline(path: str | Path | None = None, **overrides: Any) -> PipelineSpec:
@@ -244,7 +257,7 @@ def load_pipeline(path: str | Path | None = None, **overrides: Any) -> PipelineS
     try:
         spec = PipelineSpec(**data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source, _set_by_environment)) from None
     if path is not None:
         base = Path(path).resolve().parent
         models = {k: (v if v.is_absolute() else (base / v).resolve()) for k, v in spec.models.model_dump().items()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
@@ -11,11 +11,15 @@ from pydantic import TypeAdapter, ValidationError
 from detector.errors import ConfigError
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+def format_validation_error(exc: ValidationError, source: str,
+                            origin: Callable[[tuple], str | None] | None = None) -> str:
+    """One line per error, by key path; ``origin`` names where a key's value came from when that is
+    not ``source`` (an environment variable overriding the file)."""
     lines = [f"{source}: {exc.error_count()} error(s)"]
     for err in exc.errors():
         path = ".".join(str(p) for p in err["loc"]) or "<root>"
-        lines.append(f"  {path}: {err['msg']}")
+        where = origin(err["loc"]) if origin is not None else None
+        lines.append(f"  {path}: {err['msg']}" + (f" (set by {where})" if where else ""))
     return "\n".join(lines)
 
 

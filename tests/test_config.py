@@ -139,6 +139,22 @@ def test_a_mistyped_environment_override_is_an_error_not_ignored(monkeypatch, na
         load_pipeline(REPO_PIPELINES / "default.yaml")
 
 
+def test_a_bad_environment_value_is_reported_against_its_variable(monkeypatch):
+    monkeypatch.setenv("OUTAGE_DETECTOR_CHECKPOINT__INTERVAL_SECONDS", "ten")
+    with pytest.raises(ConfigError) as err:
+        load_pipeline(REPO_PIPELINES / "default.yaml")
+    assert "checkpoint.interval_seconds" in str(err.value)
+    assert "set by $OUTAGE_DETECTOR_CHECKPOINT__INTERVAL_SECONDS" in str(err.value)
+
+
+def test_a_bad_file_value_names_no_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv("OUTAGE_DETECTOR_KAFKA__CLIENT_ID", "from-env")
+    p = write(tmp_path, "checkpoint: {interval_seconds: ten}")
+    with pytest.raises(ConfigError) as err:
+        load_pipeline(p)
+    assert "checkpoint.interval_seconds" in str(err.value) and "set by" not in str(err.value)
+
+
 def test_the_variables_that_are_not_overrides_are_left_alone(monkeypatch):
     monkeypatch.setenv("OUTAGE_DETECTOR_PIPELINE", str(REPO_PIPELINES / "default.yaml"))
     monkeypatch.setenv("OUTAGE_DETECTOR_BROKER_BIN", "/nonexistent/tansu")
