@@ -211,6 +211,22 @@ class PipelineSpec(BaseSettings):
         """The resolved config as plain data with secrets masked, for printing."""
         return self.model_dump(mode="json")  # SecretStr dumps as '**********'
 
+    def pinned(self, **sections: dict[str, Any]) -> "PipelineSpec":
+        """This spec with the given keys of these sections set over the file and the environment
+        alike: what a command sets from its own flags (the demo's port, broker, consumer group and
+        state folder) must not be taken over by a variable left in the shell. The sections are
+        validated again; building them as plain models reads no environment."""
+        def merge(base: dict, new: dict) -> dict:
+            return {**base, **{k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                               for k, v in new.items()}}
+        update = {}
+        for name, values in sections.items():
+            try:
+                update[name] = type(getattr(self, name)).model_validate(merge(getattr(self, name).model_dump(), values))
+            except ValidationError as exc:
+                raise ConfigError(format_validation_error(exc, f"command line, {name}")) from None
+        return self.model_copy(update=update)
+
 
 ENV_PREFIX = "OUTAGE_DETECTOR_"
 # Variables with the prefix that are not spec overrides: the default pipeline file, the broker binary.

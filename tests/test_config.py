@@ -160,3 +160,15 @@ def test_the_variables_that_are_not_overrides_are_left_alone(monkeypatch):
     monkeypatch.setenv("OUTAGE_DETECTOR_BROKER_BIN", "/nonexistent/tansu")
     monkeypatch.setenv("OUTAGE_DETECTOR_KAFKA__CLIENT_ID", "from-env")
     assert load_pipeline(REPO_PIPELINES / "default.yaml").kafka.client_id == "from-env"
+
+
+def test_keys_a_command_pins_win_over_the_environment_and_the_rest_of_it_stays(monkeypatch, tmp_path):
+    monkeypatch.setenv("OUTAGE_DETECTOR_SINKS__PROMETHEUS__PORT", "9200")
+    monkeypatch.setenv("OUTAGE_DETECTOR_CHECKPOINT__DIRECTORY", "/var/lib/outage-detector")
+    monkeypatch.setenv("OUTAGE_DETECTOR_KAFKA__CLIENT_ID", "from-env")
+    spec = load_pipeline(None).pinned(sinks={"prometheus": {"port": 0}}, checkpoint={"directory": str(tmp_path)},
+                                      kafka={"bootstrap_servers": "127.0.0.1:19092"})
+    assert spec.sinks.prometheus.port == 0 and spec.checkpoint.directory == tmp_path
+    assert spec.kafka.bootstrap_servers == "127.0.0.1:19092" and spec.kafka.client_id == "from-env"
+    with pytest.raises(ConfigError, match=r"sinks.*\n  prometheus\.port"):
+        spec.pinned(sinks={"prometheus": {"port": "not-a-port"}})

@@ -65,12 +65,15 @@ def run(args) -> int:
         spec = load_pipeline(
             None,
             name="demo",
-            kafka={"bootstrap_servers": bootstrap, "group_id": f"outage-detector-demo-{uuid.uuid4().hex[:8]}",
-                   "session_timeout_ms": 6000},
+            kafka={"session_timeout_ms": 6000},
             inputs=[
                 {"topic": "demo-logs", "kind": "log", "format": "ecs"},
                 {"topic": "demo-metrics", "kind": "metric", "format": "metric_json"},
             ],
+        ).pinned(
+            # The environment may add settings (Kafka credentials) but not move the demo onto another
+            # broker, port, consumer group or state folder than its own.
+            kafka={"bootstrap_servers": bootstrap, "group_id": f"outage-detector-demo-{uuid.uuid4().hex[:8]}"},
             sinks={"prometheus": {"port": args.port}},
             checkpoint={"directory": state_dir},
         )
