@@ -72,7 +72,8 @@ class InputSpec(Section):
 
 
 class ModelsSection(Section):
-    """Paths of the model specs; relative paths resolve against the pipeline file's folder."""
+    """Paths of the model specs; relative paths resolve against the pipeline file's folder, or against
+    the working directory when an environment variable sets them."""
 
     metric: Path = MODELS_DIR / "metric-default.yaml"
     log: Path = MODELS_DIR / "log-default.yaml"
@@ -201,6 +202,15 @@ class PipelineSpec(BaseSettings):
         # The YAML file arrives as init kwargs; the environment must win over it.
         return (env_settings, init_settings)
 
+    def require_inputs(self) -> "PipelineSpec":
+        """The service and a replay read only the listed topics: a spec without any has nothing to do
+        (allowed to load, so that a command that sets the inputs itself, such as the demo, can start
+        from the defaults)."""
+        if not self.inputs:
+            raise ConfigError("the pipeline has no inputs: list at least one topic under 'inputs' "
+                              "(pipelines/default.yaml is a commented example)")
+        return self
+
     def input_for(self, topic: str) -> InputSpec:
         for spec in self.inputs:
             if spec.topic == topic:
@@ -254,7 +264,10 @@ def _set_by_environment(loc: tuple) -> str | None:
     """The variable whose value a validation error at ``loc`` is about, if the environment set it."""
     keys = [str(k).lower() for k in loc]
     for name, path in _overrides().items():
-        if keys[:len(path)] == path:
+        # Either way round: an error inside the variable's value, or about the container it went into
+        # (a list item set by index, ``INPUTS__0__FORMAT``, leaves ``inputs`` a mapping, not a list).
+        n = min(len(keys), len(path))
+        if n and keys[:n] == path[:n]:
             return f"${name}"
     return None
 
@@ -275,7 +288,14 @@ def load_pipeline(path: str | Path | None = None, **overrides: Any) -> PipelineS
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source, _set_by_environment)) from None
     if path is not None:
+        # A path written in the file is relative to the file; one set from the environment, to the
+        # working directory the command was started in, as any path typed in a shell.
+        from_env: set[str] = set()
+        for key in _overrides().values():
+            if key[0] == "models":  # one model (MODELS__METRIC) or the whole section as JSON
+                from_env.update(key[1:2] or ModelsSection.model_fields)
         base = Path(path).resolve().parent
-        models = {k: (v if v.is_absolute() else (base / v).resolve()) for k, v in spec.models.model_dump().items()}
+        models = {k: (v if v.is_absolute() else ((Path.cwd() if k in from_env else base) / v).resolve())
+                  for k, v in spec.models.model_dump().items()}
         spec = spec.model_copy(update={"models": ModelsSection(**models)})
     return spec

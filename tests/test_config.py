@@ -80,6 +80,13 @@ def test_check_config_on_a_bad_file_exits_2_without_traceback(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("inputs", ["", "inputs: []\n"])
+def test_check_config_refuses_a_pipeline_the_service_would_refuse_for_having_no_inputs(tmp_path, capsys, inputs):
+    p = write(tmp_path, "name: empty\n" + inputs)
+    assert main(["check-config", str(p)]) == 2
+    assert "the pipeline has no inputs" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("detector, message", [
     ({"name": "robust_seasonal", "params": {"buckets": 0}}, "buckets must be a whole number >= 1, got 0"),
     ({"name": "robust_seasonal", "params": {"alhpa": 0.01}}, "unexpected keyword argument 'alhpa'"),
@@ -147,6 +154,15 @@ def test_a_bad_environment_value_is_reported_against_its_variable(monkeypatch):
     assert "set by $OUTAGE_DETECTOR_CHECKPOINT__INTERVAL_SECONDS" in str(err.value)
 
 
+def test_a_list_is_set_from_the_environment_whole_and_an_item_set_by_index_is_named(monkeypatch):
+    monkeypatch.setenv("OUTAGE_DETECTOR_INPUTS", '[{"topic": "app-logs", "kind": "log", "format": "ecs"}]')
+    assert [i.topic for i in load_pipeline(REPO_PIPELINES / "default.yaml").inputs] == ["app-logs"]
+    monkeypatch.delenv("OUTAGE_DETECTOR_INPUTS")
+    monkeypatch.setenv("OUTAGE_DETECTOR_INPUTS__0__FORMAT", "plain")
+    with pytest.raises(ConfigError, match=r"inputs: .*\(set by \$OUTAGE_DETECTOR_INPUTS__0__FORMAT\)"):
+        load_pipeline(REPO_PIPELINES / "default.yaml")
+
+
 def test_a_bad_file_value_names_no_variable(monkeypatch, tmp_path):
     monkeypatch.setenv("OUTAGE_DETECTOR_KAFKA__CLIENT_ID", "from-env")
     p = write(tmp_path, "checkpoint: {interval_seconds: ten}")
@@ -172,3 +188,11 @@ def test_keys_a_command_pins_win_over_the_environment_and_the_rest_of_it_stays(m
     assert spec.kafka.bootstrap_servers == "127.0.0.1:19092" and spec.kafka.client_id == "from-env"
     with pytest.raises(ConfigError, match=r"sinks.*\n  prometheus\.port"):
         spec.pinned(sinks={"prometheus": {"port": "not-a-port"}})
+
+
+def test_a_model_path_from_the_environment_is_relative_to_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OUTAGE_DETECTOR_MODELS__METRIC", "mine/metric.yaml")
+    spec = load_pipeline(REPO_PIPELINES / "default.yaml")
+    assert spec.models.metric == tmp_path / "mine" / "metric.yaml"
+    assert spec.models.log.is_relative_to(REPO_PIPELINES.parent)  # still the file's own

@@ -21,7 +21,7 @@ def add_command(sub) -> None:
 
 
 def run(args) -> int:
-    spec = load_pipeline(args.file)
+    spec = load_pipeline(args.file).require_inputs()
     pipeline = Pipeline.from_spec(spec)  # builds what the service builds, so what fails there fails here
     resolved = spec.masked()
     resolved["resolved_models"] = {"metric": pipeline.metric_spec.model_dump(mode="json"),

@@ -39,11 +39,7 @@ def run(args) -> int:
     from detector.service import Service
 
     setup_logging(args.verbose)
-    spec = pipeline_from_args(args)
-    if not spec.inputs:
-        from detector.errors import ConfigError
-
-        raise ConfigError("the pipeline has no inputs: list at least one topic under 'inputs'")
+    spec = pipeline_from_args(args).require_inputs()
     service = Service(spec, pipeline_path=args.pipeline)
     install_stop_handlers(service.stop)
     install_sighup(service.reloader)
