@@ -19,6 +19,7 @@ replays in bounded memory; outputs are written as Parquet row groups while the r
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -413,10 +414,15 @@ def _start_offsets(consumer, tps, start) -> dict:
 
 
 class ParquetTableWriter:
-    """Rows appended in batches, written as row groups once ``group_rows`` are buffered."""
+    """Rows appended in batches, written as row groups once ``group_rows`` are buffered.
+
+    Rows go to a temporary file next to ``path``; :meth:`commit` renames it over ``path``, and
+    :meth:`discard` removes it, so a replay that fails leaves the previous results as they were.
+    """
 
     def __init__(self, path: Path, schema, group_rows: int = 100_000):
         self.path = path
+        self.partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         self.schema = schema
         self.group_rows = group_rows
         self._cols: dict[str, list] = {f.name: [] for f in schema}
@@ -436,7 +442,7 @@ class ParquetTableWriter:
         import pyarrow.parquet as pq
 
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+            self._writer = pq.ParquetWriter(self.partial, self.schema, compression="zstd")
         table = pa.Table.from_pydict(self._cols, schema=self.schema)
         if table.num_rows:
             self._writer.write_table(table, row_group_size=max(self.group_rows, table.num_rows))
@@ -447,6 +453,16 @@ class ParquetTableWriter:
     def close(self) -> None:
         self._write()  # also creates the file when nothing was written: an empty table is an answer
         self._writer.close()
+        self._writer = None
+
+    def commit(self) -> None:
+        os.replace(self.partial, self.path)
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.partial.unlink(missing_ok=True)
 
 
 def _schemas():
@@ -496,6 +512,7 @@ class ReplayWriter:
         self.alerts = ParquetTableWriter(sibling(self.out, "alerts"), alerts, group_rows)
         self.incidents = ParquetTableWriter(sibling(self.out, "incidents"), incident_schema, group_rows)
         self.dead_letters = ParquetTableWriter(sibling(self.out, "dead_letters"), dead_schema, group_rows)
+        self._extra: list[ParquetTableWriter] = []
 
     def write(self, result) -> None:
         scores = result.scores
@@ -533,19 +550,28 @@ class ReplayWriter:
             })
 
     def close(self, pipeline: Pipeline) -> None:
-        self.scores.close()
-        self.alerts.close()
-        self.incidents.close()
-        self.dead_letters.close()
+        """Finish every output, then put them all in place of the previous ones."""
+        tables = [self.scores, self.alerts, self.incidents, self.dead_letters]
         rows = [
             {"topic": topic, "partition": part, **t}
             for (topic, part), st in sorted(pipeline.partitions.items()) if st.kind == "log"
             for t in st.model.templates()
         ]
+        templates = sibling(self.out, "templates")
         if rows:
-            w = ParquetTableWriter(sibling(self.out, "templates"), self._templates_schema, len(rows) + 1)
+            w = ParquetTableWriter(templates, self._templates_schema, len(rows) + 1)
+            self._extra.append(w)
             w.append({f.name: [r[f.name] for r in rows] for f in self._templates_schema})
-            w.close()
+        for table in tables + self._extra:
+            table.close()
+        for table in tables + self._extra:
+            table.commit()
+        if not rows:
+            templates.unlink(missing_ok=True)  # an earlier replay's templates do not belong with these scores
+
+    def discard(self) -> None:
+        for table in (self.scores, self.alerts, self.incidents, self.dead_letters, *self._extra):
+            table.discard()
 
 
 # -- the replay itself -------------------------------------------------------------------------
@@ -569,9 +595,12 @@ def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str 
             dead += len(result.dead_letters)
             bar.update(len(batch))
         writer.write(pipeline.flush())
-    finally:
         bar.close()
         writer.close(pipeline)
+    except BaseException:
+        bar.close()
+        writer.discard()
+        raise
     elapsed = time.perf_counter() - started
     return {
         "rows": rows, "dead_letters": dead, "scores": writer.scores.rows, "alerts": writer.alerts.rows,
@@ -583,23 +612,35 @@ def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str 
 
 def file_batches(spec: PipelineSpec, path: str | Path, topic: str | None = None, partitions: int = 1,
                  batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[list[RawRecord]]:
-    """RawRecord batches from a file, encoded for the pipeline input the rows belong to."""
+    """RawRecord batches from a file, encoded for the pipeline input the rows belong to.
+
+    The file is opened and its rows matched to an input here, before the first batch is asked for,
+    so that a replay that cannot start says so before it opens any output.
+    """
     try:
         lf = scan(path)
         columns = lf.collect_schema().names()
-        encoder = RowEncoder(spec, choose_input(spec, columns, topic), partitions, default_name=Path(path).stem)
+    except pl.exceptions.PolarsError as exc:  # an empty file, a line that is not JSON, ...
+        raise ConfigError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
+    encoder = RowEncoder(spec, choose_input(spec, columns, topic), partitions, default_name=Path(path).stem)
+    return _encoded(encoder, lf, path, batch_rows)
+
+
+def _encoded(encoder: RowEncoder, lf: pl.LazyFrame, path, batch_rows: int) -> Iterator[list[RawRecord]]:
+    try:
         for df in iter_frames(lf, batch_rows):
             yield encoder.encode(df)
-    except pl.exceptions.PolarsError as exc:  # an empty file, a line that is not JSON, ...
+    except pl.exceptions.PolarsError as exc:
         raise ConfigError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
 
 
 def replay_file(spec: PipelineSpec, path: str | Path, out: str | Path, topic: str | None = None,
                 partitions: int = 1, batch_rows: int = DEFAULT_BATCH_ROWS, progress: bool = True,
                 pipeline: Pipeline | None = None) -> dict:
-    pipeline = pipeline or Pipeline.from_spec(spec)
     batches = file_batches(spec, path, topic, partitions, batch_rows)
-    return run_replay(pipeline, batches, out, count_rows(path), progress)
+    total = count_rows(path)
+    pipeline = pipeline or Pipeline.from_spec(spec)
+    return run_replay(pipeline, batches, out, total, progress)
 
 
 def replay_kafka(spec: PipelineSpec, topics: list[str], out: str | Path, start=None, end=None,

@@ -214,3 +214,21 @@ def test_bad_numbers_and_unwritable_outputs_are_clear_errors(tmp_path, capsys):
     (tmp_path / "taken.parquet").mkdir()
     assert main(args + ["--output", str(tmp_path / "taken.parquet")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad_input", ["missing.csv", "history.txt", "bad_time.csv", "no_value.csv"])
+def test_a_failed_replay_leaves_the_previous_results_as_they_were(tmp_path, capsys, bad_input):
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    good = tmp_path / "m.csv"
+    metric_rows(200).write_csv(good)
+    (tmp_path / "history.txt").write_text("timestamp,value\n1,2\n")
+    (tmp_path / "bad_time.csv").write_text("timestamp,value\n" + f"{T0},1\n" * 10 + "yesterday,1\n")
+    (tmp_path / "no_value.csv").write_text("timestamp,other\n1,2\n")
+    out = tmp_path / "out" / "scores.parquet"
+    args = ["replay", "--pipeline", str(pipeline), "--output", str(out), "--no-progress", "--batch-rows", "4"]
+    assert main(args + ["--input", str(good)]) == 0
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    assert pl.read_parquet(out).height == 200 and len(before) == 4
+    assert main(args + ["--input", str(tmp_path / bad_input)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no partial files left either
