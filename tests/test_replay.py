@@ -232,3 +232,13 @@ def test_a_failed_replay_leaves_the_previous_results_as_they_were(tmp_path, caps
     assert main(args + ["--input", str(tmp_path / bad_input)]) == 2
     assert "Traceback" not in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no partial files left either
+
+
+@pytest.mark.parametrize("topic", [[], ["--topic", "metrics"]])
+def test_replay_without_a_pipeline_says_to_pass_one(tmp_path, capsys, monkeypatch, topic):
+    monkeypatch.delenv("OUTAGE_DETECTOR_PIPELINE", raising=False)
+    src = tmp_path / "m.csv"
+    metric_rows(10).write_csv(src)
+    assert main(["replay", "--input", str(src), "--output", str(tmp_path / "o.parquet"), "--no-progress", *topic]) == 2
+    err = capsys.readouterr().err
+    assert "has no inputs" in err and "--pipeline" in err and "pipelines/default.yaml" in err

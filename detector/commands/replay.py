@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from detector.commands.common import add_pipeline_option, pipeline_from_args, positive_int
+from detector.commands.common import PIPELINE_ENV, add_pipeline_option, pipeline_from_args, positive_int
 
 KAFKA_PREFIX = "kafka:"
 
@@ -17,7 +17,8 @@ def add_command(sub) -> None:
         "write scores, confidence and alerts to Parquet (OUT.parquet, OUT.alerts.parquet and, for log "
         "inputs, OUT.templates.parquet). The same input always gives the same output.",
     )
-    add_pipeline_option(p)
+    add_pipeline_option(p, help=f"pipeline spec naming the inputs the rows belong to, e.g. pipelines/default.yaml "
+                        f"(default: ${PIPELINE_ENV}); needed, since the built-in defaults have no inputs")
     p.add_argument("--input", required=True, metavar="PATH",
                    help="a .parquet, .csv or .jsonl file, or kafka:TOPIC[,TOPIC...] to read topics of the pipeline's broker")
     p.add_argument("--output", required=True, metavar="OUT.parquet", help="where to write the scores")
