@@ -1,8 +1,8 @@
-"""Replay throughput, next to plain polars reading of the same file in the same run.
+"""Replay throughput, next to reading alone of the same file in the same run.
 
     python benchmarks/replay.py [--rows 300000] [--series 200] [--kind metric|log] [--format parquet|csv|jsonl]
 
-Writes a synthetic history file to a temporary folder, then times (1) streaming the file with polars
+Writes a synthetic history file to a temporary folder, then times (1) streaming the file as the replay reads it
 in the replay's batch size and touching every value (the baseline: what reading alone costs) and
 (2) ``replay`` of the same file through the whole pipeline to Parquet outputs. Prints one JSON
 document; ``ratio`` is replay rows/s over baseline rows/s.
@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from detector.config import load_pipeline
-from detector.replay import DEFAULT_BATCH_ROWS, iter_frames, replay_file, scan
+from detector.replay import DEFAULT_BATCH_ROWS, open_rows, replay_file
 
 T0 = 1_700_000_000.0
 
@@ -42,7 +42,7 @@ def history(kind: str, rows: int, series: int, seed: int = 0) -> pl.DataFrame:
 def read_baseline(path: Path) -> float:
     started = time.perf_counter()
     n = 0
-    for df in iter_frames(scan(path), DEFAULT_BATCH_ROWS):
+    for df, _ in open_rows(path, DEFAULT_BATCH_ROWS)[1]:
         n += len(df.rows())  # materialise the rows, as the replay must
     return n / (time.perf_counter() - started)
 

@@ -6,8 +6,9 @@ through :meth:`Pipeline.process` in batches, then :meth:`Pipeline.flush` at the 
 the wall clock on the data path, so the same input gives the same output, and the same records give
 the scores the live service gave.
 
-Files are read lazily with polars (``scan_*`` then streamed in chunks), so a file larger than memory
-replays in bounded memory; outputs are written as Parquet row groups while the replay runs:
+Files are streamed in chunks (Parquet with polars' lazy scan, JSON lines in blocks of lines read by
+polars, CSV by Python's csv reader), so a file larger than memory replays in bounded memory, and a
+line that holds no row becomes a dead letter rather than stopping the replay; outputs are written as Parquet row groups while the replay runs:
 
 - ``OUT.parquet``: one row per score (timestamp, entity, signal, series, score, confidence, value,
   evidence as JSON);
@@ -19,11 +20,14 @@ replays in bounded memory; outputs are written as Parquet row groups while the r
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import orjson
 import polars as pl
@@ -32,7 +36,7 @@ from detector.config import InputSpec, PipelineSpec
 from detector.decoders.logfmt import format_pair
 from detector.decoders.timestamps import column_to_seconds
 from detector.errors import ConfigError
-from detector.pipeline import Pipeline
+from detector.pipeline import BatchResult, DeadLetter, Pipeline
 from detector.records import RawRecord
 
 DEFAULT_BATCH_ROWS = 5_000
@@ -44,23 +48,146 @@ ENTITY_COLUMNS = ("entity", "service")
 # -- reading files -----------------------------------------------------------------------------
 
 
-def scan(path: str | Path) -> pl.LazyFrame:
-    """A lazy frame over a Parquet, CSV or JSON-lines file (chosen by suffix)."""
+class Unreadable(NamedTuple):
+    """A line of a text file that holds no row: it becomes a dead letter, and the replay goes on."""
+
+    line: int
+    text: bytes
+    reason: str
+
+
+Frames = Iterator[tuple[pl.DataFrame, list[Unreadable]]]
+
+
+def open_rows(path: str | Path, batch_rows: int) -> tuple[list[str], Frames]:
+    """The file's column names, and its rows in frames of at most ``batch_rows``, with the lines among
+    them that could not be read. Parquet, CSV or JSON lines, chosen by suffix.
+
+    CSV and JSON-lines columns are all read as text and converted where they are used (timestamps by
+    ``seconds``, values by the decoder), whatever they look like: a type guessed from the first rows
+    would fail on a later row (integers, then "1.5"), and an object guessed from the first rows would
+    drop later keys.
+    """
     path = Path(path)
     kind = FILE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise ConfigError(f"{path}: unknown input type; use one of {', '.join(sorted(FILE_SUFFIXES))}")
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
-    if kind == "parquet":
-        return pl.scan_parquet(path)
-    # Every column is read as text and converted where it is used (timestamps by ``seconds``, values
-    # by the decoder), whatever it looks like: a type guessed from the first rows would fail on a later
-    # row (integers, then "1.5"), and an object guessed from the first rows would drop later keys.
-    if kind == "csv":
-        return pl.scan_csv(path, infer_schema=False)
-    names = pl.scan_ndjson(path, infer_schema_length=None).collect_schema().names()
-    return pl.scan_ndjson(path, schema={name: pl.String for name in names})
+    try:
+        if kind == "parquet":
+            lf = pl.scan_parquet(path)
+            return lf.collect_schema().names(), ((df, []) for df in iter_frames(lf, batch_rows))
+        if kind == "csv":
+            return _csv_rows(path, batch_rows)
+        return _ndjson_rows(path, batch_rows)
+    except pl.exceptions.PolarsError as exc:
+        raise ConfigError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
+
+
+def _csv_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
+    # Python's csv reader, not polars: polars stops at the first row with too many fields, and a row
+    # that cannot be read must cost that row only, with its line number.
+    f = open(path, newline="", encoding="utf-8", errors="replace")
+    reader = csv.reader(f)
+    try:
+        header = next(reader)
+    except StopIteration:
+        f.close()
+        raise ConfigError(f"{path}: cannot read it: empty CSV") from None
+    except csv.Error as exc:
+        f.close()
+        raise ConfigError(f"{path}: cannot read it: line 1: {exc}") from None
+    width = len(header)
+    schema = {name: pl.String for name in header}
+
+    def frames() -> Frames:
+        with f:
+            rows: list[list[str]] = []
+            bad: list[Unreadable] = []
+            while True:
+                line = reader.line_num + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    bad.append(Unreadable(line, b"", f"line {line}: {exc}"))
+                    continue
+                if len(row) > width:
+                    text = ",".join(row).encode("utf-8")
+                    bad.append(Unreadable(line, text, f"line {line}: {len(row)} fields, the header has {width}"))
+                elif row:  # a blank line holds no row
+                    rows.append(row + [""] * (width - len(row)))
+                if len(rows) + len(bad) >= batch_rows:
+                    yield _csv_frame(rows, header, schema), bad
+                    rows, bad = [], []
+            if rows or bad:
+                yield _csv_frame(rows, header, schema), bad
+
+    return header, frames()
+
+
+def _csv_frame(rows: list[list[str]], header: list[str], schema: dict) -> pl.DataFrame:
+    # An empty field is a missing value, as polars reads CSV.
+    cols = zip(*rows) if rows else [()] * len(header)
+    return pl.DataFrame({name: [v or None for v in col] for name, col in zip(header, cols)}, schema=schema)
+
+
+def _line_blocks(path: Path, lines: int) -> Iterator[tuple[int, list[bytes]]]:
+    """(number of the first line, the lines) in blocks of ``lines``."""
+    with open(path, "rb") as f:
+        first = 1
+        while True:
+            block = list(itertools.islice(f, lines))
+            if not block:
+                return
+            yield first, block
+            first += len(block)
+
+
+def _ndjson_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
+    try:
+        names = pl.scan_ndjson(path, infer_schema_length=None).collect_schema().names()
+    except pl.exceptions.PolarsError:
+        # A line that is not a JSON object: learn the keys from the lines that are.
+        names = {}
+        for _, block in _line_blocks(path, batch_rows):
+            for line in block:
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(obj, dict):
+                    names.update(dict.fromkeys(obj))
+        names = list(names)
+    if not names:
+        raise ConfigError(f"{path}: cannot read it: no line holds a JSON object")
+    schema = {name: pl.String for name in names}
+
+    def frames() -> Frames:
+        for first, block in _line_blocks(path, batch_rows):
+            try:
+                yield pl.read_ndjson(io.BytesIO(b"".join(block)), schema=schema), []
+                continue
+            except pl.exceptions.PolarsError:
+                pass
+            # One bad line spoils the block for polars: read it line by line, the good lines together.
+            good, bad = [], []
+            for n, line in enumerate(block, first):
+                if not line.strip():
+                    continue
+                try:
+                    pl.read_ndjson(io.BytesIO(line), schema=schema)
+                except pl.exceptions.PolarsError as exc:
+                    text = line.rstrip(b"\r\n")
+                    bad.append(Unreadable(n, text, f"line {n}: not a JSON object: {str(exc).splitlines()[0]}"))
+                else:
+                    good.append(line if line.endswith(b"\n") else line + b"\n")
+            df = pl.read_ndjson(io.BytesIO(b"".join(good)), schema=schema) if good else pl.DataFrame(schema=schema)
+            yield df, bad
+
+    return names, frames()
 
 
 def count_rows(path: str | Path) -> int | None:
@@ -587,9 +714,12 @@ class ReplayWriter:
 # -- the replay itself -------------------------------------------------------------------------
 
 
-def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str | Path,
+def run_replay(pipeline: Pipeline, batches: Iterable[tuple[list[RawRecord], list[DeadLetter]]], out: str | Path,
                total: int | None = None, progress: bool = True) -> dict:
-    """Feed every batch through the pipeline, flush, and write the outputs. Returns a summary."""
+    """Feed every batch through the pipeline, flush, and write the outputs. Returns a summary.
+
+    Each batch comes with the dead letters of what its source could not make a record of.
+    """
     from tqdm import tqdm
 
     writer = ReplayWriter(out)
@@ -598,12 +728,14 @@ def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str 
     bar = tqdm(total=total, unit="row", unit_scale=True, file=sys.stderr, desc="replay",
                disable=None if progress else True, mininterval=0.5)
     try:
-        for batch in batches:
+        for batch, unreadable in batches:
+            if unreadable:
+                writer.write(BatchResult(dead_letters=unreadable))
             result = pipeline.process(batch)
             writer.write(result)
-            rows += len(batch)
-            dead += len(result.dead_letters)
-            bar.update(len(batch))
+            rows += len(batch) + len(unreadable)
+            dead += len(result.dead_letters) + len(unreadable)
+            bar.update(len(batch) + len(unreadable))
         writer.write(pipeline.flush())
         bar.close()
         writer.close(pipeline)
@@ -621,25 +753,25 @@ def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str 
 
 
 def file_batches(spec: PipelineSpec, path: str | Path, topic: str | None = None, partitions: int = 1,
-                 batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[list[RawRecord]]:
-    """RawRecord batches from a file, encoded for the pipeline input the rows belong to.
+                 batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[tuple[list[RawRecord], list[DeadLetter]]]:
+    """RawRecord batches from a file, encoded for the pipeline input the rows belong to, each with the
+    dead letters of the lines among them that held no row.
 
     The file is opened and its rows matched to an input here, before the first batch is asked for,
     so that a replay that cannot start says so before it opens any output.
     """
-    try:
-        lf = scan(path)
-        columns = lf.collect_schema().names()
-    except pl.exceptions.PolarsError as exc:  # an empty file, a line that is not JSON, ...
-        raise ConfigError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
+    columns, frames = open_rows(path, batch_rows)
     encoder = RowEncoder(spec, choose_input(spec, columns, topic), partitions, default_name=Path(path).stem)
-    return _encoded(encoder, lf, path, batch_rows)
+    return _encoded(encoder, frames, path)
 
 
-def _encoded(encoder: RowEncoder, lf: pl.LazyFrame, path, batch_rows: int) -> Iterator[list[RawRecord]]:
+def _encoded(encoder: RowEncoder, frames: Frames, path) -> Iterator[tuple[list[RawRecord], list[DeadLetter]]]:
+    topic = encoder.default_input.topic if encoder.default_input is not None else ""
     try:
-        for df in iter_frames(lf, batch_rows):
-            yield encoder.encode(df)
+        for df, bad in frames:
+            dead = [DeadLetter(RawRecord(topic, None, None, None, None, u.text), u.reason, "UnreadableRow")
+                    for u in bad]
+            yield encoder.encode(df), dead
     except pl.exceptions.PolarsError as exc:
         raise ConfigError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
 
@@ -661,4 +793,5 @@ def replay_kafka(spec: PipelineSpec, topics: list[str], out: str | Path, start=N
         if not any(inp.topic == topic for inp in spec.inputs):
             raise ConfigError(f"topic {topic!r} is not an input of pipeline {spec.name!r}")
     pipeline = pipeline or Pipeline.from_spec(spec)
-    return run_replay(pipeline, kafka_batches(spec.kafka, topics, start, end), out, None, progress)
+    batches = ((batch, []) for batch in kafka_batches(spec.kafka, topics, start, end))
+    return run_replay(pipeline, batches, out, None, progress)

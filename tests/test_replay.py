@@ -190,7 +190,7 @@ def test_rows_that_fit_no_single_input_are_refused_with_a_hint(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("broken.jsonl", '{"timestamp": 1700000000, "message": "a"}\n{broken\n', "cannot read it"),
+    ("broken.jsonl", '{broken\n[1, 2]\n', "cannot read it: no line holds a JSON object"),
     ("empty.csv", "", "cannot read it: empty CSV"),
 ])
 def test_a_file_polars_cannot_read_is_a_clear_error(tmp_path, capsys, name, content, message):
@@ -242,3 +242,28 @@ def test_replay_without_a_pipeline_says_to_pass_one(tmp_path, capsys, monkeypatc
     assert main(["replay", "--input", str(src), "--output", str(tmp_path / "o.parquet"), "--no-progress", *topic]) == 2
     err = capsys.readouterr().err
     assert "has no inputs" in err and "--pipeline" in err and "pipelines/default.yaml" in err
+
+
+@pytest.mark.parametrize("name, bad_line, bad_text", [
+    ("m.jsonl", "{oops", b"{oops"),
+    ("m.jsonl", "[1, 2]", b"[1, 2]"),
+    ("m.csv", f"{T0},q,1,extra", b"1700000000.0,q,1,extra"),
+])
+def test_a_line_that_holds_no_row_is_dead_lettered_with_its_number_and_the_rest_replayed(
+        spec, tmp_path, name, bad_line, bad_text):
+    good = [{"timestamp": T0 + 10 * i, "name": "q", "value": float(i % 7)} for i in range(20_000)]
+    if name.endswith(".csv"):
+        lines = ["timestamp,name,value"] + [f"{r['timestamp']},{r['name']},{r['value']}" for r in good]
+        bad_at = 12_002  # the header is line 1
+    else:
+        lines = [json.dumps(r) for r in good]
+        bad_at = 12_001
+    lines.insert(bad_at - 1, bad_line)
+    src = tmp_path / name
+    src.write_text("\n".join(lines) + "\n")
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["scores"] == 20_000 and summary["dead_letters"] == 1 and summary["rows"] == 20_001
+    assert pl.read_parquet(tmp_path / "out.parquet")["value"].to_list() == [r["value"] for r in good]
+    dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
+    assert dead["value"].to_list() == [bad_text] and dead["topic"].to_list() == ["metrics"]
+    assert dead["error"][0].startswith(f"line {bad_at}: ") and dead["error_kind"][0] == "UnreadableRow"
