@@ -35,7 +35,7 @@ import polars as pl
 from detector.config import InputSpec, PipelineSpec
 from detector.decoders.logfmt import format_pair
 from detector.decoders.timestamps import column_to_seconds
-from detector.errors import ConfigError
+from detector.errors import ConfigError, KafkaUnavailable
 from detector.pipeline import BatchResult, DeadLetter, Pipeline
 from detector.records import RawRecord
 
@@ -196,7 +196,10 @@ def count_rows(path: str | Path) -> int | None:
     if FILE_SUFFIXES.get(path.suffix.lower()) == "parquet":
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (OSError, ValueError) as exc:  # not Parquet (pyarrow's ArrowInvalid is a ValueError)
+            raise ConfigError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
     return None
 
 
@@ -294,7 +297,8 @@ class RowEncoder:
         self.default_name = default_name
         self.next_offsets: dict[tuple[str, int], int] = {}
 
-    def encode(self, df: pl.DataFrame) -> list[RawRecord]:
+    def encode(self, df: pl.DataFrame) -> tuple[list[RawRecord], list[DeadLetter]]:
+        """The rows' records, and the dead letters of rows that make none (a bad offset or labels)."""
         cols = df.columns
         n = df.height
         topics = df["topic"].cast(pl.String).to_list() if self.default_input is None else [self.default_input.topic] * n
@@ -309,12 +313,18 @@ class RowEncoder:
         else:
             values = self._encode_rows(df, topics, ts, entities)
         keys = self._keys(df, entities)
-        parts = df["partition"].cast(pl.Int64).to_list() if "partition" in cols else None
-        offsets = df["offset"].cast(pl.Int64).to_list() if "offset" in cols else None
+        problems = _row_problems(df)
+        parts = df["partition"].cast(pl.Int64, strict=False).to_list() if "partition" in cols else None
+        offsets = df["offset"].cast(pl.Int64, strict=False).to_list() if "offset" in cols else None
         out = []
+        dead = []
         next_offsets = self.next_offsets
         for i in range(n):
             topic, key = topics[i], keys[i]
+            if i in problems:  # the row as it was, for the dead letter: there is no record to show
+                row = orjson.dumps(df.row(i, named=True), default=str)
+                dead.append(DeadLetter(RawRecord(topic, None, None, ts[i], key, row), problems[i], "UnreadableRow"))
+                continue
             if parts is not None:
                 p = parts[i]
             elif key is not None and self.partitions > 1:
@@ -327,7 +337,7 @@ class RowEncoder:
                 off = next_offsets.get((topic, p), 0)
                 next_offsets[(topic, p)] = off + 1
             out.append(RawRecord(topic, p, off, ts[i], key, values[i] or b""))
-        return out
+        return out, dead
 
     def _keys(self, df: pl.DataFrame, entities: list) -> list[bytes | None]:
         if "key" in df.columns:
@@ -362,12 +372,37 @@ class RowEncoder:
         return encode_logs(inp, df, ts, entities)
 
 
+def _row_problems(df: pl.DataFrame) -> dict[int, str]:
+    """Row index -> why the row makes no record: an offset or partition that is not a whole number,
+    labels that are not a JSON object."""
+    problems = {}
+    for name in ("offset", "partition"):
+        if name in df.columns:
+            col = df[name]
+            whole = col.cast(pl.Int64, strict=False)
+            for i in (whole.is_null() | (col.cast(pl.String) == "")).arg_true().to_list():
+                problems[i] = f"column {name!r} is {col[i]!r}, not a whole number"
+    if "labels" in df.columns and df["labels"].dtype == pl.String:
+        for i, text in enumerate(df["labels"].to_list()):
+            if text and not isinstance(_labels(text), dict):
+                problems.setdefault(i, f"column 'labels' is {text!r}, not a JSON object")
+    return problems
+
+
+def _labels(text: str):
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+
+
 def _labels_column(df: pl.DataFrame) -> list[dict]:
     if "labels" not in df.columns:
         return [{} for _ in range(df.height)]
     col = df["labels"]
     if col.dtype == pl.String:
-        return [orjson.loads(v) if v else {} for v in col.to_list()]
+        # Rows whose labels are not an object are dead-lettered by ``encode``; {} only keeps them in step.
+        return [lab if v and isinstance(lab := _labels(v), dict) else {} for v in col.to_list()]
     return [{k: v for k, v in (d or {}).items() if v is not None} for d in col.to_list()]
 
 
@@ -481,25 +516,32 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
     never disturbs the live service.
     """
     from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
 
     from detector.kafka_io import client_config
 
-    consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False, group_id=None,
-                             max_poll_records=settings.max_poll_records)
+    try:
+        consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False, group_id=None,
+                                 max_poll_records=settings.max_poll_records)
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from None
     try:
         tps = []
-        for topic in topics:
-            parts = consumer.partitions_for_topic(topic)
-            if not parts:
-                raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
-            tps.extend(TopicPartition(topic, p) for p in sorted(parts))
-        consumer.assign(tps)
-        open_tps = set(tps)
-        for tp, first in _start_offsets(consumer, tps, start).items():
-            if first is None:
-                open_tps.discard(tp)  # nothing at or after the start time
-            else:
-                consumer.seek(tp, first)
+        try:
+            for topic in topics:
+                parts = consumer.partitions_for_topic(topic)
+                if not parts:
+                    raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
+                tps.extend(TopicPartition(topic, p) for p in sorted(parts))
+            consumer.assign(tps)
+            open_tps = set(tps)
+            for tp, first in _start_offsets(consumer, tps, start).items():
+                if first is None:
+                    open_tps.discard(tp)  # nothing at or after the start time
+                else:
+                    consumer.seek(tp, first)
+        except KafkaError as exc:  # the metadata or offset look-ups timed out
+            raise KafkaUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from None
         consumer.pause(*[tp for tp in tps if tp not in open_tps])
         stop_offset = int(end[1]) if end and end[0] == "offset" else None
         # A start time is looked up with offsets_for_times and checked again on each record: some
@@ -771,7 +813,8 @@ def _encoded(encoder: RowEncoder, frames: Frames, path) -> Iterator[tuple[list[R
         for df, bad in frames:
             dead = [DeadLetter(RawRecord(topic, None, None, None, None, u.text), u.reason, "UnreadableRow")
                     for u in bad]
-            yield encoder.encode(df), dead
+            records, rejected = encoder.encode(df)
+            yield records, dead + rejected
     except pl.exceptions.PolarsError as exc:
         raise ConfigError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
 
@@ -789,6 +832,8 @@ def replay_kafka(spec: PipelineSpec, topics: list[str], out: str | Path, start=N
                  progress: bool = True, pipeline: Pipeline | None = None) -> dict:
     """Replay topics of the pipeline's broker; all of them go through one pipeline, as live."""
     require_inputs(spec)
+    if not topics:
+        raise ConfigError("kafka: names no topic; use kafka:TOPIC[,TOPIC...]")
     for topic in topics:
         if not any(inp.topic == topic for inp in spec.inputs):
             raise ConfigError(f"topic {topic!r} is not an input of pipeline {spec.name!r}")

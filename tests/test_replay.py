@@ -267,3 +267,35 @@ def test_a_line_that_holds_no_row_is_dead_lettered_with_its_number_and_the_rest_
     dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
     assert dead["value"].to_list() == [bad_text] and dead["topic"].to_list() == ["metrics"]
     assert dead["error"][0].startswith(f"line {bad_at}: ") and dead["error_kind"][0] == "UnreadableRow"
+
+
+def test_inputs_that_cannot_be_replayed_are_one_paragraph_errors(tmp_path, capsys, monkeypatch):
+    import kafka
+    from kafka.errors import KafkaTimeoutError
+
+    def unreachable(*args, **kwargs):
+        raise KafkaTimeoutError("Unable to bootstrap from ['127.0.0.1:1']")
+
+    monkeypatch.setattr(kafka, "KafkaConsumer", unreachable)
+    (tmp_path / "bad.parquet").write_text("not parquet\n")
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    args = ["replay", "--pipeline", str(pipeline), "--output", str(tmp_path / "o.parquet"), "--no-progress"]
+    for source, message in ((str(tmp_path / "bad.parquet"), "bad.parquet: cannot read it"),
+                            ("kafka:", "kafka: names no topic"),
+                            ("kafka:logs", "cannot reach Kafka at 127.0.0.1:1")):
+        assert main(args + ["--input", source, "--bootstrap-servers", "127.0.0.1:1"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+
+
+def test_rows_with_bad_labels_or_offsets_are_dead_lettered(spec, tmp_path):
+    src = tmp_path / "m.csv"
+    lines = ["timestamp,name,value,labels,offset"] + [f'{T0 + i},q,{i % 5},"{{""host"": ""a""}}",{i}' for i in range(100)]
+    lines[11] = f"{T0 + 10},q,1,{{oops,10"
+    lines[21] = f'{T0 + 20},q,1,"{{""host"": ""a""}}",'
+    src.write_text("\n".join(lines) + "\n")
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["scores"] == 98 and summary["dead_letters"] == 2
+    dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
+    assert "column 'labels'" in dead["error"][0] and "column 'offset'" in dead["error"][1]
+    assert b"oops" in dead["value"][0]
