@@ -299,3 +299,18 @@ def test_rows_with_bad_labels_or_offsets_are_dead_lettered(spec, tmp_path):
     dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
     assert "column 'labels'" in dead["error"][0] and "column 'offset'" in dead["error"][1]
     assert b"oops" in dead["value"][0]
+
+
+def test_help_names_every_file_type_and_output_and_start_is_refused_for_files(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["replay", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for word in (".pq", ".ndjson", ".json)", "OUT.incidents.parquet", "OUT.dead_letters.parquet", "kafka: inputs only"):
+        assert word in text
+    src = tmp_path / "m.csv"
+    metric_rows(10).write_csv(src)
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    args = ["replay", "--pipeline", str(pipeline), "--input", str(src), "--output", str(tmp_path / "o.parquet")]
+    assert main(args + ["--start", "2026-03-01T00:00:00Z"]) == 2
+    assert "--start and --end apply to kafka: inputs only" in capsys.readouterr().err
+    assert not (tmp_path / "o.parquet").exists()
