@@ -1,8 +1,8 @@
-"""Replay throughput, next to plain polars reading of the same file in the same run.
+"""Replay throughput, next to reading alone of the same file in the same run.
 
-    python benchmarks/replay.py [--rows 300000] [--series 200] [--kind metric|log] [--format parquet|csv]
+    python benchmarks/replay.py [--rows 300000] [--series 200] [--kind metric|log] [--format parquet|csv|jsonl]
 
-Writes a synthetic history file to a temporary folder, then times (1) streaming the file with polars
+Writes a synthetic history file to a temporary folder, then times (1) streaming the file as the replay reads it
 in the replay's batch size and touching every value (the baseline: what reading alone costs) and
 (2) ``replay`` of the same file through the whole pipeline to Parquet outputs. Prints one JSON
 document; ``ratio`` is replay rows/s over baseline rows/s.
@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from detector.config import load_pipeline
-from detector.replay import DEFAULT_BATCH_ROWS, iter_frames, replay_file, scan
+from detector.replay import DEFAULT_BATCH_ROWS, open_rows, replay_file
 
 T0 = 1_700_000_000.0
 
@@ -42,7 +42,7 @@ def history(kind: str, rows: int, series: int, seed: int = 0) -> pl.DataFrame:
 def read_baseline(path: Path) -> float:
     started = time.perf_counter()
     n = 0
-    for df in iter_frames(scan(path), DEFAULT_BATCH_ROWS):
+    for df, _ in open_rows(path, DEFAULT_BATCH_ROWS)[1]:
         n += len(df.rows())  # materialise the rows, as the replay must
     return n / (time.perf_counter() - started)
 
@@ -52,14 +52,14 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=300_000)
     ap.add_argument("--series", type=int, default=200)
     ap.add_argument("--kind", choices=("metric", "log"), default="metric")
-    ap.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    ap.add_argument("--format", choices=("parquet", "csv", "jsonl"), default="parquet")
     args = ap.parse_args()
     spec = load_pipeline(None, inputs=[{"topic": "logs", "kind": "log", "format": "ecs"},
                                        {"topic": "metrics", "kind": "metric", "format": "metric_json"}])
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / f"history.{args.format}"
         df = history(args.kind, args.rows, args.series)
-        df.write_parquet(src) if args.format == "parquet" else df.write_csv(src)
+        {"parquet": df.write_parquet, "csv": df.write_csv, "jsonl": df.write_ndjson}[args.format](src)
         del df
         baseline = read_baseline(src)
         summary = replay_file(spec, src, Path(tmp) / "out.parquet", progress=False)

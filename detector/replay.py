@@ -6,8 +6,9 @@ through :meth:`Pipeline.process` in batches, then :meth:`Pipeline.flush` at the 
 the wall clock on the data path, so the same input gives the same output, and the same records give
 the scores the live service gave.
 
-Files are read lazily with polars (``scan_*`` then streamed in chunks), so a file larger than memory
-replays in bounded memory; outputs are written as Parquet row groups while the replay runs:
+Files are streamed in chunks (Parquet with polars' lazy scan, JSON lines in blocks of lines read by
+polars, CSV by Python's csv reader), so a file larger than memory replays in bounded memory, and a
+line that holds no row becomes a dead letter rather than stopping the replay; outputs are written as Parquet row groups while the replay runs:
 
 - ``OUT.parquet``: one row per score (timestamp, entity, signal, series, score, confidence, value,
   evidence as JSON);
@@ -19,10 +20,14 @@ replays in bounded memory; outputs are written as Parquet row groups while the r
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import orjson
 import polars as pl
@@ -30,8 +35,8 @@ import polars as pl
 from detector.config import InputSpec, PipelineSpec
 from detector.decoders.logfmt import format_pair
 from detector.decoders.timestamps import column_to_seconds
-from detector.errors import ConfigError
-from detector.pipeline import Pipeline
+from detector.errors import ConfigError, KafkaUnavailable
+from detector.pipeline import BatchResult, DeadLetter, Pipeline
 from detector.records import RawRecord
 
 DEFAULT_BATCH_ROWS = 5_000
@@ -43,23 +48,146 @@ ENTITY_COLUMNS = ("entity", "service")
 # -- reading files -----------------------------------------------------------------------------
 
 
-def scan(path: str | Path) -> pl.LazyFrame:
-    """A lazy frame over a Parquet, CSV or JSON-lines file (chosen by suffix)."""
+class Unreadable(NamedTuple):
+    """A line of a text file that holds no row: it becomes a dead letter, and the replay goes on."""
+
+    line: int
+    text: bytes
+    reason: str
+
+
+Frames = Iterator[tuple[pl.DataFrame, list[Unreadable]]]
+
+
+def open_rows(path: str | Path, batch_rows: int) -> tuple[list[str], Frames]:
+    """The file's column names, and its rows in frames of at most ``batch_rows``, with the lines among
+    them that could not be read. Parquet, CSV or JSON lines, chosen by suffix.
+
+    CSV and JSON-lines columns are all read as text and converted where they are used (timestamps by
+    ``seconds``, values by the decoder), whatever they look like: a type guessed from the first rows
+    would fail on a later row (integers, then "1.5"), and an object guessed from the first rows would
+    drop later keys.
+    """
     path = Path(path)
     kind = FILE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise ConfigError(f"{path}: unknown input type; use one of {', '.join(sorted(FILE_SUFFIXES))}")
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
-    if kind == "parquet":
-        return pl.scan_parquet(path)
-    # Every column is read as text and converted where it is used (timestamps by ``seconds``, values
-    # by the decoder), whatever it looks like: a type guessed from the first rows would fail on a later
-    # row (integers, then "1.5"), and an object guessed from the first rows would drop later keys.
-    if kind == "csv":
-        return pl.scan_csv(path, infer_schema=False)
-    names = pl.scan_ndjson(path, infer_schema_length=None).collect_schema().names()
-    return pl.scan_ndjson(path, schema={name: pl.String for name in names})
+    try:
+        if kind == "parquet":
+            lf = pl.scan_parquet(path)
+            return lf.collect_schema().names(), ((df, []) for df in iter_frames(lf, batch_rows))
+        if kind == "csv":
+            return _csv_rows(path, batch_rows)
+        return _ndjson_rows(path, batch_rows)
+    except pl.exceptions.PolarsError as exc:
+        raise ConfigError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
+
+
+def _csv_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
+    # Python's csv reader, not polars: polars stops at the first row with too many fields, and a row
+    # that cannot be read must cost that row only, with its line number.
+    f = open(path, newline="", encoding="utf-8", errors="replace")
+    reader = csv.reader(f)
+    try:
+        header = next(reader)
+    except StopIteration:
+        f.close()
+        raise ConfigError(f"{path}: cannot read it: empty CSV") from None
+    except csv.Error as exc:
+        f.close()
+        raise ConfigError(f"{path}: cannot read it: line 1: {exc}") from None
+    width = len(header)
+    schema = {name: pl.String for name in header}
+
+    def frames() -> Frames:
+        with f:
+            rows: list[list[str]] = []
+            bad: list[Unreadable] = []
+            while True:
+                line = reader.line_num + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    bad.append(Unreadable(line, b"", f"line {line}: {exc}"))
+                    continue
+                if len(row) > width:
+                    text = ",".join(row).encode("utf-8")
+                    bad.append(Unreadable(line, text, f"line {line}: {len(row)} fields, the header has {width}"))
+                elif row:  # a blank line holds no row
+                    rows.append(row + [""] * (width - len(row)))
+                if len(rows) + len(bad) >= batch_rows:
+                    yield _csv_frame(rows, header, schema), bad
+                    rows, bad = [], []
+            if rows or bad:
+                yield _csv_frame(rows, header, schema), bad
+
+    return header, frames()
+
+
+def _csv_frame(rows: list[list[str]], header: list[str], schema: dict) -> pl.DataFrame:
+    # An empty field is a missing value, as polars reads CSV.
+    cols = zip(*rows) if rows else [()] * len(header)
+    return pl.DataFrame({name: [v or None for v in col] for name, col in zip(header, cols)}, schema=schema)
+
+
+def _line_blocks(path: Path, lines: int) -> Iterator[tuple[int, list[bytes]]]:
+    """(number of the first line, the lines) in blocks of ``lines``."""
+    with open(path, "rb") as f:
+        first = 1
+        while True:
+            block = list(itertools.islice(f, lines))
+            if not block:
+                return
+            yield first, block
+            first += len(block)
+
+
+def _ndjson_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
+    try:
+        names = pl.scan_ndjson(path, infer_schema_length=None).collect_schema().names()
+    except pl.exceptions.PolarsError:
+        # A line that is not a JSON object: learn the keys from the lines that are.
+        names = {}
+        for _, block in _line_blocks(path, batch_rows):
+            for line in block:
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(obj, dict):
+                    names.update(dict.fromkeys(obj))
+        names = list(names)
+    if not names:
+        raise ConfigError(f"{path}: cannot read it: no line holds a JSON object")
+    schema = {name: pl.String for name in names}
+
+    def frames() -> Frames:
+        for first, block in _line_blocks(path, batch_rows):
+            try:
+                yield pl.read_ndjson(io.BytesIO(b"".join(block)), schema=schema), []
+                continue
+            except pl.exceptions.PolarsError:
+                pass
+            # One bad line spoils the block for polars: read it line by line, the good lines together.
+            good, bad = [], []
+            for n, line in enumerate(block, first):
+                if not line.strip():
+                    continue
+                try:
+                    pl.read_ndjson(io.BytesIO(line), schema=schema)
+                except pl.exceptions.PolarsError as exc:
+                    text = line.rstrip(b"\r\n")
+                    bad.append(Unreadable(n, text, f"line {n}: not a JSON object: {str(exc).splitlines()[0]}"))
+                else:
+                    good.append(line if line.endswith(b"\n") else line + b"\n")
+            df = pl.read_ndjson(io.BytesIO(b"".join(good)), schema=schema) if good else pl.DataFrame(schema=schema)
+            yield df, bad
+
+    return names, frames()
 
 
 def count_rows(path: str | Path) -> int | None:
@@ -68,7 +196,10 @@ def count_rows(path: str | Path) -> int | None:
     if FILE_SUFFIXES.get(path.suffix.lower()) == "parquet":
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (OSError, ValueError) as exc:  # not Parquet (pyarrow's ArrowInvalid is a ValueError)
+            raise ConfigError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
     return None
 
 
@@ -114,6 +245,7 @@ def infer_kind(columns: list[str]) -> str | None:
 
 def choose_input(spec: PipelineSpec, columns: list[str], topic: str | None) -> InputSpec | None:
     """The pipeline input the rows belong to; None when a ``topic`` column names it per row."""
+    require_inputs(spec)
     if topic is not None:
         try:
             return spec.input_for(topic)
@@ -127,6 +259,15 @@ def choose_input(spec: PipelineSpec, columns: list[str], topic: str | None) -> I
         names = ", ".join(i.topic for i in fitting) or "none"
         raise ConfigError(f"the rows fit {len(fitting)} inputs of pipeline {spec.name!r} ({names}); name one with --topic")
     return fitting[0]
+
+
+def require_inputs(spec: PipelineSpec) -> None:
+    """Replay needs the pipeline's inputs; the built-in defaults have none, so say what to pass."""
+    if not spec.inputs:
+        raise ConfigError(
+            f"pipeline {spec.name!r} has no inputs, so no rows can be replayed through it; pass --pipeline "
+            "SPEC.yaml (or set $OUTAGE_DETECTOR_PIPELINE) naming the inputs, as pipelines/default.yaml does"
+        )
 
 
 def murmur2_partition(key: bytes, partitions: int) -> int:
@@ -156,7 +297,8 @@ class RowEncoder:
         self.default_name = default_name
         self.next_offsets: dict[tuple[str, int], int] = {}
 
-    def encode(self, df: pl.DataFrame) -> list[RawRecord]:
+    def encode(self, df: pl.DataFrame) -> tuple[list[RawRecord], list[DeadLetter]]:
+        """The rows' records, and the dead letters of rows that make none (a bad offset or labels)."""
         cols = df.columns
         n = df.height
         topics = df["topic"].cast(pl.String).to_list() if self.default_input is None else [self.default_input.topic] * n
@@ -171,12 +313,18 @@ class RowEncoder:
         else:
             values = self._encode_rows(df, topics, ts, entities)
         keys = self._keys(df, entities)
-        parts = df["partition"].cast(pl.Int64).to_list() if "partition" in cols else None
-        offsets = df["offset"].cast(pl.Int64).to_list() if "offset" in cols else None
+        problems = _row_problems(df)
+        parts = df["partition"].cast(pl.Int64, strict=False).to_list() if "partition" in cols else None
+        offsets = df["offset"].cast(pl.Int64, strict=False).to_list() if "offset" in cols else None
         out = []
+        dead = []
         next_offsets = self.next_offsets
         for i in range(n):
             topic, key = topics[i], keys[i]
+            if i in problems:  # the row as it was, for the dead letter: there is no record to show
+                row = orjson.dumps(df.row(i, named=True), default=str)
+                dead.append(DeadLetter(RawRecord(topic, None, None, ts[i], key, row), problems[i], "UnreadableRow"))
+                continue
             if parts is not None:
                 p = parts[i]
             elif key is not None and self.partitions > 1:
@@ -189,7 +337,7 @@ class RowEncoder:
                 off = next_offsets.get((topic, p), 0)
                 next_offsets[(topic, p)] = off + 1
             out.append(RawRecord(topic, p, off, ts[i], key, values[i] or b""))
-        return out
+        return out, dead
 
     def _keys(self, df: pl.DataFrame, entities: list) -> list[bytes | None]:
         if "key" in df.columns:
@@ -224,12 +372,37 @@ class RowEncoder:
         return encode_logs(inp, df, ts, entities)
 
 
+def _row_problems(df: pl.DataFrame) -> dict[int, str]:
+    """Row index -> why the row makes no record: an offset or partition that is not a whole number,
+    labels that are not a JSON object."""
+    problems = {}
+    for name in ("offset", "partition"):
+        if name in df.columns:
+            col = df[name]
+            whole = col.cast(pl.Int64, strict=False)
+            for i in (whole.is_null() | (col.cast(pl.String) == "")).arg_true().to_list():
+                problems[i] = f"column {name!r} is {col[i]!r}, not a whole number"
+    if "labels" in df.columns and df["labels"].dtype == pl.String:
+        for i, text in enumerate(df["labels"].to_list()):
+            if text and not isinstance(_labels(text), dict):
+                problems.setdefault(i, f"column 'labels' is {text!r}, not a JSON object")
+    return problems
+
+
+def _labels(text: str):
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+
+
 def _labels_column(df: pl.DataFrame) -> list[dict]:
     if "labels" not in df.columns:
         return [{} for _ in range(df.height)]
     col = df["labels"]
     if col.dtype == pl.String:
-        return [orjson.loads(v) if v else {} for v in col.to_list()]
+        # Rows whose labels are not an object are dead-lettered by ``encode``; {} only keeps them in step.
+        return [lab if v and isinstance(lab := _labels(v), dict) else {} for v in col.to_list()]
     return [{k: v for k, v in (d or {}).items() if v is not None} for d in col.to_list()]
 
 
@@ -343,25 +516,32 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
     never disturbs the live service.
     """
     from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
 
     from detector.kafka_io import client_config
 
-    consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False, group_id=None,
-                             max_poll_records=settings.max_poll_records)
+    try:
+        consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False, group_id=None,
+                                 max_poll_records=settings.max_poll_records)
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from None
     try:
         tps = []
-        for topic in topics:
-            parts = consumer.partitions_for_topic(topic)
-            if not parts:
-                raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
-            tps.extend(TopicPartition(topic, p) for p in sorted(parts))
-        consumer.assign(tps)
-        open_tps = set(tps)
-        for tp, first in _start_offsets(consumer, tps, start).items():
-            if first is None:
-                open_tps.discard(tp)  # nothing at or after the start time
-            else:
-                consumer.seek(tp, first)
+        try:
+            for topic in topics:
+                parts = consumer.partitions_for_topic(topic)
+                if not parts:
+                    raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
+                tps.extend(TopicPartition(topic, p) for p in sorted(parts))
+            consumer.assign(tps)
+            open_tps = set(tps)
+            for tp, first in _start_offsets(consumer, tps, start).items():
+                if first is None:
+                    open_tps.discard(tp)  # nothing at or after the start time
+                else:
+                    consumer.seek(tp, first)
+        except KafkaError as exc:  # the metadata or offset look-ups timed out
+            raise KafkaUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from None
         consumer.pause(*[tp for tp in tps if tp not in open_tps])
         stop_offset = int(end[1]) if end and end[0] == "offset" else None
         # A start time is looked up with offsets_for_times and checked again on each record: some
@@ -413,10 +593,15 @@ def _start_offsets(consumer, tps, start) -> dict:
 
 
 class ParquetTableWriter:
-    """Rows appended in batches, written as row groups once ``group_rows`` are buffered."""
+    """Rows appended in batches, written as row groups once ``group_rows`` are buffered.
+
+    Rows go to a temporary file next to ``path``; :meth:`commit` renames it over ``path``, and
+    :meth:`discard` removes it, so a replay that fails leaves the previous results as they were.
+    """
 
     def __init__(self, path: Path, schema, group_rows: int = 100_000):
         self.path = path
+        self.partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         self.schema = schema
         self.group_rows = group_rows
         self._cols: dict[str, list] = {f.name: [] for f in schema}
@@ -436,7 +621,7 @@ class ParquetTableWriter:
         import pyarrow.parquet as pq
 
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+            self._writer = pq.ParquetWriter(self.partial, self.schema, compression="zstd")
         table = pa.Table.from_pydict(self._cols, schema=self.schema)
         if table.num_rows:
             self._writer.write_table(table, row_group_size=max(self.group_rows, table.num_rows))
@@ -447,6 +632,16 @@ class ParquetTableWriter:
     def close(self) -> None:
         self._write()  # also creates the file when nothing was written: an empty table is an answer
         self._writer.close()
+        self._writer = None
+
+    def commit(self) -> None:
+        os.replace(self.partial, self.path)
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.partial.unlink(missing_ok=True)
 
 
 def _schemas():
@@ -496,6 +691,7 @@ class ReplayWriter:
         self.alerts = ParquetTableWriter(sibling(self.out, "alerts"), alerts, group_rows)
         self.incidents = ParquetTableWriter(sibling(self.out, "incidents"), incident_schema, group_rows)
         self.dead_letters = ParquetTableWriter(sibling(self.out, "dead_letters"), dead_schema, group_rows)
+        self._extra: list[ParquetTableWriter] = []
 
     def write(self, result) -> None:
         scores = result.scores
@@ -533,27 +729,39 @@ class ReplayWriter:
             })
 
     def close(self, pipeline: Pipeline) -> None:
-        self.scores.close()
-        self.alerts.close()
-        self.incidents.close()
-        self.dead_letters.close()
+        """Finish every output, then put them all in place of the previous ones."""
+        tables = [self.scores, self.alerts, self.incidents, self.dead_letters]
         rows = [
             {"topic": topic, "partition": part, **t}
             for (topic, part), st in sorted(pipeline.partitions.items()) if st.kind == "log"
             for t in st.model.templates()
         ]
+        templates = sibling(self.out, "templates")
         if rows:
-            w = ParquetTableWriter(sibling(self.out, "templates"), self._templates_schema, len(rows) + 1)
+            w = ParquetTableWriter(templates, self._templates_schema, len(rows) + 1)
+            self._extra.append(w)
             w.append({f.name: [r[f.name] for r in rows] for f in self._templates_schema})
-            w.close()
+        for table in tables + self._extra:
+            table.close()
+        for table in tables + self._extra:
+            table.commit()
+        if not rows:
+            templates.unlink(missing_ok=True)  # an earlier replay's templates do not belong with these scores
+
+    def discard(self) -> None:
+        for table in (self.scores, self.alerts, self.incidents, self.dead_letters, *self._extra):
+            table.discard()
 
 
 # -- the replay itself -------------------------------------------------------------------------
 
 
-def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str | Path,
+def run_replay(pipeline: Pipeline, batches: Iterable[tuple[list[RawRecord], list[DeadLetter]]], out: str | Path,
                total: int | None = None, progress: bool = True) -> dict:
-    """Feed every batch through the pipeline, flush, and write the outputs. Returns a summary."""
+    """Feed every batch through the pipeline, flush, and write the outputs. Returns a summary.
+
+    Each batch comes with the dead letters of what its source could not make a record of.
+    """
     from tqdm import tqdm
 
     writer = ReplayWriter(out)
@@ -562,16 +770,21 @@ def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str 
     bar = tqdm(total=total, unit="row", unit_scale=True, file=sys.stderr, desc="replay",
                disable=None if progress else True, mininterval=0.5)
     try:
-        for batch in batches:
+        for batch, unreadable in batches:
+            if unreadable:
+                writer.write(BatchResult(dead_letters=unreadable))
             result = pipeline.process(batch)
             writer.write(result)
-            rows += len(batch)
-            dead += len(result.dead_letters)
-            bar.update(len(batch))
+            rows += len(batch) + len(unreadable)
+            dead += len(result.dead_letters) + len(unreadable)
+            bar.update(len(batch) + len(unreadable))
         writer.write(pipeline.flush())
-    finally:
         bar.close()
         writer.close(pipeline)
+    except BaseException:
+        bar.close()
+        writer.discard()
+        raise
     elapsed = time.perf_counter() - started
     return {
         "rows": rows, "dead_letters": dead, "scores": writer.scores.rows, "alerts": writer.alerts.rows,
@@ -582,31 +795,48 @@ def run_replay(pipeline: Pipeline, batches: Iterable[list[RawRecord]], out: str 
 
 
 def file_batches(spec: PipelineSpec, path: str | Path, topic: str | None = None, partitions: int = 1,
-                 batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[list[RawRecord]]:
-    """RawRecord batches from a file, encoded for the pipeline input the rows belong to."""
+                 batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[tuple[list[RawRecord], list[DeadLetter]]]:
+    """RawRecord batches from a file, encoded for the pipeline input the rows belong to, each with the
+    dead letters of the lines among them that held no row.
+
+    The file is opened and its rows matched to an input here, before the first batch is asked for,
+    so that a replay that cannot start says so before it opens any output.
+    """
+    columns, frames = open_rows(path, batch_rows)
+    encoder = RowEncoder(spec, choose_input(spec, columns, topic), partitions, default_name=Path(path).stem)
+    return _encoded(encoder, frames, path)
+
+
+def _encoded(encoder: RowEncoder, frames: Frames, path) -> Iterator[tuple[list[RawRecord], list[DeadLetter]]]:
+    topic = encoder.default_input.topic if encoder.default_input is not None else ""
     try:
-        lf = scan(path)
-        columns = lf.collect_schema().names()
-        encoder = RowEncoder(spec, choose_input(spec, columns, topic), partitions, default_name=Path(path).stem)
-        for df in iter_frames(lf, batch_rows):
-            yield encoder.encode(df)
-    except pl.exceptions.PolarsError as exc:  # an empty file, a line that is not JSON, ...
+        for df, bad in frames:
+            dead = [DeadLetter(RawRecord(topic, None, None, None, None, u.text), u.reason, "UnreadableRow")
+                    for u in bad]
+            records, rejected = encoder.encode(df)
+            yield records, dead + rejected
+    except pl.exceptions.PolarsError as exc:
         raise ConfigError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
 
 
 def replay_file(spec: PipelineSpec, path: str | Path, out: str | Path, topic: str | None = None,
                 partitions: int = 1, batch_rows: int = DEFAULT_BATCH_ROWS, progress: bool = True,
                 pipeline: Pipeline | None = None) -> dict:
-    pipeline = pipeline or Pipeline.from_spec(spec)
     batches = file_batches(spec, path, topic, partitions, batch_rows)
-    return run_replay(pipeline, batches, out, count_rows(path), progress)
+    total = count_rows(path)
+    pipeline = pipeline or Pipeline.from_spec(spec)
+    return run_replay(pipeline, batches, out, total, progress)
 
 
 def replay_kafka(spec: PipelineSpec, topics: list[str], out: str | Path, start=None, end=None,
                  progress: bool = True, pipeline: Pipeline | None = None) -> dict:
     """Replay topics of the pipeline's broker; all of them go through one pipeline, as live."""
+    require_inputs(spec)
+    if not topics:
+        raise ConfigError("kafka: names no topic; use kafka:TOPIC[,TOPIC...]")
     for topic in topics:
         if not any(inp.topic == topic for inp in spec.inputs):
             raise ConfigError(f"topic {topic!r} is not an input of pipeline {spec.name!r}")
     pipeline = pipeline or Pipeline.from_spec(spec)
-    return run_replay(pipeline, kafka_batches(spec.kafka, topics, start, end), out, None, progress)
+    batches = ((batch, []) for batch in kafka_batches(spec.kafka, topics, start, end))
+    return run_replay(pipeline, batches, out, None, progress)

@@ -190,7 +190,7 @@ def test_rows_that_fit_no_single_input_are_refused_with_a_hint(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("broken.jsonl", '{"timestamp": 1700000000, "message": "a"}\n{broken\n', "cannot read it"),
+    ("broken.jsonl", '{broken\n[1, 2]\n', "cannot read it: no line holds a JSON object"),
     ("empty.csv", "", "cannot read it: empty CSV"),
 ])
 def test_a_file_polars_cannot_read_is_a_clear_error(tmp_path, capsys, name, content, message):
@@ -214,3 +214,103 @@ def test_bad_numbers_and_unwritable_outputs_are_clear_errors(tmp_path, capsys):
     (tmp_path / "taken.parquet").mkdir()
     assert main(args + ["--output", str(tmp_path / "taken.parquet")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad_input", ["missing.csv", "history.txt", "bad_time.csv", "no_value.csv"])
+def test_a_failed_replay_leaves_the_previous_results_as_they_were(tmp_path, capsys, bad_input):
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    good = tmp_path / "m.csv"
+    metric_rows(200).write_csv(good)
+    (tmp_path / "history.txt").write_text("timestamp,value\n1,2\n")
+    (tmp_path / "bad_time.csv").write_text("timestamp,value\n" + f"{T0},1\n" * 10 + "yesterday,1\n")
+    (tmp_path / "no_value.csv").write_text("timestamp,other\n1,2\n")
+    out = tmp_path / "out" / "scores.parquet"
+    args = ["replay", "--pipeline", str(pipeline), "--output", str(out), "--no-progress", "--batch-rows", "4"]
+    assert main(args + ["--input", str(good)]) == 0
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    assert pl.read_parquet(out).height == 200 and len(before) == 4
+    assert main(args + ["--input", str(tmp_path / bad_input)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no partial files left either
+
+
+@pytest.mark.parametrize("topic", [[], ["--topic", "metrics"]])
+def test_replay_without_a_pipeline_says_to_pass_one(tmp_path, capsys, monkeypatch, topic):
+    monkeypatch.delenv("OUTAGE_DETECTOR_PIPELINE", raising=False)
+    src = tmp_path / "m.csv"
+    metric_rows(10).write_csv(src)
+    assert main(["replay", "--input", str(src), "--output", str(tmp_path / "o.parquet"), "--no-progress", *topic]) == 2
+    err = capsys.readouterr().err
+    assert "has no inputs" in err and "--pipeline" in err and "pipelines/default.yaml" in err
+
+
+@pytest.mark.parametrize("name, bad_line, bad_text", [
+    ("m.jsonl", "{oops", b"{oops"),
+    ("m.jsonl", "[1, 2]", b"[1, 2]"),
+    ("m.csv", f"{T0},q,1,extra", b"1700000000.0,q,1,extra"),
+])
+def test_a_line_that_holds_no_row_is_dead_lettered_with_its_number_and_the_rest_replayed(
+        spec, tmp_path, name, bad_line, bad_text):
+    good = [{"timestamp": T0 + 10 * i, "name": "q", "value": float(i % 7)} for i in range(20_000)]
+    if name.endswith(".csv"):
+        lines = ["timestamp,name,value"] + [f"{r['timestamp']},{r['name']},{r['value']}" for r in good]
+        bad_at = 12_002  # the header is line 1
+    else:
+        lines = [json.dumps(r) for r in good]
+        bad_at = 12_001
+    lines.insert(bad_at - 1, bad_line)
+    src = tmp_path / name
+    src.write_text("\n".join(lines) + "\n")
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["scores"] == 20_000 and summary["dead_letters"] == 1 and summary["rows"] == 20_001
+    assert pl.read_parquet(tmp_path / "out.parquet")["value"].to_list() == [r["value"] for r in good]
+    dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
+    assert dead["value"].to_list() == [bad_text] and dead["topic"].to_list() == ["metrics"]
+    assert dead["error"][0].startswith(f"line {bad_at}: ") and dead["error_kind"][0] == "UnreadableRow"
+
+
+def test_inputs_that_cannot_be_replayed_are_one_paragraph_errors(tmp_path, capsys, monkeypatch):
+    import kafka
+    from kafka.errors import KafkaTimeoutError
+
+    def unreachable(*args, **kwargs):
+        raise KafkaTimeoutError("Unable to bootstrap from ['127.0.0.1:1']")
+
+    monkeypatch.setattr(kafka, "KafkaConsumer", unreachable)
+    (tmp_path / "bad.parquet").write_text("not parquet\n")
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    args = ["replay", "--pipeline", str(pipeline), "--output", str(tmp_path / "o.parquet"), "--no-progress"]
+    for source, message in ((str(tmp_path / "bad.parquet"), "bad.parquet: cannot read it"),
+                            ("kafka:", "kafka: names no topic"),
+                            ("kafka:logs", "cannot reach Kafka at 127.0.0.1:1")):
+        assert main(args + ["--input", source, "--bootstrap-servers", "127.0.0.1:1"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+
+
+def test_rows_with_bad_labels_or_offsets_are_dead_lettered(spec, tmp_path):
+    src = tmp_path / "m.csv"
+    lines = ["timestamp,name,value,labels,offset"] + [f'{T0 + i},q,{i % 5},"{{""host"": ""a""}}",{i}' for i in range(100)]
+    lines[11] = f"{T0 + 10},q,1,{{oops,10"
+    lines[21] = f'{T0 + 20},q,1,"{{""host"": ""a""}}",'
+    src.write_text("\n".join(lines) + "\n")
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["scores"] == 98 and summary["dead_letters"] == 2
+    dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
+    assert "column 'labels'" in dead["error"][0] and "column 'offset'" in dead["error"][1]
+    assert b"oops" in dead["value"][0]
+
+
+def test_help_names_every_file_type_and_output_and_start_is_refused_for_files(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["replay", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for word in (".pq", ".ndjson", ".json)", "OUT.incidents.parquet", "OUT.dead_letters.parquet", "kafka: inputs only"):
+        assert word in text
+    src = tmp_path / "m.csv"
+    metric_rows(10).write_csv(src)
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    args = ["replay", "--pipeline", str(pipeline), "--input", str(src), "--output", str(tmp_path / "o.parquet")]
+    assert main(args + ["--start", "2026-03-01T00:00:00Z"]) == 2
+    assert "--start and --end apply to kafka: inputs only" in capsys.readouterr().err
+    assert not (tmp_path / "o.parquet").exists()

@@ -50,7 +50,7 @@ def test_replay_gives_the_scores_and_alerts_the_live_service_gave(broker, tmp_pa
     # What the producers sent: the structured rows, encoded as the inputs' formats, keyed by service.
     sent = []
     for inp, df in ((log_input, logs), (metric_input, metrics)):
-        raws = RowEncoder(spec, inp, partitions=2).encode(df)
+        raws = RowEncoder(spec, inp, partitions=2).encode(df)[0]
         per_partition = produce(broker.bootstrap_servers, inp.topic, [(r.key, r.value) for r in raws])
         # Kafka's default partitioner put each record where the replay's partitioner says it goes.
         assert per_partition == pl.Series([r.partition for r in raws]).value_counts().pipe(

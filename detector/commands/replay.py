@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from detector.commands.common import add_pipeline_option, pipeline_from_args, positive_int
+from detector.commands.common import PIPELINE_ENV, add_pipeline_option, pipeline_from_args, positive_int
+from detector.errors import ConfigError
 
 KAFKA_PREFIX = "kafka:"
 
@@ -14,20 +15,23 @@ def add_command(sub) -> None:
         "replay",
         help="replay history (Parquet, CSV, JSON lines or a Kafka topic) and write scores and alerts",
         description="Replay history through exactly the path the live service runs, in event time, and "
-        "write scores, confidence and alerts to Parquet (OUT.parquet, OUT.alerts.parquet and, for log "
-        "inputs, OUT.templates.parquet). The same input always gives the same output.",
+        "write scores, confidence and alerts to Parquet: OUT.parquet (scores), OUT.alerts.parquet, "
+        "OUT.incidents.parquet, OUT.dead_letters.parquet and, for log inputs, OUT.templates.parquet. They "
+        "replace earlier results only when the replay succeeds. The same input always gives the same output.",
     )
-    add_pipeline_option(p)
+    add_pipeline_option(p, help=f"pipeline spec naming the inputs the rows belong to, e.g. pipelines/default.yaml "
+                        f"(default: ${PIPELINE_ENV}); needed, since the built-in defaults have no inputs")
     p.add_argument("--input", required=True, metavar="PATH",
-                   help="a .parquet, .csv or .jsonl file, or kafka:TOPIC[,TOPIC...] to read topics of the pipeline's broker")
+                   help="a Parquet (.parquet, .pq), CSV (.csv) or JSON-lines (.jsonl, .ndjson, .json) file, "
+                   "or kafka:TOPIC[,TOPIC...] to read topics of the pipeline's broker")
     p.add_argument("--output", required=True, metavar="OUT.parquet", help="where to write the scores")
     p.add_argument("--topic", help="the pipeline input the file's rows belong to (default: the one that fits)")
     p.add_argument("--partitions", type=positive_int, default=1,
                    help="spread keyed rows over this many partitions as Kafka's default partitioner does "
                    "(match the live topic to get its per-partition state)")
     p.add_argument("--batch-rows", type=positive_int, default=5000, help="rows per processing batch")
-    p.add_argument("--start", help="kafka: first record, as an ISO 8601 time, epoch seconds or offset:N")
-    p.add_argument("--end", help="kafka: stop before this time or offset:N (default: the end when started)")
+    p.add_argument("--start", help="kafka: inputs only: first record, as an ISO 8601 time, epoch seconds or offset:N")
+    p.add_argument("--end", help="kafka: inputs only: stop before this time or offset:N (default: the end when started)")
     p.add_argument("--bootstrap-servers", help="kafka: override the pipeline's brokers")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
@@ -45,6 +49,9 @@ def run(args) -> int:
         summary = replay.replay_kafka(spec, topics, args.output,
                                       replay.parse_bound(args.start), replay.parse_bound(args.end), progress)
     else:
+        if args.start is not None or args.end is not None:
+            # Said rather than ignored: a file is replayed whole; cut it to the span wanted first.
+            raise ConfigError("--start and --end apply to kafka: inputs only; a file is replayed whole")
         summary = replay.replay_file(spec, args.input, args.output, args.topic, args.partitions,
                                      args.batch_rows, progress)
     print(json.dumps(summary))
