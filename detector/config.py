@@ -207,8 +207,9 @@ class PipelineSpec(BaseSettings):
         (allowed to load, so that a command that sets the inputs itself, such as the demo, can start
         from the defaults)."""
         if not self.inputs:
-            raise ConfigError("the pipeline has no inputs: list at least one topic under 'inputs' "
-                              "(pipelines/default.yaml is a commented example)")
+            raise ConfigError(f"pipeline {self.name!r} has no inputs: list at least one topic under 'inputs', "
+                              "as pipelines/default.yaml does (the built-in defaults, used without --pipeline "
+                              "or $OUTAGE_DETECTOR_PIPELINE, have none)")
         return self
 
     def input_for(self, topic: str) -> InputSpec:

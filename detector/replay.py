@@ -245,7 +245,7 @@ def infer_kind(columns: list[str]) -> str | None:
 
 def choose_input(spec: PipelineSpec, columns: list[str], topic: str | None) -> InputSpec | None:
     """The pipeline input the rows belong to; None when a ``topic`` column names it per row."""
-    require_inputs(spec)
+    spec.require_inputs()
     if topic is not None:
         try:
             return spec.input_for(topic)
@@ -259,15 +259,6 @@ def choose_input(spec: PipelineSpec, columns: list[str], topic: str | None) -> I
         names = ", ".join(i.topic for i in fitting) or "none"
         raise ConfigError(f"the rows fit {len(fitting)} inputs of pipeline {spec.name!r} ({names}); name one with --topic")
     return fitting[0]
-
-
-def require_inputs(spec: PipelineSpec) -> None:
-    """Replay needs the pipeline's inputs; the built-in defaults have none, so say what to pass."""
-    if not spec.inputs:
-        raise ConfigError(
-            f"pipeline {spec.name!r} has no inputs, so no rows can be replayed through it; pass --pipeline "
-            "SPEC.yaml (or set $OUTAGE_DETECTOR_PIPELINE) naming the inputs, as pipelines/default.yaml does"
-        )
 
 
 def murmur2_partition(key: bytes, partitions: int) -> int:
@@ -831,7 +822,7 @@ def replay_file(spec: PipelineSpec, path: str | Path, out: str | Path, topic: st
 def replay_kafka(spec: PipelineSpec, topics: list[str], out: str | Path, start=None, end=None,
                  progress: bool = True, pipeline: Pipeline | None = None) -> dict:
     """Replay topics of the pipeline's broker; all of them go through one pipeline, as live."""
-    require_inputs(spec)
+    spec.require_inputs()
     if not topics:
         raise ConfigError("kafka: names no topic; use kafka:TOPIC[,TOPIC...]")
     for topic in topics:

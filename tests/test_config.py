@@ -84,7 +84,7 @@ def test_check_config_on_a_bad_file_exits_2_without_traceback(tmp_path, capsys):
 def test_check_config_refuses_a_pipeline_the_service_would_refuse_for_having_no_inputs(tmp_path, capsys, inputs):
     p = write(tmp_path, "name: empty\n" + inputs)
     assert main(["check-config", str(p)]) == 2
-    assert "the pipeline has no inputs" in capsys.readouterr().err
+    assert "pipeline 'empty' has no inputs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("detector, message", [
