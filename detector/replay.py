@@ -99,6 +99,10 @@ def _csv_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
         f.close()
         raise ConfigError(f"{path}: cannot read it: line 1: {exc}") from None
     width = len(header)
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:  # one column would silently replace the other
+        f.close()
+        raise ConfigError(f"{path}: cannot read it: the header names {', '.join(map(repr, twice))} more than once")
     schema = {name: pl.String for name in header}
 
     def frames() -> Frames:

@@ -278,9 +278,11 @@ def test_inputs_that_cannot_be_replayed_are_one_paragraph_errors(tmp_path, capsy
 
     monkeypatch.setattr(kafka, "KafkaConsumer", unreachable)
     (tmp_path / "bad.parquet").write_text("not parquet\n")
+    (tmp_path / "twice.csv").write_text("timestamp,value,value\n1700000000,1,2\n")
     pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
     args = ["replay", "--pipeline", str(pipeline), "--output", str(tmp_path / "o.parquet"), "--no-progress"]
     for source, message in ((str(tmp_path / "bad.parquet"), "bad.parquet: cannot read it"),
+                            (str(tmp_path / "twice.csv"), "the header names 'value' more than once"),
                             ("kafka:", "kafka: names no topic"),
                             ("kafka:logs", "cannot reach Kafka at 127.0.0.1:1")):
         assert main(args + ["--input", source, "--bootstrap-servers", "127.0.0.1:1"]) == 2
