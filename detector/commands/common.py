@@ -11,12 +11,12 @@ from detector.config import PipelineSpec, load_pipeline
 PIPELINE_ENV = "OUTAGE_DETECTOR_PIPELINE"
 
 
-def add_pipeline_option(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+def add_pipeline_option(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
     parser.add_argument(
         "--pipeline",
         metavar="SPEC.yaml",
         default=os.environ.get(PIPELINE_ENV),
-        help=help or f"pipeline spec (default: ${PIPELINE_ENV}, else built-in defaults)",
+        help=help_text or f"pipeline spec (default: ${PIPELINE_ENV}, else built-in defaults)",
     )
 
 

@@ -19,7 +19,7 @@ def add_command(sub) -> None:
         "OUT.incidents.parquet, OUT.dead_letters.parquet and, for log inputs, OUT.templates.parquet. They "
         "replace earlier results only when the replay succeeds. The same input always gives the same output.",
     )
-    add_pipeline_option(p, help=f"pipeline spec naming the inputs the rows belong to, e.g. pipelines/default.yaml "
+    add_pipeline_option(p, help_text=f"pipeline spec naming the inputs the rows belong to, e.g. pipelines/default.yaml "
                         f"(default: ${PIPELINE_ENV}); needed, since the built-in defaults have no inputs")
     p.add_argument("--input", required=True, metavar="PATH",
                    help="a Parquet (.parquet, .pq), CSV (.csv) or JSON-lines (.jsonl, .ndjson, .json) file, "
