@@ -160,10 +160,25 @@ def test_a_bad_space_is_refused_with_its_key(tmp_path, capsys):
 
 def test_a_trial_with_an_invalid_parameter_is_recorded_as_failed_not_fatal(nab_subset, tmp_path):
     data, labels = nab_subset
-    space = load_space(write_space(tmp_path, trials=2, params={"model.detector.params.no_such_knob": {"values": [1]}}))
+    space = load_space(write_space(tmp_path, method="grid",
+                                   params={"model.detector.params.alpha": {"values": [0.05, "lots"]}}))
     outcome = tune(space, Data(data_dir=data, labels=labels), tmp_path / "t.jsonl", progress=False)
-    assert outcome["failed"] == 2 and outcome["best"]["index"] == 0
-    assert "no_such_knob" in json.loads((tmp_path / "t.jsonl").read_text().splitlines()[-1])["error"]
+    assert outcome["failed"] == 1 and outcome["trials"] == 3
+    errors = {e["params"].get("model.detector.params.alpha"): e["error"]
+              for e in map(json.loads, (tmp_path / "t.jsonl").read_text().splitlines())}
+    assert errors[0.05] is None and "alpha must be in" in errors["lots"]
+
+
+def test_when_every_changed_trial_fails_no_spec_is_written_and_the_first_failure_is_named(nab_subset, tmp_path,
+                                                                                           capsys):
+    data, labels = nab_subset
+    space = write_space(tmp_path, trials=2, params={"model.detector.params.no_such_knob": {"low": 0.01, "high": 0.1}})
+    out = tmp_path / "tuned.yaml"
+    assert main(["tune", "--space", str(space), "--data-dir", str(data), "--labels", str(labels),
+                 "--output", str(out), "--jobs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "all 2 trials of the search space failed" in err and "no_such_knob" in err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "models" / "spaces").glob("*.yaml")), ids=lambda p: p.name)
