@@ -218,3 +218,14 @@ def test_a_spec_tuned_for_session_f1_keeps_its_session_key_and_loads(data_dir, t
                  "--output", str(out), "--no-progress"]) == 0
     spec = load_checked(out, "log")  # as the service loads it
     assert spec.sessions["key"] == r"blk_-?\d+" and spec.sessions["threshold"] == 2.2
+
+
+def test_lead_time_uses_the_pipeline_named_by_the_environment(tmp_path, monkeypatch, capsys):
+    space = write_space(tmp_path, objective="lead_time", hours=2, trials=1, scenarios=["error_burst_after_deploy"],
+                        params={"alerting.fire_after": {"values": [2]}})
+    missing = tmp_path / "missing-pipeline.yaml"
+    monkeypatch.setenv("OUTAGE_DETECTOR_PIPELINE", str(missing))
+    assert main(["tune", "--space", str(space), "--output", str(tmp_path / "t.yaml"), "--jobs", "1",
+                 "--no-progress"]) == 2
+    assert str(missing) in capsys.readouterr().err
+    assert not (tmp_path / "t.yaml").exists()
