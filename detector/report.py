@@ -22,6 +22,8 @@ from detector.errors import ConfigError
 from detector.replay import sibling
 
 LOG_SIGNALS = ("log_template_rate", "log_error_ratio", "log_session")
+SCORE_COLUMNS = ("timestamp", "entity", "signal", "series", "score", "confidence", "value")
+LABEL_COLUMNS = ("key", "start", "end", "reference")  # of a labels CSV; reference is optional
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -39,7 +41,7 @@ class Window:
 
 
 def load_labels(path: str | Path) -> dict[str, list[Window]]:
-    """Label windows per key: NAB's ``{"<key>": [[start, end], ...]}`` JSON, or a CSV with columns
+    """Label windows per key: NAB's ``{"<key>": [[start, end], ...]}`` JSON, or a CSV whose header is
     ``key,start,end[,reference]``. ``reference`` (default: the start) is what lead time counts to."""
     from detector.decoders.timestamps import parse_timestamp
 
@@ -47,9 +49,18 @@ def load_labels(path: str | Path) -> dict[str, list[Window]]:
     try:
         if path.suffix.lower() == ".json":
             raw = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict) or not all(isinstance(ws, list) and all(isinstance(w, list) for w in ws)
+                                                    for ws in raw.values()):
+                raise ValueError('expected an object of window lists, {"<key>": [[start, end], ...]}, as NAB\'s '
+                                 f"combined_windows.json; the file holds {_json_shape(raw)}")
             rows = [(k, *w) for k, ws in raw.items() for w in ws]
         else:
-            rows = pl.read_csv(path, infer_schema=False).rows()
+            frame = pl.read_csv(path, infer_schema=False)
+            # Without the header, polars would take the first window for column names and drop it.
+            if tuple(frame.columns[:3]) != LABEL_COLUMNS[:3] or not set(frame.columns) <= set(LABEL_COLUMNS):
+                raise ValueError("a labels CSV starts with the header line key,start,end (optionally ,reference); "
+                                 f"its first line is {','.join(frame.columns)!r}")
+            rows = frame.select(c for c in LABEL_COLUMNS if c in frame.columns).rows()
         out: dict[str, list[Window]] = {}
         for key, start, end, *rest in rows:
             s, e = parse_timestamp(str(start)), parse_timestamp(str(end))
@@ -58,6 +69,12 @@ def load_labels(path: str | Path) -> dict[str, list[Window]]:
         return out
     except (OSError, ValueError, TypeError, pl.exceptions.PolarsError) as exc:
         raise ConfigError(f"{path}: cannot read label windows: {exc}") from None
+
+
+def _json_shape(raw) -> str:
+    if isinstance(raw, dict):
+        return "an object whose values are not all lists of [start, end] windows"
+    return f"a JSON {type(raw).__name__}".replace(" str", " string").replace(" NoneType", " null")
 
 
 def windows_for(labels: dict[str, list[Window]], *names: str) -> list[Window]:
@@ -94,9 +111,15 @@ class ReplayOutput:
         incidents = pl.read_parquet(incidents_path) if incidents_path.is_file() else None
         scores = pl.scan_parquet(path)
         try:
-            scores.collect_schema()
+            columns = scores.collect_schema().names()
         except pl.exceptions.PolarsError as exc:
             raise ConfigError(f"{path}: not the scores Parquet file of a replay ({str(exc).splitlines()[0]})") from None
+        missing = [c for c in SCORE_COLUMNS if c not in columns]
+        if missing:
+            # Most often a sibling (OUT.alerts.parquet, ...) given instead of OUT.parquet itself.
+            raise ConfigError(f"{path}: not the scores Parquet file of a replay: it lacks the column(s) "
+                              f"{', '.join(missing)} (a scores file has {', '.join(SCORE_COLUMNS)}); pass the "
+                              "OUT.parquet that replay wrote, not one of its .alerts/.templates/.incidents siblings")
         return cls(scores, alerts, templates, path, incidents)
 
 

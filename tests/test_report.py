@@ -141,3 +141,46 @@ def test_label_windows_after_the_replayed_data_are_not_counted_as_missed(data_di
     for c in cells:  # windows, found, ..., recall, median lead: the same on both rows
         assert c[2] == "1" and c[3] == "1" and c[6] == "1"
     assert cells[1][7] == cells[0][7] != "-"  # the all row has its median lead too
+
+
+def test_a_replay_sibling_given_as_scores_is_a_clear_error_naming_the_columns(data_dir, tmp_path, capsys):
+    scores = _replay_nab_slice(data_dir, tmp_path, "realTweets/Twitter_volume_AAPL.csv", 300)
+    alerts = tmp_path / "scores.alerts.parquet"
+    assert alerts.is_file()
+    assert main(["report", "--scores", str(alerts), "--output", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "lacks the column(s) score, value" in err and "Traceback" not in err
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("list.json", '[["2015-02-27 00:00:00", "2015-02-27 10:00:00"]]', "the file holds a JSON list"),
+    ("flat.json", '{"Twitter_volume_AAPL": ["2015-02-27 00:00:00", "2015-02-27 10:00:00"]}',
+     "not all lists of [start, end] windows"),
+    # Without the header line the first window would silently become the column names.
+    ("two_rows_no_header.csv", "Twitter_volume_AAPL,2015-02-27 00:00:00,2015-02-27 10:00:00\n"
+                               "Twitter_volume_AAPL,2015-03-01 00:00:00,2015-03-01 10:00:00\n",
+     "starts with the header line key,start,end"),
+    ("one_row_no_header.csv", "Twitter_volume_AAPL,2015-02-27 00:00:00,2015-02-27 10:00:00\n",
+     "starts with the header line key,start,end"),
+])
+def test_labels_of_the_wrong_shape_are_a_clear_error(data_dir, tmp_path, capsys, name, content, expected):
+    scores = _replay_nab_slice(data_dir, tmp_path, "realTweets/Twitter_volume_AAPL.csv", 300)
+    labels = tmp_path / name
+    labels.write_text(content)
+    assert main(["report", "--scores", str(scores), "--labels", str(labels), "--output", str(tmp_path / "r.html"),
+                 "--no-baselines"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "cannot read label windows" in err and "Traceback" not in err
+
+
+def test_a_labels_csv_with_its_header_keeps_every_window(data_dir, tmp_path):
+    scores = _replay_nab_slice(data_dir, tmp_path, "realTweets/Twitter_volume_AAPL.csv", 1500)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("key,start,end\nTwitter_volume_AAPL,2015-02-27 00:00:00,2015-02-27 10:00:00\n"
+                      "Twitter_volume_AAPL,2015-03-01 00:00:00,2015-03-01 10:00:00\n")
+    out = tmp_path / "r.html"
+    assert main(["report", "--scores", str(scores), "--labels", str(labels), "--output", str(out),
+                 "--no-baselines"]) == 0
+    labelled = _section(out.read_text(encoding="utf-8"), "Alerts against labels")
+    assert "<td class='text'>all</td><td class='text'></td><td>2</td>" in labelled

@@ -16,8 +16,11 @@ def add_command(sub) -> None:
         "baselines (IsolationForest, rolling z-score) on the same series; and tuning results. One HTML file "
         "that needs no network.",
     )
-    p.add_argument("--scores", required=True, type=Path, metavar="OUT.parquet", help="scores written by replay")
-    p.add_argument("--labels", type=Path, help="label windows: NAB combined_windows.json, or CSV key,start,end[,reference]")
+    p.add_argument("--scores", required=True, type=Path, metavar="OUT.parquet",
+                   help="scores written by replay (OUT.parquet itself; its .alerts and .templates siblings are "
+                   "read beside it)")
+    p.add_argument("--labels", type=Path, help="label windows: NAB combined_windows.json, or a CSV whose first line is the header "
+                   "key,start,end[,reference]")
     p.add_argument("--journal", type=Path, help="a tuning journal (trials.jsonl) to show")
     p.add_argument("--output", required=True, type=Path, metavar="REPORT.html")
     p.add_argument("--threshold", type=float, default=0.99, help="confidence threshold drawn and counted (default 0.99)")
