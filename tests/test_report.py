@@ -184,3 +184,11 @@ def test_a_labels_csv_with_its_header_keeps_every_window(data_dir, tmp_path):
                  "--no-baselines"]) == 0
     labelled = _section(out.read_text(encoding="utf-8"), "Alerts against labels")
     assert "<td class='text'>all</td><td class='text'></td><td>2</td>" in labelled
+
+
+@pytest.mark.parametrize("threshold", ["5", "-0.1", "nan"])
+def test_the_threshold_is_a_confidence_from_0_to_1(tmp_path, capsys, threshold):
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--scores", str(tmp_path / "s.parquet"), "--output", str(tmp_path / "r.html"),
+              "--threshold", threshold])
+    assert exit_.value.code == 2 and "argument --threshold: must be" in capsys.readouterr().err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detector.commands.common import positive_int
+from detector.commands.common import positive_int, unit_interval
 
 
 def add_command(sub) -> None:
@@ -23,7 +23,8 @@ def add_command(sub) -> None:
                    "key,start,end[,reference]")
     p.add_argument("--journal", type=Path, help="a tuning journal (trials.jsonl) to show")
     p.add_argument("--output", required=True, type=Path, metavar="REPORT.html")
-    p.add_argument("--threshold", type=float, default=0.99, help="confidence threshold drawn and counted (default 0.99)")
+    p.add_argument("--threshold", type=unit_interval, default=0.99,
+                   help="confidence threshold drawn and counted, from 0 to 1 (default 0.99)")
     p.add_argument("--max-series", type=positive_int, default=8, help="series and entities plotted (most anomalous first)")
     p.add_argument("--max-points", type=positive_int, default=5000, help="points per plotted series (anomalies always kept)")
     p.add_argument("--baseline-series", type=positive_int, default=4, help="series scored by the batch baselines")
