@@ -32,6 +32,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number of at least 0 (where 0 means "no limit")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _finite_float(text: str) -> float:
     # float() takes "nan" and "inf": neither is a duration or a threshold, and nan compares false with
     # everything, so it would slip past every later range check.
