@@ -22,6 +22,8 @@ from detector.errors import ConfigError
 from detector.replay import sibling
 
 LOG_SIGNALS = ("log_template_rate", "log_error_ratio", "log_session")
+SCORE_COLUMNS = ("timestamp", "entity", "signal", "series", "score", "confidence", "value")
+LABEL_COLUMNS = ("key", "start", "end", "reference")  # of a labels CSV; reference is optional
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -39,7 +41,7 @@ class Window:
 
 
 def load_labels(path: str | Path) -> dict[str, list[Window]]:
-    """Label windows per key: NAB's ``{"<key>": [[start, end], ...]}`` JSON, or a CSV with columns
+    """Label windows per key: NAB's ``{"<key>": [[start, end], ...]}`` JSON, or a CSV whose header is
     ``key,start,end[,reference]``. ``reference`` (default: the start) is what lead time counts to."""
     from detector.decoders.timestamps import parse_timestamp
 
@@ -47,9 +49,18 @@ def load_labels(path: str | Path) -> dict[str, list[Window]]:
     try:
         if path.suffix.lower() == ".json":
             raw = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict) or not all(isinstance(ws, list) and all(isinstance(w, list) for w in ws)
+                                                    for ws in raw.values()):
+                raise ValueError('expected an object of window lists, {"<key>": [[start, end], ...]}, as NAB\'s '
+                                 f"combined_windows.json; the file holds {_json_shape(raw)}")
             rows = [(k, *w) for k, ws in raw.items() for w in ws]
         else:
-            rows = pl.read_csv(path, infer_schema=False).rows()
+            frame = pl.read_csv(path, infer_schema=False)
+            # Without the header, polars would take the first window for column names and drop it.
+            if tuple(frame.columns[:3]) != LABEL_COLUMNS[:3] or not set(frame.columns) <= set(LABEL_COLUMNS):
+                raise ValueError("a labels CSV starts with the header line key,start,end (optionally ,reference); "
+                                 f"its first line is {','.join(frame.columns)!r}")
+            rows = frame.select(c for c in LABEL_COLUMNS if c in frame.columns).rows()
         out: dict[str, list[Window]] = {}
         for key, start, end, *rest in rows:
             s, e = parse_timestamp(str(start)), parse_timestamp(str(end))
@@ -58,6 +69,12 @@ def load_labels(path: str | Path) -> dict[str, list[Window]]:
         return out
     except (OSError, ValueError, TypeError, pl.exceptions.PolarsError) as exc:
         raise ConfigError(f"{path}: cannot read label windows: {exc}") from None
+
+
+def _json_shape(raw) -> str:
+    if isinstance(raw, dict):
+        return "an object whose values are not all lists of [start, end] windows"
+    return f"a JSON {type(raw).__name__}".replace(" str", " string").replace(" NoneType", " null")
 
 
 def windows_for(labels: dict[str, list[Window]], *names: str) -> list[Window]:
@@ -94,9 +111,15 @@ class ReplayOutput:
         incidents = pl.read_parquet(incidents_path) if incidents_path.is_file() else None
         scores = pl.scan_parquet(path)
         try:
-            scores.collect_schema()
+            columns = scores.collect_schema().names()
         except pl.exceptions.PolarsError as exc:
             raise ConfigError(f"{path}: not the scores Parquet file of a replay ({str(exc).splitlines()[0]})") from None
+        missing = [c for c in SCORE_COLUMNS if c not in columns]
+        if missing:
+            # Most often a sibling (OUT.alerts.parquet, ...) given instead of OUT.parquet itself.
+            raise ConfigError(f"{path}: not the scores Parquet file of a replay: it lacks the column(s) "
+                              f"{', '.join(missing)} (a scores file has {', '.join(SCORE_COLUMNS)}); pass the "
+                              "OUT.parquet that replay wrote, not one of its .alerts/.templates/.incidents siblings")
         return cls(scores, alerts, templates, path, incidents)
 
 
@@ -411,9 +434,12 @@ def section_alert_evaluation(page: Page, out: ReplayOutput, labels, chosen) -> N
     groups: dict[tuple[str, str], list] = {}
     for key in keys:
         groups.setdefault((key[0], key[2] or key[1]), []).append(key)
-    rows = []
+    rows, all_leads = [], []
     for (entity, name), members in groups.items():
         wins = next((w for w in (windows_for(labels, k[2], k[1], k[0]) for k in members) if w), None)
+        # A window no scored point of the series falls in (a labels file covering more than was
+        # replayed) could never be found: it is left out, as the NAB scorer leaves it out.
+        wins = [w for w in wins or [] if covers_a_point(out, members, w)]
         if not wins:
             continue
         times = sorted(t for k in members for t in firing.filter(
@@ -421,6 +447,7 @@ def section_alert_evaluation(page: Page, out: ReplayOutput, labels, chosen) -> N
         hits = [next((t for t in times if w.start <= t <= w.end), None) for w in wins]
         inside = sum(1 for t in times if any(w.start <= t <= w.end for w in wins))
         leads = [w.reference - h for w, h in zip(wins, hits) if h is not None]
+        all_leads += leads
         rows.append({"series": name, "entity": entity, "windows": len(wins), "found": sum(h is not None for h in hits),
                      "alerts": len(times), "precision": inside / len(times) if times else None,
                      "recall": sum(h is not None for h in hits) / len(wins),
@@ -434,10 +461,19 @@ def section_alert_evaluation(page: Page, out: ReplayOutput, labels, chosen) -> N
     hits_in = sum((r["precision"] or 0) * r["alerts"] for r in rows)
     rows.append({"series": "all", "entity": "", "windows": total_w, "found": found, "alerts": alerts,
                  "precision": hits_in / alerts if alerts else None, "recall": found / total_w if total_w else None,
-                 "median lead (min)": None})
-    page.add("Alerts against labels", table(rows), note="An alert counts for a window when it fires inside it. "
+                 "median lead (min)": float(np.median(all_leads)) / 60 if all_leads else None})
+    page.add("Alerts against labels", table(rows), note="An alert counts for a window when it fires inside it; "
+             "windows in which the series has no scored point (outside the replayed data) are not counted. "
              "Lead is the window's reference time (its start unless the labels give one) minus the first alert: "
              "positive when the alert came first.")
+
+
+def covers_a_point(out: ReplayOutput, members: list[tuple], window: Window) -> bool:
+    """Whether any of the series ``members`` (entity, signal, series) has a score inside ``window``."""
+    in_members = pl.any_horizontal(
+        (pl.col("entity") == e) & (pl.col("signal") == sig) & (pl.col("series") == ser) for e, sig, ser in members)
+    return out.scores.filter(in_members & pl.col("timestamp").is_between(window.start, window.end)).select(
+        pl.len()).collect().item() > 0
 
 
 def section_baselines(page: Page, out: ReplayOutput, labels, chosen, options: Options) -> None:

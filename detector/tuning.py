@@ -430,6 +430,12 @@ def tune(space: SearchSpace, data: Data, journal: Path, jobs: int = 1, progress:
     if not ok:
         errors = {r["error"] for r in results}
         raise ConfigError(f"every trial failed: {'; '.join(sorted(errors))[:500]}")
+    changed = results[1:]
+    if changed and all(r["value"] is None for r in changed):
+        # Only the unchanged spec ran: writing it as "tuned" would hide that the space is broken.
+        first = min(changed, key=lambda r: r["index"])
+        raise ConfigError(f"all {len(changed)} trials of the search space failed (only the unchanged spec ran; "
+                          f"see {journal}); the first: {first['error'][:500]}")
     # Ties go to the earlier trial, so the unchanged spec wins unless a change really helps.
     best = max(ok, key=lambda r: (r["value"], -r["index"]))
     return {"study": study, "best": best, "baseline": results[0], "trials": len(results),

@@ -315,3 +315,17 @@ def test_the_nightly_rotation_on_every_instance_of_a_service_pages_nobody():
         drifts += [s for s in result.drift if s.confidence >= 0.99]
     assert events == []
     assert not any(s.timestamp > DAY_START + 86400.0 + 600.0 for s in drifts)  # no drift after the rotation
+
+
+@pytest.mark.parametrize("incidents, expected", [
+    ("drift_detector: nosuch", "incidents.drift_detector: unknown detector 'nosuch'; registered:"),
+    ("drift_params: {bogus: 1}", "incidents.drift_params: detector 'trend_drift':"),
+])
+def test_a_bad_drift_detector_in_a_pipeline_names_its_key(tmp_path, capsys, incidents, expected):
+    from detector.cli import main
+
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(f"incidents:\n  {incidents}\n")
+    assert main(["check-config", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err

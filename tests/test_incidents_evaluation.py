@@ -129,3 +129,11 @@ def test_the_default_runs_have_the_nightly_rotation_hours_before_a_disruption():
 def test_an_unknown_scenario_is_an_error(capsys):
     assert main(["evaluate", "incidents", "--scenario", "nope"]) == 2
     assert "unknown scenario" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hours", ["nan", "inf", "-3"])
+def test_hours_must_be_a_finite_positive_number(capsys, hours):
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "incidents", "--hours", hours])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "argument --hours:" in err and "Traceback" not in err

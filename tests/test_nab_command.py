@@ -141,3 +141,29 @@ def test_held_out_with_fixed_thresholds_is_a_clear_error(tmp_path, capsys):
     code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--held-out", "2",
                      "--thresholds", tmp_path / "res" / "thresholds.json")
     assert code == 2 and "--held-out" in out.err and "Traceback" not in out.err
+
+
+@pytest.mark.parametrize("content, holds", [("[0.5, 0.6]", "a JSON list"), ("null", "null")])
+def test_thresholds_that_are_not_a_json_object_are_a_clear_error(tmp_path, capsys, content, holds):
+    data, labels = _write_corpus(tmp_path, files=1)
+    thresholds = tmp_path / "thresholds.json"
+    thresholds.write_text(content)
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--thresholds", thresholds)
+    assert code == 2
+    assert "thresholds are a JSON object" in out.err and f"the file holds {holds}" in out.err
+    assert "Traceback" not in out.err
+
+
+def test_the_defaults_of_data_dir_and_labels_are_named_when_missing(tmp_path, capsys, monkeypatch):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "nab", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "default: data/nab/data under the working directory" in help_text
+    assert "default: data/nab/labels/combined_windows.json under the working directory" in help_text
+
+    monkeypatch.chdir(tmp_path)
+    code, out = _run(capsys)
+    assert code == 2 and "--data-dir not given and its default data/nab/data does not exist" in out.err
+    data, _ = _write_corpus(tmp_path / "elsewhere", files=1)
+    code, out = _run(capsys, "--data-dir", data)
+    assert code == 2 and "--labels not given and its default data/nab/labels/combined_windows.json" in out.err

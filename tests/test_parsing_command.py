@@ -54,6 +54,15 @@ def test_command_reports_an_unreadable_file_without_a_traceback(tmp_path, capsys
     assert "Content" in capsys.readouterr().err
 
 
+def test_a_raw_log_given_for_its_structured_csv_is_a_one_paragraph_error(data_dir, capsys):
+    raw = data_dir / "loghub" / "2k" / "HDFS" / "HDFS_2k.log"
+    assert main(["evaluate", "parsing", "--structured", str(raw)]) == 2
+    err = capsys.readouterr().err
+    assert "its header has no Content or EventId column" in err
+    assert f"did you mean {raw}_structured.csv?" in err
+    assert len(err.strip().splitlines()) == 1  # no query plan of polars after it
+
+
 def test_command_uses_the_miner_section_of_a_model_spec(tmp_path, capsys):
     spec = tmp_path / "log.yaml"
     spec.write_text("kind: log\nminer:\n  merge_after: 2\n")

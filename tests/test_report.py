@@ -107,3 +107,88 @@ def test_a_scores_file_that_is_not_parquet_is_a_clear_error(tmp_path, capsys):
     assert main(["report", "--scores", str(scores), "--output", str(tmp_path / "r.html")]) == 2
     err = capsys.readouterr().err
     assert "not the scores Parquet file of a replay" in err and "Traceback" not in err
+
+
+def _replay_nab_slice(data_dir: Path, tmp: Path, name: str, rows: int) -> Path:
+    """The first ``rows`` points of a NAB file, replayed; the labels file covers the whole file."""
+    src = tmp / "slice.parquet"
+    (pl.read_csv(data_dir / "nab" / "data" / name).head(rows)
+     .with_columns(pl.col("timestamp").str.to_datetime().dt.epoch("us") / 1e6, topic=pl.lit("metrics"),
+                   name=pl.lit(Path(name).stem))
+     .write_parquet(src))
+    spec = load_pipeline(None, inputs=[{"topic": "metrics", "kind": "metric", "format": "metric_json"}],
+                         alerting={"fire_after": 1})
+    scores = tmp / "scores.parquet"
+    replay_file(spec, src, scores, progress=False)
+    return scores
+
+
+def _section(doc: str, heading: str) -> str:
+    part = doc[doc.index(f"<h2>{heading}</h2>"):]
+    return part[:part.index("</section>")]
+
+
+def test_label_windows_after_the_replayed_data_are_not_counted_as_missed(data_dir, tmp_path):
+    # 1,500 points (about five days) of a file with four labelled windows: only the first is in them.
+    scores = _replay_nab_slice(data_dir, tmp_path, "realTweets/Twitter_volume_AAPL.csv", 1500)
+    out = tmp_path / "r.html"
+    assert main(["report", "--scores", str(scores), "--labels", str(data_dir / "nab" / "labels" / "combined_windows.json"),
+                 "--output", str(out), "--no-baselines"]) == 0
+    labelled = _section(out.read_text(encoding="utf-8"), "Alerts against labels")
+    rows = re.findall(r"<tr>(.*?)</tr>", labelled)[1:]
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in rows]
+    assert [c[0] for c in cells] == ["Twitter_volume_AAPL", "all"]
+    for c in cells:  # windows, found, ..., recall, median lead: the same on both rows
+        assert c[2] == "1" and c[3] == "1" and c[6] == "1"
+    assert cells[1][7] == cells[0][7] != "-"  # the all row has its median lead too
+
+
+def test_a_replay_sibling_given_as_scores_is_a_clear_error_naming_the_columns(data_dir, tmp_path, capsys):
+    scores = _replay_nab_slice(data_dir, tmp_path, "realTweets/Twitter_volume_AAPL.csv", 300)
+    alerts = tmp_path / "scores.alerts.parquet"
+    assert alerts.is_file()
+    assert main(["report", "--scores", str(alerts), "--output", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "lacks the column(s) score, value" in err and "Traceback" not in err
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("list.json", '[["2015-02-27 00:00:00", "2015-02-27 10:00:00"]]', "the file holds a JSON list"),
+    ("flat.json", '{"Twitter_volume_AAPL": ["2015-02-27 00:00:00", "2015-02-27 10:00:00"]}',
+     "not all lists of [start, end] windows"),
+    # Without the header line the first window would silently become the column names.
+    ("two_rows_no_header.csv", "Twitter_volume_AAPL,2015-02-27 00:00:00,2015-02-27 10:00:00\n"
+                               "Twitter_volume_AAPL,2015-03-01 00:00:00,2015-03-01 10:00:00\n",
+     "starts with the header line key,start,end"),
+    ("one_row_no_header.csv", "Twitter_volume_AAPL,2015-02-27 00:00:00,2015-02-27 10:00:00\n",
+     "starts with the header line key,start,end"),
+])
+def test_labels_of_the_wrong_shape_are_a_clear_error(data_dir, tmp_path, capsys, name, content, expected):
+    scores = _replay_nab_slice(data_dir, tmp_path, "realTweets/Twitter_volume_AAPL.csv", 300)
+    labels = tmp_path / name
+    labels.write_text(content)
+    assert main(["report", "--scores", str(scores), "--labels", str(labels), "--output", str(tmp_path / "r.html"),
+                 "--no-baselines"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "cannot read label windows" in err and "Traceback" not in err
+
+
+def test_a_labels_csv_with_its_header_keeps_every_window(data_dir, tmp_path):
+    scores = _replay_nab_slice(data_dir, tmp_path, "realTweets/Twitter_volume_AAPL.csv", 1500)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("key,start,end\nTwitter_volume_AAPL,2015-02-27 00:00:00,2015-02-27 10:00:00\n"
+                      "Twitter_volume_AAPL,2015-03-01 00:00:00,2015-03-01 10:00:00\n")
+    out = tmp_path / "r.html"
+    assert main(["report", "--scores", str(scores), "--labels", str(labels), "--output", str(out),
+                 "--no-baselines"]) == 0
+    labelled = _section(out.read_text(encoding="utf-8"), "Alerts against labels")
+    assert "<td class='text'>all</td><td class='text'></td><td>2</td>" in labelled
+
+
+@pytest.mark.parametrize("threshold", ["5", "-0.1", "nan"])
+def test_the_threshold_is_a_confidence_from_0_to_1(tmp_path, capsys, threshold):
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--scores", str(tmp_path / "s.parquet"), "--output", str(tmp_path / "r.html"),
+              "--threshold", threshold])
+    assert exit_.value.code == 2 and "argument --threshold: must be" in capsys.readouterr().err

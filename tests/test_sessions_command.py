@@ -146,3 +146,23 @@ def test_session_detector_memory_does_not_grow_with_sessions():
     huge = {str(i): 1.0 for i in range(1000)}
     det.learn_one(huge)
     assert sum(len(r) for r in det._co.values()) < 5000
+
+
+def test_an_unknown_label_value_is_an_error_naming_it_and_the_accepted_ones(tmp_path, capsys):
+    log, labels = tmp_path / "a.log", tmp_path / "l.csv"
+    log.write_text("blk_1 INFO start\nblk_2 INFO start\n")
+    labels.write_text("BlockId,Label\nblk_1,Normal\nblk_2,Maybe\n")
+    assert main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", r"blk_\d+"]) == 2
+    err = capsys.readouterr().err
+    assert "line 3: unknown label 'Maybe' for key 'blk_2'" in err and "anomaly" in err and "normal" in err
+
+
+def test_a_session_key_that_matches_no_line_is_an_error(tmp_path, capsys):
+    log, labels = tmp_path / "a.log", tmp_path / "l.csv"
+    log.write_text("blk_1 INFO start\nblk_2 INFO start\n")
+    labels.write_text("BlockId,Label\nblk_1,Normal\nblk_2,Anomaly\n")
+    assert main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", "zzz"]) == 2
+    assert "--session-key 'zzz' matches no line of" in capsys.readouterr().err
+    # Matching lines, but none of the labelled keys: as useless, and as silent, without the error.
+    assert main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", r"start"]) == 2
+    assert "none of them a key of" in capsys.readouterr().err

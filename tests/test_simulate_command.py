@@ -36,6 +36,15 @@ def test_a_run_too_short_for_the_scenario_is_an_error_not_a_traceback(capsys):
     assert "needs at least" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option, value", [("--hours", "nan"), ("--hours", "inf"), ("--hours", "0"),
+                                           ("--speed", "nan"), ("--speed", "-2")])
+def test_hours_and_speed_must_be_finite_and_positive(capsys, option, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--scenario", "quiet", option, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {option}:" in err and "Traceback" not in err
+
+
 def test_topics_default_to_the_pipelines_first_inputs_and_flags_win(tmp_path):
     spec_file = tmp_path / "p.yaml"
     spec_file.write_text(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import orjson
+import pytest
 
 from detector.checkpoint import CheckpointStore
 from detector.cli import main
@@ -41,3 +44,55 @@ def test_an_unreachable_service_is_a_clear_error(capsys):
 
     assert main(["templates", "--url", f"http://127.0.0.1:{free_port()}"]) == 2
     assert "cannot read templates" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def serve():
+    """A tiny HTTP server on a free loopback port answering every GET with the body it is given."""
+    servers = []
+
+    def start(body: bytes) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, fmt, *args):
+                pass
+
+        server = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b"<html>not the service</html>", "did not answer with JSON"),
+    (b'{"status": "ok"}', "not a list of templates"),
+    (b'[{"id": 1, "template": "x"}]', "not a list of templates (each with id, template, count, first_seen)"),
+])
+def test_a_url_that_does_not_answer_with_templates_is_a_clear_error(serve, capsys, body, expected):
+    url = serve(body)
+    assert main(["templates", "--url", url]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and url in err and "Traceback" not in err
+
+
+def test_top_must_not_be_negative(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["templates", "--checkpoint-dir", str(tmp_path), "--top", "-2"])
+    assert exit_.value.code == 2 and "argument --top: must be 0 or more" in capsys.readouterr().err
+
+
+def test_a_directory_without_checkpoints_is_an_error_naming_it(tmp_path, capsys):
+    (tmp_path / "notes.ckpt").write_text("not a partition's checkpoint")
+    assert main(["templates", "--checkpoint-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} holds no partition checkpoints" in err and "relative to the directory" in err

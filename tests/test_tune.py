@@ -160,10 +160,25 @@ def test_a_bad_space_is_refused_with_its_key(tmp_path, capsys):
 
 def test_a_trial_with_an_invalid_parameter_is_recorded_as_failed_not_fatal(nab_subset, tmp_path):
     data, labels = nab_subset
-    space = load_space(write_space(tmp_path, trials=2, params={"model.detector.params.no_such_knob": {"values": [1]}}))
+    space = load_space(write_space(tmp_path, method="grid",
+                                   params={"model.detector.params.alpha": {"values": [0.05, "lots"]}}))
     outcome = tune(space, Data(data_dir=data, labels=labels), tmp_path / "t.jsonl", progress=False)
-    assert outcome["failed"] == 2 and outcome["best"]["index"] == 0
-    assert "no_such_knob" in json.loads((tmp_path / "t.jsonl").read_text().splitlines()[-1])["error"]
+    assert outcome["failed"] == 1 and outcome["trials"] == 3
+    errors = {e["params"].get("model.detector.params.alpha"): e["error"]
+              for e in map(json.loads, (tmp_path / "t.jsonl").read_text().splitlines())}
+    assert errors[0.05] is None and "alpha must be in" in errors["lots"]
+
+
+def test_when_every_changed_trial_fails_no_spec_is_written_and_the_first_failure_is_named(nab_subset, tmp_path,
+                                                                                           capsys):
+    data, labels = nab_subset
+    space = write_space(tmp_path, trials=2, params={"model.detector.params.no_such_knob": {"low": 0.01, "high": 0.1}})
+    out = tmp_path / "tuned.yaml"
+    assert main(["tune", "--space", str(space), "--data-dir", str(data), "--labels", str(labels),
+                 "--output", str(out), "--jobs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "all 2 trials of the search space failed" in err and "no_such_knob" in err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "models" / "spaces").glob("*.yaml")), ids=lambda p: p.name)
@@ -203,3 +218,14 @@ def test_a_spec_tuned_for_session_f1_keeps_its_session_key_and_loads(data_dir, t
                  "--output", str(out), "--no-progress"]) == 0
     spec = load_checked(out, "log")  # as the service loads it
     assert spec.sessions["key"] == r"blk_-?\d+" and spec.sessions["threshold"] == 2.2
+
+
+def test_lead_time_uses_the_pipeline_named_by_the_environment(tmp_path, monkeypatch, capsys):
+    space = write_space(tmp_path, objective="lead_time", hours=2, trials=1, scenarios=["error_burst_after_deploy"],
+                        params={"alerting.fire_after": {"values": [2]}})
+    missing = tmp_path / "missing-pipeline.yaml"
+    monkeypatch.setenv("OUTAGE_DETECTOR_PIPELINE", str(missing))
+    assert main(["tune", "--space", str(space), "--output", str(tmp_path / "t.yaml"), "--jobs", "1",
+                 "--no-progress"]) == 2
+    assert str(missing) in capsys.readouterr().err
+    assert not (tmp_path / "t.yaml").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detector.commands.common import positive_int
+from detector.commands.common import positive_int, unit_interval
 
 
 def add_command(sub) -> None:
@@ -16,11 +16,15 @@ def add_command(sub) -> None:
         "baselines (IsolationForest, rolling z-score) on the same series; and tuning results. One HTML file "
         "that needs no network.",
     )
-    p.add_argument("--scores", required=True, type=Path, metavar="OUT.parquet", help="scores written by replay")
-    p.add_argument("--labels", type=Path, help="label windows: NAB combined_windows.json, or CSV key,start,end[,reference]")
+    p.add_argument("--scores", required=True, type=Path, metavar="OUT.parquet",
+                   help="scores written by replay (OUT.parquet itself; its .alerts and .templates siblings are "
+                   "read beside it)")
+    p.add_argument("--labels", type=Path, help="label windows: NAB combined_windows.json, or a CSV whose first line is the header "
+                   "key,start,end[,reference]")
     p.add_argument("--journal", type=Path, help="a tuning journal (trials.jsonl) to show")
     p.add_argument("--output", required=True, type=Path, metavar="REPORT.html")
-    p.add_argument("--threshold", type=float, default=0.99, help="confidence threshold drawn and counted (default 0.99)")
+    p.add_argument("--threshold", type=unit_interval, default=0.99,
+                   help="confidence threshold drawn and counted, from 0 to 1 (default 0.99)")
     p.add_argument("--max-series", type=positive_int, default=8, help="series and entities plotted (most anomalous first)")
     p.add_argument("--max-points", type=positive_int, default=5000, help="points per plotted series (anomalies always kept)")
     p.add_argument("--baseline-series", type=positive_int, default=4, help="series scored by the batch baselines")

@@ -8,7 +8,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from detector.checkpoint import CheckpointStore
+from detector.commands.common import non_negative_int
 from detector.errors import DetectorError
+
+TEMPLATE_FIELDS = ("id", "template", "count", "first_seen")
 
 
 def add_command(sub) -> None:
@@ -20,18 +23,29 @@ def add_command(sub) -> None:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--url", help="the service's base URL, e.g. http://127.0.0.1:9108")
-    src.add_argument("--checkpoint-dir", type=Path, help="the service's checkpoint.directory")
-    p.add_argument("--top", type=int, default=50, help="how many to print (default 50; 0 for all)")
+    src.add_argument("--checkpoint-dir", type=Path,
+                     help="the service's checkpoint.directory (its default ./state is relative to the "
+                     "service's working directory)")
+    p.add_argument("--top", type=non_negative_int, default=50, help="how many to print (default 50; 0 for all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
 
 def from_url(url: str) -> list[dict]:
+    endpoint = url.rstrip("/") + "/templates"
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/templates", timeout=10) as resp:
-            return json.loads(resp.read())
+        with urllib.request.urlopen(endpoint, timeout=10) as resp:
+            rows = json.loads(resp.read())
     except OSError as exc:
         raise DetectorError(f"cannot read templates from {url}: {exc}") from None
+    except ValueError:
+        raise DetectorError(f"{endpoint} did not answer with JSON: is {url} the base URL of an outage-detector "
+                            "service?") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and all(f in r for f in TEMPLATE_FIELDS)
+                                             for r in rows):
+        raise DetectorError(f"{endpoint} answered JSON that is not a list of templates (each with "
+                            f"{', '.join(TEMPLATE_FIELDS)}): is {url} the base URL of an outage-detector service?")
+    return rows
 
 
 def from_checkpoints(directory: Path) -> list[dict]:
@@ -39,13 +53,20 @@ def from_checkpoints(directory: Path) -> list[dict]:
         raise DetectorError(f"{directory} is not a directory")
     store = CheckpointStore(directory)
     out = []
+    found = 0
     for path in sorted(directory.glob("*.ckpt")):
         topic, _, partition = path.stem.rpartition("-")
         if not partition.isdigit():
             continue  # not a partition's checkpoint (<topic>-<partition>.ckpt)
+        found += 1
         state = store.load(topic, int(partition))
         if getattr(state, "kind", None) == "log":
             out.extend({"topic": topic, "partition": int(partition), **t} for t in state.model.templates())
+    if not found:
+        # An empty table would read as "no templates mined"; most often it is the wrong directory.
+        raise DetectorError(f"{directory} holds no partition checkpoints (<topic>-<partition>.ckpt); give the "
+                            "service's checkpoint.directory (the default ./state is relative to the directory "
+                            "the service was started in)")
     return out
 
 

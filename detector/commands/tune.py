@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from detector.commands.common import positive_int
+from detector.commands.common import add_pipeline_option, positive_int
 
 
 def add_command(sub) -> None:
@@ -14,14 +14,16 @@ def add_command(sub) -> None:
         help="search model/alerting parameters against an objective and write the tuned model spec",
         description="Run the trials of a search space (grid or seeded random) in parallel, scoring each "
         "with the chosen objective on labelled data; write the best as a model spec with its measured "
-        "figures and provenance. Trials are journalled, so a rerun resumes where the last one stopped.",
+        "figures and provenance. Trials are journalled, so a rerun resumes where the last one stopped. "
+        "Objective lead_time runs the pipeline of --pipeline with the trial's model and alerting; the other "
+        "objectives read no pipeline.",
     )
     p.add_argument("--space", required=True, type=Path, metavar="SPACE.yaml", help="search space (see models/spaces/)")
     p.add_argument("--data-dir", type=Path, help="nab, alert_budget: NAB-layout data folder")
     p.add_argument("--labels", type=Path, help="nab, alert_budget: combined_windows.json; f1: session labels CSV")
     p.add_argument("--log", type=Path, help="f1: raw log file, lines in time order")
     p.add_argument("--session-key", help="f1: regex naming a line's session")
-    p.add_argument("--pipeline", type=Path, help="lead_time: pipeline spec for the other model and alerting")
+    add_pipeline_option(p)
     p.add_argument("--output", type=Path,
                    help="tuned spec to write (default: models/<space name>-tuned.yaml under the working directory)")
     p.add_argument("--journal", type=Path, help="trial journal (default: <output>.trials.jsonl beside the output)")
@@ -40,8 +42,11 @@ def run(args) -> int:
     overrides = {k: v for k, v in (("trials", args.trials), ("seed", args.seed)) if v is not None}
     if overrides:
         space = tuning.SearchSpace(**{**space.model_dump(), **overrides})
+    # Only lead_time runs a pipeline: for the others, a $OUTAGE_DETECTOR_PIPELINE left in the shell
+    # must not change the study (and so which journalled trials a rerun reuses).
+    pipeline = Path(args.pipeline) if args.pipeline and space.objective == "lead_time" else None
     data = tuning.Data(data_dir=args.data_dir, labels=args.labels, log=args.log, session_key=args.session_key,
-                       pipeline=args.pipeline)
+                       pipeline=pipeline)
     # Relative to the working directory: the installed package's own folder is no place for results.
     out = args.output or Path("models") / f"{args.space.stem}-tuned.yaml"
     journal = args.journal or out.with_name(out.stem + ".trials.jsonl")

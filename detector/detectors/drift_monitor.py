@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
-from detector.detectors.registry import build
+from detector.detectors.registry import build, get
+from detector.errors import ConfigError
 from detector.records import MetricPoint, Score
 
 SIGNAL = "metric_drift"
@@ -41,7 +42,15 @@ class DriftMonitor:
         self.processes: dict[tuple[str, str], set[str]] = {}  # process -> the keys of its series
         self.start_times: dict[tuple[str, str], float] = {}  # process -> its last start time
         self.evictions = 0
-        build(detector, self.params)  # fail at load time, not on the first point
+        # Fail at load time, not on the first point, naming the pipeline keys these come from.
+        try:
+            get(detector)
+        except ConfigError as exc:
+            raise ConfigError(f"incidents.drift_detector: {exc}") from None
+        try:
+            build(detector, self.params)
+        except ConfigError as exc:
+            raise ConfigError(f"incidents.drift_params: {exc}") from None
 
     def __setstate__(self, state: dict) -> None:
         # A monitor saved before restarts were told across series: its series join their process

@@ -47,7 +47,7 @@ START_HOURS = (0.0, 9.0)  # runs from 00:00 and from 09:00 UTC: the second has m
 
 
 def add_command(subparsers) -> None:
-    from detector.commands.common import add_pipeline_option
+    from detector.commands.common import add_pipeline_option, positive_float
 
     p = subparsers.add_parser(
         "incidents",
@@ -57,7 +57,7 @@ def add_command(subparsers) -> None:
         "and the false alerts per simulated day.",
     )
     add_pipeline_option(p)
-    p.add_argument("--hours", type=float, default=24.0, help="simulated hours per scenario (default 24)")
+    p.add_argument("--hours", type=positive_float, default=24.0, help="simulated hours per scenario (default 24)")
     p.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
     p.add_argument("--scenario", action="append", metavar="NAME",
                    help="only this scenario (repeatable; default: all)")

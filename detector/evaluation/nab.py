@@ -32,10 +32,13 @@ def add_command(subparsers) -> None:
         "nab",
         help="score a metric model on NAB-layout data",
         description="Stream every CSV under DIR through the metric model (score before learn) and "
-        "score the anomaly scores with NAB's method for each profile.",
+        "score the anomaly scores with NAB's method for each profile. Without --data-dir and --labels, "
+        f"NAB's layout is looked for under the working directory ({DEFAULT_DATA_DIR}, {DEFAULT_LABELS}).",
     )
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="NAB data/ folder")
-    p.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="NAB combined_windows.json")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR",
+                   help=f"NAB data/ folder (default: {DEFAULT_DATA_DIR} under the working directory)")
+    p.add_argument("--labels", type=Path, default=DEFAULT_LABELS, metavar="FILE",
+                   help=f"NAB combined_windows.json (default: {DEFAULT_LABELS} under the working directory)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="metric model spec (YAML)")
     p.add_argument("--profiles", type=Path, default=None,
                    help="NAB profiles.json (default: NAB's three profiles; also looked for next to the labels folder)")
@@ -71,14 +74,18 @@ def load_thresholds(path: Path, detector_name: str) -> dict[str, float]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read thresholds: {exc}") from None
-    if isinstance(data, dict) and detector_name in data and isinstance(data[detector_name], dict):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: thresholds are a JSON object, the thresholds.json of an earlier run "
+                          f"({{detector: {{profile: {{\"threshold\": t}}}}}}) or {{profile: threshold}}; the file "
+                          f"holds {'null' if data is None else 'a JSON ' + type(data).__name__}")
+    if detector_name in data and isinstance(data[detector_name], dict):
         data = data[detector_name]
-    elif isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), dict):
+    elif len(data) == 1 and isinstance(next(iter(data.values())), dict):
         inner = next(iter(data.values()))
         if all(isinstance(v, dict) for v in inner.values()):
             data = inner
     out = {}
-    for profile, entry in (data or {}).items():
+    for profile, entry in data.items():
         value = entry.get("threshold") if isinstance(entry, dict) else entry
         try:
             out[profile] = float(value)
@@ -228,6 +235,11 @@ def evaluate(spec: MetricModelSpec, data_dir: Path, labels_path: Path, profiles,
 
 
 def run(args: argparse.Namespace) -> int:
+    for option, value, default in (("--data-dir", args.data_dir, DEFAULT_DATA_DIR), ("--labels", args.labels, DEFAULT_LABELS)):
+        if value == default and not value.exists():
+            # The default is relative: run from elsewhere, it silently points at nothing.
+            raise ConfigError(f"{option} not given and its default {default} does not exist under the working "
+                              f"directory {Path.cwd()}; pass {option}")
     spec = load_checked(args.model, "metric")
     profiles = load_profiles(args.profiles, args.labels)
     fixed = load_thresholds(args.thresholds, spec.detector.name) if args.thresholds else None

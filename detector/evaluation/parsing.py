@@ -15,6 +15,8 @@ from pathlib import Path
 
 from detector.errors import ConfigError
 
+STRUCTURED_COLUMNS = ("Content", "EventId")
+
 
 def grouping_accuracy(truth: Sequence[Hashable], predicted: Sequence[Hashable]) -> float:
     """Share of lines whose predicted group equals their true group, as a set of lines."""
@@ -39,10 +41,20 @@ def read_structured(path: str | Path) -> tuple[list[str], list[str]]:
     """Content and EventId columns of a Loghub ``*_structured.csv`` file."""
     import polars as pl
 
+    path = Path(path)
+    what = "cannot read a Loghub structured log (a CSV with Content and EventId columns)"
     try:
-        df = pl.read_csv(path, columns=["Content", "EventId"], infer_schema=False)
+        columns = pl.scan_csv(path, infer_schema=False).collect_schema().names()
+        missing = [c for c in STRUCTURED_COLUMNS if c not in columns]
+        if missing:
+            # Most often the raw log given for its *_structured.csv: its first line became the header.
+            sibling = path.with_name(path.name + "_structured.csv")
+            hint = f"; did you mean {sibling}?" if sibling.is_file() else " (give Loghub's *_structured.csv)"
+            raise ConfigError(f"{path}: {what}: its header has no {' or '.join(missing)} column{hint}")
+        df = pl.read_csv(path, columns=list(STRUCTURED_COLUMNS), infer_schema=False)
     except (OSError, pl.exceptions.PolarsError) as exc:
-        raise ConfigError(f"{path}: cannot read a structured log with Content and EventId: {exc}") from None
+        # polars appends its query plan: the first line says what went wrong.
+        raise ConfigError(f"{path}: {what}: {str(exc).splitlines()[0]}") from None
     content = [c if c is not None else "" for c in df["Content"].to_list()]
     return content, df["EventId"].to_list()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from detector.errors import ConfigError
 
 ANOMALY_LABELS = frozenset({"anomaly", "anomalous", "abnormal", "1", "true", "yes", "attack", "fail", "failure"})
+NORMAL_LABELS = frozenset({"normal", "0", "false", "no", "benign", "ok", "success"})
 
 
 def precision_recall_f1(truth: Sequence[bool], predicted: Sequence[bool]) -> tuple[float, float, float]:
@@ -60,7 +61,18 @@ def read_labels(path: str | Path) -> dict[str, bool]:
             header = next(rows, None)
             if header is None or len(header) < 2:
                 raise ConfigError(f"{path}: expected a header and two columns (key, label)")
-            return {r[0].strip(): r[1].strip().lower() in ANOMALY_LABELS for r in rows if len(r) >= 2}
+            out = {}
+            for r in rows:
+                if len(r) < 2:
+                    continue
+                label = r[1].strip().lower()
+                if label not in ANOMALY_LABELS and label not in NORMAL_LABELS:
+                    # A typo or another dataset's vocabulary would otherwise count as Normal, silently.
+                    raise ConfigError(f"{path}, line {rows.line_num}: unknown label {r[1].strip()!r} for key "
+                                      f"{r[0].strip()!r}; anomalous: {', '.join(sorted(ANOMALY_LABELS))}; normal: "
+                                      f"{', '.join(sorted(NORMAL_LABELS))} (any case)")
+                out[r[0].strip()] = label in ANOMALY_LABELS
+            return out
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read labels: {exc.strerror or exc}") from None
 
@@ -113,6 +125,13 @@ def run_sessions(log_path, labels_path, session_key: str, spec=None) -> dict:
         raise ConfigError(f"{log_path}: cannot read: {exc.strerror or exc}") from None
     elapsed = time.perf_counter() - start
     keys = list(labels)
+    # Every score would be 0 and the run would look like a model that flags nothing.
+    if not scored:
+        raise ConfigError(f"--session-key '{session_key}' matches no line of {log_path} ({model.lines} lines)")
+    if keys and not any(k in scored for k in keys):
+        raise ConfigError(f"--session-key '{session_key}' names {len(scored)} sessions in {log_path}, none of them a "
+                          f"key of {labels_path} (the log has e.g. {next(iter(scored))!r}, the labels "
+                          f"{keys[0]!r})")
     truth = [labels[k] for k in keys]
     got = [scored.get(k, (0.0, False)) for k in keys]
     p, r, f1 = precision_recall_f1(truth, [g[1] for g in got])
@@ -145,7 +164,9 @@ def _run(args) -> int:
 def add_command(subparsers) -> None:
     p = subparsers.add_parser("sessions", help="session anomaly detection on a raw log with session labels")
     p.add_argument("--log", required=True, help="raw log file, lines in time order")
-    p.add_argument("--labels", required=True, help="CSV with a header: session key, label (Anomaly/Normal, 1/0)")
+    p.add_argument("--labels", required=True,
+                   help="CSV with a header: session key, label (Anomaly/Normal, 1/0, true/false, any case; "
+                   "another value is an error)")
     p.add_argument("--session-key", required=True, help="regex whose match (or first group) is the session key")
     p.add_argument("--model", help="log model spec (YAML); its sessions section is used with this key")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -27,7 +27,7 @@ DEFAULT_TOPICS = {"log": "logs", "metric": "metrics"}
 
 
 def add_command(sub) -> None:
-    from detector.commands.common import add_pipeline_option
+    from detector.commands.common import add_pipeline_option, positive_float
     from detector.simulate.scenarios import SCENARIOS
 
     p = sub.add_parser(
@@ -42,10 +42,10 @@ def add_command(sub) -> None:
     p.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka to produce to (default: the pipeline's)")
     p.add_argument("--log-topic", help="topic for log lines (default: the pipeline's first log input)")
     p.add_argument("--metric-topic", help="topic for metric points (default: the pipeline's first metric input)")
-    p.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
+    p.add_argument("--hours", type=positive_float, default=24.0, help="simulated hours (default 24)")
     p.add_argument("--start", help="event time of the first record: epoch seconds or ISO 8601 "
                    "(default: 00:00 UTC, as many whole days ago as the run needs)")
-    p.add_argument("--speed", type=float, help="event-time seconds per wall-clock second (default: as fast as possible)")
+    p.add_argument("--speed", type=positive_float, help="event-time seconds per wall-clock second (default: as fast as possible)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same records")
     p.add_argument("--volume", type=float, default=1.0, help="scale of the log volume (default 1.0)")
     p.add_argument("--scrape-interval", type=float, default=30.0, help="seconds between metric scrapes (default 30)")
@@ -105,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
     if args.bootstrap_servers:
         spec = spec.model_copy(update={"kafka": spec.kafka.model_copy(update={"bootstrap_servers": args.bootstrap_servers})})
     topics = resolve_topics(args, spec)
-    if args.speed is not None and args.speed <= 0:
-        raise DetectorError("--speed must be positive")
     scenario = SCENARIOS[args.scenario]
     start = parse_start(args.start, args.hours)
     try:
