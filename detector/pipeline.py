@@ -134,10 +134,7 @@ class Pipeline:
         inc = self.spec.incidents
         if inc.drift_detector is None:
             return None
-        try:
-            return DriftMonitor(inc.drift_detector, inc.drift_params, inc.drift_max_series)
-        except ConfigError as exc:  # the detector's own message, placed at the keys that chose it
-            raise ConfigError(f"incidents.drift_detector / drift_params: {exc}") from None
+        return DriftMonitor(inc.drift_detector, inc.drift_params, inc.drift_max_series)
 
     def use_settings(self, alerting: AlertingSettings, incidents: IncidentSettings) -> None:
         """Apply alerting and incident settings (at start, or changed while running) to everything

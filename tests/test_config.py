@@ -196,14 +196,3 @@ def test_a_model_path_from_the_environment_is_relative_to_the_working_directory(
     spec = load_pipeline(REPO_PIPELINES / "default.yaml")
     assert spec.models.metric == tmp_path / "mine" / "metric.yaml"
     assert spec.models.log.is_relative_to(REPO_PIPELINES.parent)  # still the file's own
-
-
-@pytest.mark.parametrize("incidents, message", [
-    ("{drift_detector: nosuch}", "unknown detector 'nosuch'"),
-    ("{drift_params: {nope: 1}}", "unexpected keyword argument 'nope'"),
-])
-def test_check_config_places_a_bad_drift_detector_at_its_keys(tmp_path, capsys, incidents, message):
-    p = write(tmp_path, f"inputs: [{{topic: m, kind: metric, format: metric_json}}]\nincidents: {incidents}\n")
-    assert main(["check-config", str(p)]) == 2
-    err = capsys.readouterr().err
-    assert "incidents.drift_detector" in err and message in err

@@ -325,7 +325,7 @@ def test_a_bad_drift_detector_in_a_pipeline_names_its_key(tmp_path, capsys, inci
     from detector.cli import main
 
     spec = tmp_path / "pipeline.yaml"
-    spec.write_text(f"incidents:\n  {incidents}\n")
+    spec.write_text(f"inputs: [{{topic: m, kind: metric, format: metric_json}}]\nincidents:\n  {incidents}\n")
     assert main(["check-config", str(spec)]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
