@@ -439,7 +439,7 @@ def section_alert_evaluation(page: Page, out: ReplayOutput, labels, chosen) -> N
         wins = next((w for w in (windows_for(labels, k[2], k[1], k[0]) for k in members) if w), None)
         # A window no scored point of the series falls in (a labels file covering more than was
         # replayed) could never be found: it is left out, as the NAB scorer leaves it out.
-        wins = [w for w in wins or [] if covers_a_point(out, members, w)]
+        wins = windows_with_a_point(out, members, wins or [])
         if not wins:
             continue
         times = sorted(t for k in members for t in firing.filter(
@@ -468,12 +468,17 @@ def section_alert_evaluation(page: Page, out: ReplayOutput, labels, chosen) -> N
              "positive when the alert came first.")
 
 
-def covers_a_point(out: ReplayOutput, members: list[tuple], window: Window) -> bool:
-    """Whether any of the series ``members`` (entity, signal, series) has a score inside ``window``."""
+def windows_with_a_point(out: ReplayOutput, members: list[tuple], windows: list[Window]) -> list[Window]:
+    """The ``windows`` in which any of the series ``members`` (entity, signal, series) has a score, all
+    checked in one pass over the scores."""
+    if not windows:
+        return []
     in_members = pl.any_horizontal(
         (pl.col("entity") == e) & (pl.col("signal") == sig) & (pl.col("series") == ser) for e, sig, ser in members)
-    return out.scores.filter(in_members & pl.col("timestamp").is_between(window.start, window.end)).select(
-        pl.len()).collect().item() > 0
+    hits = out.scores.filter(in_members).select(
+        pl.col("timestamp").is_between(w.start, w.end).any().alias(str(i)) for i, w in enumerate(windows)
+    ).collect().row(0)
+    return [w for w, hit in zip(windows, hits) if hit]
 
 
 def section_baselines(page: Page, out: ReplayOutput, labels, chosen, options: Options) -> None:
