@@ -368,8 +368,10 @@ def _sessions(spec, data: Data) -> dict:
 
 def study_id(space: SearchSpace, data: Data) -> str:
     # The base spec's content too: trials journalled on an edited base spec measured another model.
+    # Not the number of trials: a seeded random search draws the same first samples whatever their
+    # number, so a rerun with more trials runs only the new ones.
     base = load_model_spec(space.model).model_dump(mode="json")
-    doc = {"space": space.model_dump(mode="json"), "base": base, "data": data.fingerprint()}
+    doc = {"space": space.model_dump(mode="json", exclude={"trials"}), "base": base, "data": data.fingerprint()}
     return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
 

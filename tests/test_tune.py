@@ -92,6 +92,12 @@ def test_a_rerun_skips_the_trials_in_the_journal(nab_subset, tmp_path):
     assert again["ran"] == 2
     assert again["best"]["value"] == first["best"]["value"]
     assert tune(space, Data(data_dir=data, labels=labels), journal, progress=False)["ran"] == 0
+    # More trials of the same search run only the new ones; fewer run none.
+    more = SearchSpace(**{**space.model_dump(), "trials": 6})
+    assert tune(more, Data(data_dir=data, labels=labels), journal, progress=False)["ran"] == 2
+    fewer = SearchSpace(**{**space.model_dump(), "trials": 2})
+    summary = tune(fewer, Data(data_dir=data, labels=labels), journal, progress=False)
+    assert summary["ran"] == 0 and summary["trials"] == 3
     # A changed space is another study: none of the old trials count for it.
     other = SearchSpace(**{**space.model_dump(), "seed": 2})
     assert tune(other, Data(data_dir=data, labels=labels), journal, progress=False)["ran"] == 5
