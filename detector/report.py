@@ -20,6 +20,7 @@ import polars as pl
 
 from detector.errors import ConfigError
 from detector.replay import sibling
+from detector.tuning import journal_entries
 
 LOG_SIGNALS = ("log_template_rate", "log_error_ratio", "log_session")
 SCORE_COLUMNS = ("timestamp", "entity", "signal", "series", "score", "confidence", "value")
@@ -541,9 +542,14 @@ def section_tuning(page: Page, journal: Path) -> None:
     from plotly.subplots import make_subplots
 
     try:
-        entries = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError) as exc:
+        entries = journal_entries(journal)
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{journal}: cannot read the tuning journal: {exc}") from None
+    # A journal keeps every search run against it; the last one is shown, the others are only counted:
+    # their objectives were measured on another space, spec or data.
+    latest = entries[-1].get("study") if entries else None
+    earlier = sum(1 for e in entries if e.get("study") != latest)
+    entries = [e for e in entries if e.get("study") == latest]
     ok = sorted((e for e in entries if e.get("value") is not None), key=lambda e: -e["value"])
     if not ok:
         page.add("Tuning", "<p>No finished trial in the journal.</p>")
@@ -563,4 +569,5 @@ def section_tuning(page: Page, journal: Path) -> None:
              "seconds": e.get("seconds")} for i, e in enumerate(ok[:20])]
     failed = len(entries) - len(ok)
     page.add("Tuning", page.figure(fig), table(rows),
-             note=f"{len(entries)} trials in {journal.name}" + (f", {failed} failed" if failed else "") + "; best first.")
+             note=f"{len(entries)} trials of the last search in {journal.name}" + (f", {failed} failed" if failed else "")
+             + (f" ({earlier} trials of earlier searches not shown)" if earlier else "") + "; best first.")

@@ -375,17 +375,27 @@ def study_id(space: SearchSpace, data: Data) -> str:
     return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def journal_entries(path: Path) -> list[dict]:
+    """The trials in a journal, in the order they finished. A line cut short by a crash is skipped
+    (its trial runs again); a file none of whose lines is a trial is not a journal."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    entries = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "trial" in entry:
+            entries.append(entry)
+    if lines and not entries:
+        raise ConfigError(f"{path}: not a tuning journal (no line is a trial)")
+    return entries
+
+
 def read_journal(path: Path, study: str) -> dict[str, dict]:
-    done = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash: that trial runs again
-            if entry.get("study") == study:
-                done[entry["trial"]] = entry
-    return done
+    if not path.is_file():
+        return {}
+    return {e["trial"]: e for e in journal_entries(path) if e.get("study") == study}
 
 
 def tune(space: SearchSpace, data: Data, journal: Path, jobs: int = 1, progress: bool = True) -> dict:

@@ -80,6 +80,36 @@ def test_without_labels_the_baselines_are_compared_by_agreement(replayed):
     assert "top-1% overlap with online" in doc and "Alerts against labels" not in doc
 
 
+def _tuning_section(doc: str) -> str:
+    return doc[doc.index("<h2>Tuning</h2>"):]
+
+
+def test_the_tuning_section_shows_the_last_search_of_a_journal(replayed, tmp_path):
+    def trial(study, name, value):
+        return json.dumps({"study": study, "trial": name, "params": {"model.detector.params.alpha": value / 1000},
+                           "value": value, "seconds": 1.0, "error": None})
+
+    journal = tmp_path / "trials.jsonl"
+    # An earlier search with better objectives (measured on something else), a line a crash cut short, the last search.
+    journal.write_text("\n".join([trial("old", "a", 99.0), trial("old", "b", 98.0), trial("old", "c", 97.0),
+                                   trial("new", "d", 61.0)[:25], trial("new", "e", 62.5), trial("new", "f", 63.5)]) + "\n")
+    out = tmp_path / "report.html"
+    assert main(["report", "--scores", str(replayed["tmp"] / "scores.parquet"), "--journal", str(journal),
+                 "--output", str(out), "--baseline-points", "800"]) == 0
+    tuning = _tuning_section(out.read_text(encoding="utf-8"))
+    assert "2 trials of the last search" in tuning and "3 trials of earlier searches not shown" in tuning
+    assert "63.5" in tuning and "99.0" not in tuning
+
+
+def test_a_journal_with_no_trial_is_a_clear_error(replayed, tmp_path, capsys):
+    journal = tmp_path / "notes.txt"
+    journal.write_text("these are not trials\n")
+    assert main(["report", "--scores", str(replayed["tmp"] / "scores.parquet"), "--journal", str(journal),
+                 "--output", str(tmp_path / "report.html")]) == 2
+    assert "not a tuning journal" in capsys.readouterr().err
+    assert not (tmp_path / "report.html").exists()
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
