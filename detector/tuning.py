@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 
 from detector.config import AlertingSettings
 from detector.errors import ConfigError
+from detector.evaluation.nab_data import find_csvs
 from detector.loader import load_yaml_model, validate
 from detector.specs import MODELS_DIR, ModelSpec, load_model_spec
 
@@ -224,7 +225,7 @@ class Data(_Strict):
         for p in (self.data_dir, self.labels, self.log, self.pipeline):
             if p is None:
                 continue
-            files = sorted(p.rglob("*.csv")) if p.is_dir() else [p]
+            files = find_csvs(p) if p.is_dir() else [p]  # the files the evaluation reads
             out.append({"path": str(p.resolve()), "files": len(files), "bytes": sum(f.stat().st_size for f in files if f.is_file())})
         return out
 

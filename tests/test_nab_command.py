@@ -49,6 +49,16 @@ def test_prints_the_three_profiles_and_catches_obvious_spikes(tmp_path, capsys):
     assert result["standard"] > 50
 
 
+def test_a_category_folder_linked_into_the_data_folder_is_scored(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path / "corpus")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "synthetic").symlink_to(data / "synthetic", target_is_directory=True)
+    code, out = _run(capsys, "--data-dir", linked, "--labels", labels, "--json")
+    assert code == 0
+    assert json.loads(out.out)["files"] == 2
+
+
 def test_results_dir_and_fixed_thresholds_reproduce_the_score(tmp_path, capsys):
     data, labels = _write_corpus(tmp_path)
     out_dir = tmp_path / "results"

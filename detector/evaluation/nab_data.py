@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,10 @@ def find_csvs(data_dir: str | Path) -> list[Path]:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise ConfigError(f"data directory {str(data_dir)!r} does not exist (expected NAB's data/ folder)")
-    files = sorted(data_dir.rglob("*.csv"))
+    # os.walk, not rglob: a category folder linked into the data folder is followed (rglob's ** does not
+    # follow links before Python 3.13).
+    files = sorted(Path(root, name) for root, _, names in os.walk(data_dir, followlinks=True)
+                   for name in names if name.endswith(".csv"))
     if not files:
         raise ConfigError(f"data directory {str(data_dir)!r} holds no CSV files")
     return files
