@@ -10,7 +10,9 @@ import pytest
 
 from detector.config import FieldMapping, InputSpec
 from detector.decoders import MAX_MESSAGE_CHARS, MAX_RECORD_BYTES, build_decoder
-from detector.errors import ConfigError, DecodeError
+from detector.errors import (
+    ConfigError, DecodeError, EmptyRecord, InvalidField, MalformedRecord, MissingField, NotText, OversizedRecord,
+)
 from detector.records import LogRecord, MetricPoint, RawRecord
 
 BROKER_TS = 1705312900.0  # the Kafka record's own timestamp, 100 s after the events below
@@ -509,25 +511,25 @@ JSON_FORMATS = [(f, k) for f, k in ALL_FORMATS if f not in ("plain", "logfmt", "
 @pytest.mark.parametrize("fmt, kind", ALL_FORMATS)
 @pytest.mark.parametrize("value", [b"", b"  \n", None])
 def test_empty_message_is_refused(fmt, kind, value):
-    with pytest.raises(DecodeError, match="empty message"):
+    with pytest.raises(EmptyRecord, match="empty message"):
         decoder(fmt, kind).decode(RawRecord("in", 0, 0, BROKER_TS, None, value))
 
 
 @pytest.mark.parametrize("fmt, kind", ALL_FORMATS)
 def test_oversized_record_is_refused_before_parsing(fmt, kind):
-    with pytest.raises(DecodeError, match="over the 1048576 byte limit"):
+    with pytest.raises(OversizedRecord, match="over the 1048576 byte limit"):
         decoder(fmt, kind).decode(raw(b"a" * (MAX_RECORD_BYTES + 1)))
 
 
 @pytest.mark.parametrize("fmt, kind", JSON_FORMATS)
 def test_invalid_json_names_the_byte(fmt, kind):
-    with pytest.raises(DecodeError, match=r"^invalid JSON at byte 12: "):
+    with pytest.raises(MalformedRecord, match=r"^invalid JSON at byte 12: "):
         decoder(fmt, kind).decode(raw(b'{"message": oops}'))
 
 
 @pytest.mark.parametrize("fmt, kind", JSON_FORMATS)
 def test_deeply_nested_json_is_refused(fmt, kind):
-    with pytest.raises(DecodeError, match="nested deeper than 1024 levels"):
+    with pytest.raises(MalformedRecord, match="nested deeper than 1024 levels"):
         decoder(fmt, kind).decode(raw(b'{"a":' * 1100 + b"1" + b"}" * 1100))
 
 
@@ -539,14 +541,14 @@ def test_binary_garbage_is_refused(fmt, kind):
 
 
 def test_plain_binary_garbage_says_so():
-    with pytest.raises(DecodeError, match="binary data"):
+    with pytest.raises(NotText, match="binary data"):
         decoder("plain").decode(raw(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"))
-    with pytest.raises(DecodeError, match="binary data"):
+    with pytest.raises(NotText, match="binary data"):
         decoder("plain").decode(raw(bytes(range(1, 32)) * 4))
 
 
 def test_invalid_utf8_in_json_is_refused_as_invalid_json():
-    with pytest.raises(DecodeError, match=r"invalid JSON at byte 14: not valid UTF-8 \(byte 0xfc\)"):
+    with pytest.raises(NotText, match=r"invalid JSON at byte 14: not valid UTF-8 \(byte 0xfc\)"):
         decoder("json").decode(raw(b'{"message": "M\xfcller"}'))
 
 
@@ -561,28 +563,28 @@ def test_no_timestamp_anywhere_is_refused(fmt, kind):
         "influx": b"cpu idle=1",
     }
     payload = payloads.get(fmt, {"message": "m", "log": "m"})
-    with pytest.raises(DecodeError, match="no timestamp"):
+    with pytest.raises(MissingField, match="no timestamp"):
         decoder(fmt, kind).decode(raw(payload, timestamp=None))
 
 
 def test_bad_timestamp_value_names_the_field():
-    with pytest.raises(DecodeError, match="field '@timestamp' is not a timestamp: 'yesterday'"):
+    with pytest.raises(InvalidField, match="field '@timestamp' is not a timestamp: 'yesterday'"):
         decoder("ecs").decode(raw({"message": "m", "@timestamp": "yesterday"}))
-    with pytest.raises(DecodeError, match="field 'timestamp' is not a timestamp: True"):
+    with pytest.raises(InvalidField, match="field 'timestamp' is not a timestamp: True"):
         decoder("metric_json", "metric").decode(raw({"name": "up", "value": 1, "timestamp": True}))
 
 
 def test_a_timestamp_beyond_the_year_9999_is_refused():
     # 3e20 read as nanoseconds is the year 11476: no date an alert could print.
-    with pytest.raises(DecodeError, match="field 'timestamp' is not a timestamp: 3e\\+20"):
+    with pytest.raises(InvalidField, match="field 'timestamp' is not a timestamp: 3e\\+20"):
         decoder("metric_json", "metric").decode(raw({"name": "up", "value": 1, "timestamp": 3e20}))
-    with pytest.raises(DecodeError, match="timestamp not a date between the years 1 and 9999: 300000000000000000000"):
+    with pytest.raises(InvalidField, match="timestamp not a date between the years 1 and 9999: 300000000000000000000"):
         decoder("influx", "metric").decode(raw(b"cpu idle=1 300000000000000000000"))
     assert decode_one("json", {"message": "m", "timestamp": 1.7e18}).timestamp == pytest.approx(1.7e9)
 
 
 def test_syslog_stamp_without_year_needs_the_record_timestamp():
-    with pytest.raises(DecodeError, match="has no year and the record carries no timestamp"):
+    with pytest.raises(MissingField, match="has no year and the record carries no timestamp"):
         decoder("plain").decode(raw(b"Jan 15 10:00:00 h app: x", timestamp=None))
 
 
@@ -638,6 +640,19 @@ def test_telegraf_bad_metrics(payload, reason):
 def test_influx_bad_lines_name_the_line(lines, reason):
     with pytest.raises(DecodeError, match=reason):
         decoder("influx", "metric").decode(raw(lines))
+
+
+@pytest.mark.parametrize(
+    "fmt, payload",
+    [
+        ("influx", b"cpu idle=1 1\ncpu idle=abc 1"),
+        ("metric_json", [{"name": "up", "value": 1}, {"name": "up", "value": "x"}]),
+        ("telegraf", {"metrics": [TELEGRAF_ONE, {"name": "x", "fields": {"a": [1]}, "timestamp": 1}]}),
+    ],
+)
+def test_naming_the_line_or_entry_keeps_the_kind(fmt, payload):
+    with pytest.raises(InvalidField, match=r"^(line 2|\[1\]|metrics\[1\]): field '\w+' is not a number"):
+        decoder(fmt, "metric").decode(raw(payload))
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pickle
 
 import orjson
+import pytest
 
 from detector.config import load_pipeline
+from detector.decoders import MAX_RECORD_BYTES
+from detector.decoders.logs_json import JsonLogDecoder
 from detector.pipeline import Pipeline
 from detector.records import RawRecord
 
@@ -32,6 +35,34 @@ def test_bad_records_become_dead_letters_and_the_rest_goes_on():
     assert all(d.reason for d in result.dead_letters)
     assert p.state("logs", 0).next_offset == 3  # the bad record's offset is passed, not retried forever
     assert p.decoded["logs"] == 2 and p.consumed["logs"] == 3
+
+
+@pytest.mark.parametrize(
+    "topic, value, kind",
+    [
+        ("logs", b"a" * (MAX_RECORD_BYTES + 1), "OversizedRecord"),
+        ("logs", b"", "EmptyRecord"),
+        ("logs", b'{"message": "M\xfcller"}', "NotText"),
+        ("logs", b'{"message": oops}', "MalformedRecord"),
+        ("metrics", b'{"value": 1, "timestamp": 1e9}', "MissingField"),
+        ("metrics", b'{"name": "up", "value": "abc", "timestamp": 1e9}', "InvalidField"),
+    ],
+)
+def test_a_dead_letter_is_counted_under_the_kind_of_what_is_wrong(topic, value, kind):
+    # The kind is the counter's label: an operator tells a format change from a missing field by it.
+    p = Pipeline.from_spec(spec())
+    result = p.process([RawRecord(topic, 0, 7, 1e9, None, value)])
+    assert [(d.raw.offset, d.kind) for d in result.dead_letters] == [(7, kind)]
+    assert p.dead_lettered == {(topic, kind): 1}
+
+
+def test_a_decoder_failing_unforeseen_is_dead_lettered_as_a_plain_decode_error(monkeypatch):
+    def fails(self, raw):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(JsonLogDecoder, "_decode", fails)
+    result = Pipeline.from_spec(spec()).process([log(0, 1e9, "started")])
+    assert [(d.kind, d.reason) for d in result.dead_letters] == [("DecodeError", "ecs: unexpected KeyError: 'surprise'")]
 
 
 def test_state_is_kept_per_partition_and_survives_pickling():

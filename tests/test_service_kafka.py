@@ -69,7 +69,8 @@ def test_scores_are_exported_offsets_committed_and_bad_records_dead_lettered(bro
     assert firing == ["checkout"]
     consumed = {lv["topic"]: v for lv, v in samples(body, "outage_detector_records_consumed_total")}
     assert consumed == {log_topic: len(logs) + len(bad), metric_topic: len(metrics)}
-    assert sum(v for _, v in samples(body, "outage_detector_records_dead_lettered_total")) == len(bad)
+    dead_lettered = {lv["error_kind"]: v for lv, v in samples(body, "outage_detector_records_dead_lettered_total")}
+    assert dead_lettered == {"MalformedRecord": 1, "NotText": 1, "EmptyRecord": 1}
     assert "GET /api/items/<*>" in templates or "GET" in templates
 
     # Every partition's offset is committed up to its end: nothing will be read twice or skipped.
@@ -79,11 +80,12 @@ def test_scores_are_exported_offsets_committed_and_bad_records_dead_lettered(bro
     # Dead letters keep the original bytes and say why and where from.
     dead = read_all(broker.bootstrap_servers, spec.kafka.dead_letter_topic, len(bad))
     assert sorted(r.value for r in dead) == sorted(v for _, v in bad)
+    kinds = {v: k for (_, v), k in zip(bad, ("MalformedRecord", "NotText", "EmptyRecord"))}
     for r in dead:
         h = dict(r.headers)
         assert h["source_topic"].decode() == log_topic
         assert int(h["source_offset"]) >= 0 and int(h["source_partition"]) in (0, 1)
-        assert h["error"]
+        assert h["error"] and h["error_kind"].decode() == kinds[r.value]
 
 
 def _write_pipeline(spec, path):

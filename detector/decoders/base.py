@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from detector.errors import DecodeError
+from detector.errors import DecodeError, EmptyRecord, MalformedRecord, NotText, OversizedRecord
 from detector.records import LogRecord, MetricPoint, RawRecord
 
 # A record this large is a producer bug or an attack, not a log line; refusing it bounds the work.
@@ -35,14 +35,15 @@ class Decoder:
     def decode(self, raw: RawRecord) -> list[Record]:
         value = raw.value
         if not value or (value[0] in _WHITESPACE and not value.strip()):
-            raise DecodeError("empty message")
+            raise EmptyRecord("empty message")
         if len(value) > MAX_RECORD_BYTES:
-            raise DecodeError(f"message is {len(value)} bytes, over the {MAX_RECORD_BYTES} byte limit")
+            raise OversizedRecord(f"message is {len(value)} bytes, over the {MAX_RECORD_BYTES} byte limit")
         try:
             return self._decode(raw)
         except DecodeError:
             raise
         except Exception as exc:  # noqa: BLE001 - the contract is DecodeError only, whatever went wrong
+            # Plain DecodeError as its kind: input no check foresaw, or a decoder bug; worth a look either way.
             raise DecodeError(f"{self.format}: unexpected {type(exc).__name__}: {one_line(str(exc))}") from exc
 
     def _decode(self, raw: RawRecord) -> list[Record]:
@@ -58,16 +59,18 @@ def load_json(value: bytes) -> Any:
         return orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         if not value.strip():
-            raise DecodeError("empty message") from None
+            raise EmptyRecord("empty message") from None
         reason = "nested deeper than 1024 levels" if "depth" in exc.msg else exc.msg
         position = _byte_offset(value, exc.pos)
+        kind = MalformedRecord
         if "UTF-8" in exc.msg:
             # orjson reports UTF-8 errors at position 0; find the offending byte for the operator.
             try:
                 value.decode("utf-8")
             except UnicodeDecodeError as bad:
                 position, reason = bad.start, f"not valid UTF-8 (byte 0x{value[bad.start]:02x})"
-        raise DecodeError(f"invalid JSON at byte {position}: {reason}") from None
+                kind = NotText  # a producer writing Latin-1 or binary, not a JSON syntax slip
+        raise kind(f"invalid JSON at byte {position}: {reason}") from None
 
 
 def _byte_offset(value: bytes, char_pos: int) -> int:
@@ -116,10 +119,10 @@ def text_of(value: bytes) -> str:
     """A text line's bytes as str; binary data is a DecodeError, a few invalid UTF-8 bytes are replaced."""
     nul = value.find(b"\x00")
     if nul >= 0:
-        raise DecodeError(f"binary data, not text: NUL byte at offset {nul}")
+        raise NotText(f"binary data, not text: NUL byte at offset {nul}")
     controls = len(value.translate(None, _TEXT_BYTES))
     if controls > len(value) * _BINARY_SHARE:
-        raise DecodeError(f"binary data, not text: {controls} of {len(value)} bytes are control characters")
+        raise NotText(f"binary data, not text: {controls} of {len(value)} bytes are control characters")
     if value.isascii():
         return value.decode("ascii")
     # Invalid UTF-8 in a log line is usually one mis-encoded name; keep the line with U+FFFD in its place,
@@ -127,7 +130,7 @@ def text_of(value: bytes) -> str:
     text = value.decode("utf-8", "replace")
     bad = text.count("\ufffd")
     if bad >= 4 and bad > len(text) * 0.25:
-        raise DecodeError(f"binary data, not text: {bad} of {len(text)} characters are not valid UTF-8")
+        raise NotText(f"binary data, not text: {bad} of {len(text)} characters are not valid UTF-8")
     return text
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from detector.errors import DecodeError
+from detector.errors import DecodeError, InvalidField, MalformedRecord, MissingField, NotText
 from detector.records import MetricPoint, RawRecord
 
 from .base import Decoder, short
@@ -33,7 +33,7 @@ class InfluxLineDecoder(Decoder):
         try:
             text = raw.value.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DecodeError(f"invalid UTF-8 at byte {exc.start}: line protocol is UTF-8 text") from None
+            raise NotText(f"invalid UTF-8 at byte {exc.start}: line protocol is UTF-8 text") from None
         out: list[MetricPoint] = []
         for number, line in enumerate(text.split("\n"), 1):
             line = line.strip()
@@ -42,9 +42,9 @@ class InfluxLineDecoder(Decoder):
             try:
                 self._line(line, raw, out)
             except DecodeError as exc:
-                raise DecodeError(f"line {number}: {exc}") from None
+                raise type(exc)(f"line {number}: {exc}") from None  # the same kind, with the line
         if not out:
-            raise DecodeError("no numeric fields: nothing to score in this message")
+            raise MissingField("no numeric fields: nothing to score in this message")
         return out
 
     def _line(self, line: str, raw: RawRecord, out: list[MetricPoint]) -> None:
@@ -55,39 +55,39 @@ class InfluxLineDecoder(Decoder):
             fields, _, stamp = rest.strip().partition(" ")
             stamp = stamp.strip()
         if not fields:
-            raise DecodeError(f"no fields in {short(line)}")
+            raise MalformedRecord(f"no fields in {short(line)}")
 
         parts = _split(series, ",")
         measurement = _unescape(parts[0])
         if not measurement:
-            raise DecodeError("empty measurement name")
+            raise MalformedRecord("empty measurement name")
         tags: dict[str, str] = {}
         for part in parts[1:]:
             key, sep, value = _partition(part)
             if not sep or not key:
-                raise DecodeError(f"tag {short(part)} is not key=value")
+                raise MalformedRecord(f"tag {short(part)} is not key=value")
             tags[_unescape(key)] = _unescape(value)
 
         if stamp:
             try:
                 number = int(stamp)
             except ValueError:
-                raise DecodeError(f"timestamp {short(stamp)} is not an integer") from None
+                raise InvalidField(f"timestamp {short(stamp)} is not an integer") from None
             try:
                 timestamp = epoch_to_seconds(number)
             except ValueError as exc:
-                raise DecodeError(f"timestamp {exc}") from None
+                raise InvalidField(f"timestamp {exc}") from None
         elif raw.timestamp is not None:
             timestamp = raw.timestamp
         else:
-            raise DecodeError("no timestamp and the record carries none")
+            raise MissingField("no timestamp and the record carries none")
 
         labels = sorted_labels(tags)
         entity = self._entity(tags)
         for part in _split(fields, ",", quotes=True):
             key, sep, text = _partition(part)
             if not sep or not key:
-                raise DecodeError(f"field {short(part)} is not key=value")
+                raise MalformedRecord(f"field {short(part)} is not key=value")
             value = _field_value(text, key)
             if value is not None:
                 out.append(MetricPoint(timestamp, entity, f"{measurement}_{_unescape(key)}", labels, value))
@@ -95,10 +95,10 @@ class InfluxLineDecoder(Decoder):
 
 def _field_value(text: str, key: str) -> float | None:
     if not text:
-        raise DecodeError(f"field {key!r} has no value")
+        raise MalformedRecord(f"field {key!r} has no value")
     if text[0] == '"':
         if len(text) < 2 or text[-1] != '"':
-            raise DecodeError(f"field {key!r} has an unterminated string")
+            raise MalformedRecord(f"field {key!r} has an unterminated string")
         return None  # a string field: nothing numeric to model
     if text in _TRUE:
         return 1.0
@@ -109,18 +109,18 @@ def _field_value(text: str, key: str) -> float | None:
         if last == "i" or last == "u":
             integer = int(text[:-1])
             if last == "u" and integer < 0:
-                raise DecodeError(f"field {key!r} is an unsigned integer below zero: {short(text)}")
+                raise InvalidField(f"field {key!r} is an unsigned integer below zero: {short(text)}")
             value = float(integer)
         else:
             value = float(text)
     except OverflowError:
-        raise DecodeError(f"field {key!r} is out of range: {short(text)}") from None
+        raise InvalidField(f"field {key!r} is out of range: {short(text)}") from None
     except DecodeError:
         raise
     except ValueError:
-        raise DecodeError(f"field {key!r} is not a number: {short(text)}") from None
+        raise InvalidField(f"field {key!r} is not a number: {short(text)}") from None
     if not math.isfinite(value):
-        raise DecodeError(f"field {key!r} is not finite: {short(text)}")
+        raise InvalidField(f"field {key!r} is not finite: {short(text)}")
     return value
 
 
@@ -146,7 +146,7 @@ def _sections_escaped(line: str) -> tuple[str, str, str]:
             break
         i += 1
     if quoted:
-        raise DecodeError("unterminated string field")
+        raise MalformedRecord("unterminated string field")
     return series, line[start:i], line[i:].strip()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from detector.config import FieldMapping
-from detector.errors import DecodeError
+from detector.errors import InvalidField, MalformedRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
 from .base import Decoder, clip_message, key_text, quoted, short, text_of
@@ -51,17 +51,17 @@ def parse_pairs(line: str) -> list[tuple[str, str | None, str]]:
     return pairs
 
 
-def _not_logfmt(line: str) -> DecodeError:
+def _not_logfmt(line: str) -> MalformedRecord:
     """The reason a line is not logfmt, with where (only on this error path)."""
     last = None
     for m in _PAIR.finditer(line):
         if m.group(6) is not None or (last is not None and not m.group(1)):
             at = m.start(2)
             if last is not None and line[at] == '"' and line[at - 1] == "=":
-                return DecodeError(f"not logfmt: the quoted value of {last.group(3)!r} is not closed")
-            return DecodeError(f"not logfmt: unexpected {line[at]!r} at character {at}")
+                return MalformedRecord(f"not logfmt: the quoted value of {last.group(3)!r} is not closed")
+            return MalformedRecord(f"not logfmt: unexpected {line[at]!r} at character {at}")
         last = m
-    return DecodeError("not logfmt")
+    return MalformedRecord("not logfmt")
 
 
 def format_pair(key: str, value: object) -> str:
@@ -87,7 +87,7 @@ class LogfmtDecoder(Decoder):
         line, newline, trailer = text.partition("\n")
         pairs = parse_pairs(line)
         if not any(value is not None for _, value, _ in pairs):
-            raise DecodeError(f"not logfmt: no key=value pair in {short(line)}")
+            raise MalformedRecord(f"not logfmt: no key=value pair in {short(line)}")
         # For each field, the first pair with a value under its most preferred key.
         best: dict[str, tuple[int, int]] = {}
         role = self._role
@@ -102,13 +102,13 @@ class LogfmtDecoder(Decoder):
         if ts_value is None:
             timestamp = raw.timestamp
             if timestamp is None:
-                raise DecodeError(f"no timestamp: none of {quoted(self._keys['timestamp'])} in the line, "
+                raise MissingField(f"no timestamp: none of {quoted(self._keys['timestamp'])} in the line, "
                                   "and the record carries none")
         else:
             try:
                 timestamp = parse_timestamp(ts_value)
             except ValueError:
-                raise DecodeError(f"field {ts_key!r} is not a timestamp: {short(ts_value)}") from None
+                raise InvalidField(f"field {ts_key!r} is not a timestamp: {short(ts_value)}") from None
         _, level_value = self._pick(best, pairs, "level")
         _, entity = self._pick(best, pairs, "entity")
         _, msg = self._pick(best, pairs, "message")
@@ -117,7 +117,7 @@ class LogfmtDecoder(Decoder):
         rest = " ".join(written for i, (_, _, written) in enumerate(pairs) if i not in used)
         message = " ".join(part for part in (msg, rest) if part)
         if not message:
-            raise DecodeError(f"no message: none of {quoted(self._keys['message'])} and no other pair in the line")
+            raise MissingField(f"no message: none of {quoted(self._keys['message'])} and no other pair in the line")
         if newline:
             message += "\n" + trailer
         level = normalise_level(level_value) if level_value is not None else level_in_text(message)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from detector.config import FieldMapping
-from detector.errors import DecodeError
+from detector.errors import InvalidField, MalformedRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
 from .base import Decoder, as_text, clip_message, key_text, load_json, quoted, short
@@ -105,13 +105,13 @@ class JsonLogDecoder(Decoder):
     def _decode(self, raw: RawRecord) -> list[LogRecord]:
         obj = load_json(raw.value)
         if type(obj) is not dict:
-            raise DecodeError(f"expected a JSON object, got {_json_type(obj)}")
+            raise MalformedRecord(f"expected a JSON object, got {_json_type(obj)}")
         return [self.record_from(obj, raw)]
 
     def record_from(self, obj: dict, raw: RawRecord) -> LogRecord:
         _, message = self._message.find(obj)
         if message is None:
-            raise DecodeError(f"no message: none of {quoted(self._message.names)} in the record")
+            raise MissingField(f"no message: none of {quoted(self._message.names)} in the record")
         if type(message) is not str:
             message = as_text(message)
         elif message[-1:] == "\n":
@@ -123,14 +123,14 @@ class JsonLogDecoder(Decoder):
         if ts_value is None:
             timestamp = raw.timestamp
             if timestamp is None:
-                raise DecodeError(
+                raise MissingField(
                     f"no timestamp: none of {quoted(self._timestamp.names)} in the record, and the record carries none"
                 )
         else:
             try:
                 timestamp = parse_timestamp(ts_value)
             except ValueError:
-                raise DecodeError(f"field {ts_path!r} is not a timestamp: {short(ts_value)}") from None
+                raise InvalidField(f"field {ts_path!r} is not a timestamp: {short(ts_value)}") from None
 
         _, level_value = self._level.find(obj)
         level = normalise_level(level_value) if level_value is not None else level_in_text(message)
@@ -148,7 +148,7 @@ class JsonLogDecoder(Decoder):
             if isinstance(value, (dict, list)):
                 # "service" may be ECS's {"name": ...} object; only a configured path makes it an error.
                 if self._entity.explicit:
-                    raise DecodeError(f"field {name!r} is an object, not an entity name: {short(value)}")
+                    raise InvalidField(f"field {name!r} is an object, not an entity name: {short(value)}")
                 continue
             return as_text(value)
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detector.errors import DecodeError
+from detector.errors import InvalidField
 
 from .base import short
 
@@ -42,12 +42,12 @@ def number(value: Any, field: str) -> float:
         try:
             result = float(value)
         except ValueError:
-            raise DecodeError(f"field {field!r} is not a number: {short(value)}") from None
+            raise InvalidField(f"field {field!r} is not a number: {short(value)}") from None
     else:
-        raise DecodeError(f"field {field!r} is not a number: {short(value)}")
+        raise InvalidField(f"field {field!r} is not a number: {short(value)}")
     if not math.isfinite(result):
         # A NaN or infinity would poison every running mean and variance downstream.
-        raise DecodeError(f"field {field!r} is not finite: {short(value)}")
+        raise InvalidField(f"field {field!r} is not finite: {short(value)}")
     return result
 
 
@@ -56,7 +56,7 @@ def string_labels(labels: Any, where: str) -> dict[str, str]:
     if labels is None:
         return {}
     if type(labels) is not dict:
-        raise DecodeError(f"{where} is not an object: {short(labels)}")
+        raise InvalidField(f"{where} is not an object: {short(labels)}")
     for key, value in labels.items():
         if type(value) is not str:
             labels[key] = _label_text(value)

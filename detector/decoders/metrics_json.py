@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from detector.errors import DecodeError
+from detector.errors import DecodeError, EmptyRecord, InvalidField, MalformedRecord, MissingField
 from detector.records import MetricPoint, RawRecord
 
 from .base import Decoder, load_json, short
@@ -20,12 +20,12 @@ class _JsonMetricDecoder(Decoder):
         value = obj.get("timestamp")
         if value is None:
             if raw.timestamp is None:
-                raise DecodeError(f"{where}no timestamp and the record carries none")
+                raise MissingField(f"{where}no timestamp and the record carries none")
             return raw.timestamp
         try:
             return parse_timestamp(value)
         except ValueError:
-            raise DecodeError(f"{where}field 'timestamp' is not a timestamp: {short(value)}") from None
+            raise InvalidField(f"{where}field 'timestamp' is not a timestamp: {short(value)}") from None
 
 
 class MetricJsonDecoder(_JsonMetricDecoder):
@@ -39,18 +39,20 @@ class MetricJsonDecoder(_JsonMetricDecoder):
             return [self._point(data, raw, "")]
         if type(data) is list:
             if not data:
-                raise DecodeError("empty array: no metric points")
+                raise EmptyRecord("empty array: no metric points")
             return [self._point(item, raw, f"[{i}]: ") for i, item in enumerate(data)]
-        raise DecodeError(f"expected a metric object or an array of them, got {short(data)}")
+        raise MalformedRecord(f"expected a metric object or an array of them, got {short(data)}")
 
     def _point(self, obj: Any, raw: RawRecord, where: str) -> MetricPoint:
         if type(obj) is not dict:
-            raise DecodeError(f"{where}expected a metric object, got {short(obj)}")
+            raise MalformedRecord(f"{where}expected a metric object, got {short(obj)}")
         name = obj.get("name")
         if not name or type(name) is not str:
-            raise DecodeError(f"{where}no metric 'name'" if name is None else f"{where}field 'name' is not a string: {short(name)}")
+            if name is None:
+                raise MissingField(f"{where}no metric 'name'")
+            raise InvalidField(f"{where}field 'name' is not a string: {short(name)}")
         if "value" not in obj:
-            raise DecodeError(f"{where}metric {name!r} has no 'value'")
+            raise MissingField(f"{where}metric {name!r} has no 'value'")
         value = _number(obj["value"], "value", where)
         labels = string_labels(obj.get("labels"), f"{where}field 'labels'")
         timestamp = self._timestamp(obj, raw, where)
@@ -68,7 +70,7 @@ class TelegrafJsonDecoder(_JsonMetricDecoder):
     def _decode(self, raw: RawRecord) -> list[MetricPoint]:
         data = load_json(raw.value)
         if type(data) is not dict:
-            raise DecodeError(f"expected a Telegraf metric object, got {short(data)}")
+            raise MalformedRecord(f"expected a Telegraf metric object, got {short(data)}")
         batch = data.get("metrics")
         out: list[MetricPoint] = []
         if batch is None:
@@ -77,20 +79,20 @@ class TelegrafJsonDecoder(_JsonMetricDecoder):
             for i, item in enumerate(batch):
                 self._points(item, raw, f"metrics[{i}]: ", out)
         else:
-            raise DecodeError("field 'metrics' is not an array")
+            raise MalformedRecord("field 'metrics' is not an array")
         if not out:
-            raise DecodeError("no numeric fields: nothing to score in this message")
+            raise MissingField("no numeric fields: nothing to score in this message")
         return out
 
     def _points(self, obj: Any, raw: RawRecord, where: str, out: list[MetricPoint]) -> None:
         if type(obj) is not dict:
-            raise DecodeError(f"{where}expected a metric object, got {short(obj)}")
+            raise MalformedRecord(f"{where}expected a metric object, got {short(obj)}")
         name = obj.get("name")
         if not name or type(name) is not str:
-            raise DecodeError(f"{where}no metric 'name'")
+            raise MissingField(f"{where}no metric 'name'")
         fields = obj.get("fields")
         if type(fields) is not dict:
-            raise DecodeError(f"{where}metric {name!r} has no 'fields' object")
+            raise MissingField(f"{where}metric {name!r} has no 'fields' object")
         tags = string_labels(obj.get("tags"), f"{where}field 'tags'")
         timestamp = self._timestamp(obj, raw, where)
         labels = sorted_labels(tags)
@@ -107,4 +109,4 @@ def _number(value: Any, field: str, where: str) -> float:
     try:
         return number(value, field)
     except DecodeError as exc:
-        raise DecodeError(f"{where}{exc}") from None
+        raise type(exc)(f"{where}{exc}") from None  # the same kind, with where

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from detector.config import FieldMapping
-from detector.errors import DecodeError
+from detector.errors import EmptyRecord, InvalidField, MalformedRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
 from .base import Decoder, as_text, clip_message, key_text, load_json, short
@@ -41,10 +41,10 @@ class OtlpJsonLogDecoder(Decoder):
     def _decode(self, raw: RawRecord) -> list[LogRecord]:
         request = load_json(raw.value)
         if type(request) is not dict:
-            raise DecodeError("expected an OTLP ExportLogsServiceRequest object")
+            raise MalformedRecord("expected an OTLP ExportLogsServiceRequest object")
         resource_logs = request.get("resourceLogs", request.get("resource_logs"))
         if not isinstance(resource_logs, list):
-            raise DecodeError("no 'resourceLogs' array: not an OTLP/JSON logs request")
+            raise MalformedRecord("no 'resourceLogs' array: not an OTLP/JSON logs request")
         key_entity = key_text(raw.key)
         out: list[LogRecord] = []
         for r_index, resource_log in enumerate(resource_logs):
@@ -61,7 +61,7 @@ class OtlpJsonLogDecoder(Decoder):
                     _need_object(log_record, record_where)
                     out.append(self._record(log_record, resource_attrs, raw, key_entity, record_where))
         if not out:
-            raise DecodeError("OTLP request holds no log records")
+            raise EmptyRecord("OTLP request holds no log records")
         return out
 
     def _record(self, rec: dict, resource_attrs: dict, raw: RawRecord, key_entity: str | None, where: str) -> LogRecord:
@@ -70,7 +70,7 @@ class OtlpJsonLogDecoder(Decoder):
         if self._message_key:
             message_value = record_attrs.get(self._message_key, resource_attrs.get(self._message_key))
             if message_value is None:
-                raise DecodeError(f"{where}: no attribute {self._message_key!r} for the message")
+                raise MissingField(f"{where}: no attribute {self._message_key!r} for the message")
         else:
             body = rec.get("body")
             message_value = any_value(body) if body is not None else ""
@@ -103,7 +103,7 @@ class OtlpJsonLogDecoder(Decoder):
                 try:
                     return parse_timestamp(value)
                 except ValueError:
-                    raise DecodeError(f"{where}: attribute {self._timestamp_key!r} is not a timestamp: {short(value)}") from None
+                    raise InvalidField(f"{where}: attribute {self._timestamp_key!r} is not a timestamp: {short(value)}") from None
         else:
             # timeUnixNano is when the event happened; 0 or absent means unknown, so fall back to when the
             # collector saw it, then to the Kafka record's own timestamp.
@@ -114,9 +114,9 @@ class OtlpJsonLogDecoder(Decoder):
                 try:
                     return int(value) / 1e9
                 except (TypeError, ValueError):
-                    raise DecodeError(f"{where}: {name} is not an integer: {short(value)}") from None
+                    raise InvalidField(f"{where}: {name} is not an integer: {short(value)}") from None
         if raw.timestamp is None:
-            raise DecodeError(f"{where}: no timeUnixNano or observedTimeUnixNano, and the record carries no timestamp")
+            raise MissingField(f"{where}: no timeUnixNano or observedTimeUnixNano, and the record carries no timestamp")
         return raw.timestamp
 
 
@@ -140,7 +140,7 @@ def attributes(items: Any, where: str) -> dict[str, Any]:
     if not items:
         return {}
     if not isinstance(items, list):
-        raise DecodeError(f"{where}: attributes is not an array")
+        raise MalformedRecord(f"{where}: attributes is not an array")
     out = {}
     for item in items:
         if type(item) is dict and "key" in item:
@@ -175,11 +175,11 @@ def any_value(value: Any) -> Any:
 
 def _need_object(value: Any, where: str) -> dict:
     if type(value) is not dict:
-        raise DecodeError(f"{where} is not an object")
+        raise MalformedRecord(f"{where} is not an object")
     return value
 
 
 def _need_list(value: Any, where: str) -> list:
     if type(value) is not list:
-        raise DecodeError(f"{where} is not an array")
+        raise MalformedRecord(f"{where} is not an array")
     return value

@@ -8,7 +8,7 @@ timestamp and level already, and left in they would only vary the template.
 
 from __future__ import annotations
 
-from detector.errors import DecodeError
+from detector.errors import EmptyRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
 from .base import Decoder, clip_message, key_text, text_of
@@ -27,7 +27,7 @@ class PlainTextDecoder(Decoder):
     def _decode(self, raw: RawRecord) -> list[LogRecord]:
         text = text_of(raw.value).rstrip()
         if not text.strip():
-            raise DecodeError("empty message")
+            raise EmptyRecord("empty message")
 
         pos = 0
         syslog_level = None
@@ -43,12 +43,12 @@ class PlainTextDecoder(Decoder):
         if timestamp is None:
             timestamp = raw.timestamp
             if timestamp is None:
-                raise DecodeError("no timestamp: the line starts with none and the record carries none")
+                raise MissingField("no timestamp: the line starts with none and the record carries none")
             message = text[pos:] if pos else text
         else:
             message = text[end:].lstrip()
             if not message:
-                raise DecodeError("empty message after the timestamp")
+                raise EmptyRecord("empty message after the timestamp")
 
         level = level_in_text(message) or syslog_level
         entity = key_text(raw.key) or self.default_entity
@@ -105,7 +105,7 @@ def _syslog_prefix(text: str, i: int, reference: float | None) -> tuple[float | 
     if not clock.replace(":", "").isdigit():
         return None, i
     if reference is None:
-        raise DecodeError(f"syslog timestamp {text[i : i + 15]!r} has no year and the record carries no timestamp")
+        raise MissingField(f"syslog timestamp {text[i : i + 15]!r} has no year and the record carries no timestamp")
     try:
         return syslog_to_seconds(month, int(day), clock, reference), i + 15
     except ValueError:
