@@ -14,7 +14,7 @@ class DecodeError(DetectorError, ValueError):
 
 
 class KafkaUnavailable(DetectorError, ConnectionError):
-    """The configured Kafka brokers could not be reached at start-up."""
+    """The configured Kafka brokers could not be reached at start-up, or failed during a replay."""
 
 
 class StateError(DetectorError, RuntimeError):
