@@ -42,7 +42,7 @@ class InvalidField(DecodeError):
 
 
 class KafkaUnavailable(DetectorError, ConnectionError):
-    """The configured Kafka brokers could not be reached at start-up."""
+    """The configured Kafka brokers could not be reached at start-up, or failed during a replay."""
 
 
 class StateError(DetectorError, RuntimeError):

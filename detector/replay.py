@@ -506,9 +506,10 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
     Bounds are ("time", seconds) or ("offset", n) as from :func:`parse_bound`; an offset bound applies
     to every partition. Without an end bound the replay stops at records newer than its own start, so
     a busy topic still ends. A partition also ends when the topic stays quiet for ``idle_polls``
-    polls: the reported end offsets are not trusted, since some Kafka-compatible brokers report them
-    low. The consumer is assigned its partitions (no consumer group, nothing committed), so a replay
-    never disturbs the live service.
+    polls and the broker still answers: the reported end offsets are not trusted, since some
+    Kafka-compatible brokers report them low. A Kafka error while reading, a lost broker included,
+    raises ``KafkaUnavailable``. The consumer is assigned its partitions (no consumer group, nothing
+    committed), so a replay never disturbs the live service.
     """
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
@@ -545,30 +546,41 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
         # The wall clock bounds how much is read, never what a record scores.
         end_ms = end[1] * 1000.0 if end and end[0] == "time" else (None if end else time.time() * 1000.0)
         quiet = 0
-        while open_tps:
-            polled = consumer.poll(poll_ms)
-            if not polled:
-                quiet += 1
-                if quiet >= idle_polls:
-                    break
-                continue
-            quiet = 0
-            batch: list[RawRecord] = []
-            for tp, recs in polled.items():
-                if tp not in open_tps:
-                    continue
-                for r in recs:
-                    if (stop_offset is not None and r.offset >= stop_offset) or (
-                            end_ms is not None and r.timestamp is not None and r.timestamp >= end_ms):
-                        open_tps.discard(tp)
-                        consumer.pause(tp)
+        read = 0
+        try:
+            while open_tps:
+                polled = consumer.poll(poll_ms)
+                if not polled:
+                    quiet += 1
+                    if quiet >= idle_polls:
+                        # A broker that went away is quiet too: kafka-python retries its connections
+                        # rather than raise. One request tells the two apart (what it reports is not
+                        # used as the end: some brokers report end offsets low).
+                        consumer.end_offsets(list(open_tps))
                         break
-                    if start_ms is not None and r.timestamp is not None and 0 <= r.timestamp < start_ms:
+                    continue
+                quiet = 0
+                batch: list[RawRecord] = []
+                for tp, recs in polled.items():
+                    if tp not in open_tps:
                         continue
-                    ts = r.timestamp / 1000.0 if r.timestamp is not None and r.timestamp >= 0 else None
-                    batch.append(RawRecord(r.topic, r.partition, r.offset, ts, r.key, r.value))
-            if batch:
-                yield batch
+                    for r in recs:
+                        if (stop_offset is not None and r.offset >= stop_offset) or (
+                                end_ms is not None and r.timestamp is not None and r.timestamp >= end_ms):
+                            open_tps.discard(tp)
+                            consumer.pause(tp)
+                            break
+                        if start_ms is not None and r.timestamp is not None and 0 <= r.timestamp < start_ms:
+                            continue
+                        ts = r.timestamp / 1000.0 if r.timestamp is not None and r.timestamp >= 0 else None
+                        batch.append(RawRecord(r.topic, r.partition, r.offset, ts, r.key, r.value))
+                if batch:
+                    read += len(batch)
+                    yield batch
+        except KafkaError as exc:  # the broker lost, a corrupt or oversized record, access revoked, ...
+            # Raised to the replay, which discards its outputs as for any other failure.
+            raise KafkaUnavailable(f"reading from Kafka at {settings.bootstrap_servers} failed after {read} "
+                                   f"records: {exc}") from None
     finally:
         consumer.close()
 

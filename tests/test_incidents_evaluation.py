@@ -137,3 +137,11 @@ def test_hours_must_be_a_finite_positive_number(capsys, hours):
         main(["evaluate", "incidents", "--hours", hours])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "argument --hours:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("partitions", ["0", "-2"])
+def test_partitions_must_be_at_least_one(capsys, partitions):
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "incidents", "--partitions", partitions])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument --partitions: must be at least 1, got {partitions}" in err

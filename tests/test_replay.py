@@ -290,6 +290,82 @@ def test_inputs_that_cannot_be_replayed_are_one_paragraph_errors(tmp_path, capsy
         assert message in err and "Traceback" not in err
 
 
+class FakeConsumer:
+    """In place of kafka.KafkaConsumer: one partition of ``logs`` whose records come in polls of ten,
+    then ``fail`` from the next poll (``"poll"``) or, once the topic is quiet, from the broker's answer
+    for its end offsets (``"end_offsets"``: a broker gone away, which kafka-python's poll does not raise)."""
+
+    records: list = []
+    fail: tuple[str, Exception] | None = None
+
+    def __init__(self, **config):
+        self.position = 0
+
+    def partitions_for_topic(self, topic):
+        return {0}
+
+    def assign(self, tps):
+        self.tp = tps[0]
+
+    def beginning_offsets(self, tps):
+        return {tp: 0 for tp in tps}
+
+    def seek(self, tp, offset):
+        self.position = offset
+
+    def pause(self, *tps):
+        pass
+
+    def poll(self, timeout_ms):
+        batch = self.records[self.position:self.position + 10]
+        self.position += len(batch)
+        if not batch and self.fail and self.fail[0] == "poll":
+            raise self.fail[1]
+        return {self.tp: batch} if batch else {}
+
+    def end_offsets(self, tps):
+        if self.fail and self.fail[0] == "end_offsets":
+            raise self.fail[1]
+        return {tp: len(self.records) for tp in tps}
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("where, error, text", [
+    ("poll", "CorruptRecordError", "Record is corrupt"),
+    ("end_offsets", "KafkaTimeoutError", "Failed to get offsets by timestamps in 30000 ms"),
+])
+def test_a_kafka_error_during_a_replay_is_one_line_and_leaves_the_previous_results(
+        tmp_path, capsys, monkeypatch, where, error, text):
+    from types import SimpleNamespace
+
+    import kafka
+    import kafka.errors
+
+    monkeypatch.setattr(FakeConsumer, "records", [
+        SimpleNamespace(topic="logs", partition=0, offset=i, timestamp=int((T0 + i) * 1000), key=b"api",
+                        value=json.dumps({"@timestamp": T0 + i, "message": f"user {i} logged in",
+                                          "service": {"name": "api"}}).encode())
+        for i in range(50)
+    ])
+    monkeypatch.setattr(kafka, "KafkaConsumer", FakeConsumer)
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    out = tmp_path / "out" / "scores.parquet"
+    args = ["replay", "--pipeline", str(pipeline), "--input", "kafka:logs", "--output", str(out), "--no-progress",
+            "--bootstrap-servers", "broker:9092"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 50
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+
+    monkeypatch.setattr(FakeConsumer, "fail", (where, getattr(kafka.errors, error)(text)))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("outage-detector: error: reading from Kafka at broker:9092 failed after 50 records: ")
+    assert error in err and text in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no partial files left either
+
+
 def test_rows_with_bad_labels_or_offsets_are_dead_lettered(spec, tmp_path):
     src = tmp_path / "m.csv"
     lines = ["timestamp,name,value,labels,offset"] + [f'{T0 + i},q,{i % 5},"{{""host"": ""a""}}",{i}' for i in range(100)]

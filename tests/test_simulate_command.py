@@ -45,6 +45,25 @@ def test_hours_and_speed_must_be_finite_and_positive(capsys, option, value):
     assert exit_.value.code == 2 and f"argument {option}:" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("option, value, rule", [
+    ("--volume", "nan", "finite"), ("--volume", "inf", "finite"), ("--volume", "-1", "0 or more"),
+    ("--scrape-interval", "nan", "finite"), ("--scrape-interval", "inf", "finite"),
+    ("--scrape-interval", "0", "above 0"), ("--scrape-interval", "-30", "above 0"),
+])
+def test_volume_and_scrape_interval_must_be_finite_and_in_range(capsys, option, value, rule):
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--scenario", "quiet", option, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {option}: must be" in err and rule in err and repr(value) in err
+
+
+def test_a_volume_of_0_leaves_only_the_lines_not_tied_to_requests():
+    from detector.simulate import generate
+
+    logs = sum(r.kind == "log" for r in generate("quiet", 1714521600.0, 2.0, 0, volume=0.0))
+    assert 0 < logs < sum(r.kind == "log" for r in generate("quiet", 1714521600.0, 2.0, 0)) / 5
+
+
 def test_topics_default_to_the_pipelines_first_inputs_and_flags_win(tmp_path):
     spec_file = tmp_path / "p.yaml"
     spec_file.write_text(

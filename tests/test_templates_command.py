@@ -96,3 +96,23 @@ def test_a_directory_without_checkpoints_is_an_error_naming_it(tmp_path, capsys)
     assert main(["templates", "--checkpoint-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path} holds no partition checkpoints" in err and "relative to the directory" in err
+
+
+def test_checkpoints_without_a_log_model_say_so_rather_than_print_an_empty_table(tmp_path, capsys):
+    spec = load_pipeline(None, inputs=[{"topic": "metrics", "kind": "metric", "format": "metric_json"}])
+    pipeline = Pipeline.from_spec(spec)
+    pipeline.process([
+        RawRecord("metrics", 0, i, None, b"api", orjson.dumps(
+            {"name": "latency_ms", "labels": {"service": "api"}, "value": 50.0 + i % 3, "timestamp": 1e9 + 30 * i}))
+        for i in range(20)
+    ])
+    CheckpointStore(tmp_path).save_many(dict(pipeline.partitions))
+
+    assert main(["templates", "--checkpoint-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"{tmp_path} holds no log model, so there are no templates to list" in err
+    assert "metric partitions only (topics: metrics)" in err
+
+    assert main(["templates", "--checkpoint-dir", str(tmp_path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == [] and "holds no log model" in err  # stdout stays JSON

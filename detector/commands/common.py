@@ -61,6 +61,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number of at least 0 (a scale where 0 turns something off)."""
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
 def unit_interval(text: str) -> float:
     """An argparse type: a number from 0 to 1 (a confidence threshold)."""
     value = _finite_float(text)

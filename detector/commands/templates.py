@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,19 +55,28 @@ def from_checkpoints(directory: Path) -> list[dict]:
     store = CheckpointStore(directory)
     out = []
     found = 0
+    logs = 0
+    topics = set()
     for path in sorted(directory.glob("*.ckpt")):
         topic, _, partition = path.stem.rpartition("-")
         if not partition.isdigit():
             continue  # not a partition's checkpoint (<topic>-<partition>.ckpt)
         found += 1
+        topics.add(topic)
         state = store.load(topic, int(partition))
         if getattr(state, "kind", None) == "log":
+            logs += 1
             out.extend({"topic": topic, "partition": int(partition), **t} for t in state.model.templates())
     if not found:
         # An empty table would read as "no templates mined"; most often it is the wrong directory.
         raise DetectorError(f"{directory} holds no partition checkpoints (<topic>-<partition>.ckpt); give the "
                             "service's checkpoint.directory (the default ./state is relative to the directory "
                             "the service was started in)")
+    if not logs:
+        # The right directory, and a true answer: a service with no log input mines no templates. Said on
+        # stderr, so the empty table (or []) is still what stdout holds.
+        print(f"templates: {directory} holds no log model, so there are no templates to list: its checkpoints "
+              f"are of metric partitions only (topics: {', '.join(sorted(topics))})", file=sys.stderr)
     return out
 
 

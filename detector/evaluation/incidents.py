@@ -47,7 +47,7 @@ START_HOURS = (0.0, 9.0)  # runs from 00:00 and from 09:00 UTC: the second has m
 
 
 def add_command(subparsers) -> None:
-    from detector.commands.common import add_pipeline_option, positive_float
+    from detector.commands.common import add_pipeline_option, positive_float, positive_int
 
     p = subparsers.add_parser(
         "incidents",
@@ -61,7 +61,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
     p.add_argument("--scenario", action="append", metavar="NAME",
                    help="only this scenario (repeatable; default: all)")
-    p.add_argument("--partitions", type=int, default=3, help="partitions per topic to spread entities over (default 3)")
+    p.add_argument("--partitions", type=positive_int, default=3,
+                   help="partitions per topic to spread entities over (default 3)")
     p.add_argument("--start-hours", type=_hours_list, default=list(START_HOURS), metavar="H[,H...]",
                    help="UTC hours of the day the runs start at, one run per scenario each (default 0,9: "
                    "the 09:00 run has the nightly log rotation three hours before the disruption)")
@@ -237,8 +238,6 @@ def run(args: argparse.Namespace) -> int:
     unknown = [n for n in args.scenario or () if n not in SCENARIOS]
     if unknown:
         raise DetectorError(f"unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
-    if args.partitions < 1:
-        raise DetectorError("--partitions must be at least 1")
     report = evaluate(pipeline_from_args(args), args.hours, args.seed, args.scenario, args.partitions,
                       progress=not args.json, start_hours=args.start_hours)
     if args.json:

@@ -27,7 +27,7 @@ DEFAULT_TOPICS = {"log": "logs", "metric": "metrics"}
 
 
 def add_command(sub) -> None:
-    from detector.commands.common import add_pipeline_option, positive_float
+    from detector.commands.common import add_pipeline_option, non_negative_float, positive_float
     from detector.simulate.scenarios import SCENARIOS
 
     p = sub.add_parser(
@@ -47,8 +47,11 @@ def add_command(sub) -> None:
                    "(default: 00:00 UTC, as many whole days ago as the run needs)")
     p.add_argument("--speed", type=positive_float, help="event-time seconds per wall-clock second (default: as fast as possible)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same records")
-    p.add_argument("--volume", type=float, default=1.0, help="scale of the log volume (default 1.0)")
-    p.add_argument("--scrape-interval", type=float, default=30.0, help="seconds between metric scrapes (default 30)")
+    p.add_argument("--volume", type=non_negative_float, default=1.0,
+                   help="scale of the log volume, 0 or more (default 1.0; at 0 only the lines not tied to "
+                   "requests remain: jobs, GC, start-ups, some of the scenario's)")
+    p.add_argument("--scrape-interval", type=positive_float, default=30.0,
+                   help="seconds between metric scrapes, above 0 (default 30)")
     p.add_argument("--create-topics", action="store_true", help="create missing topics first (3 partitions)")
     p.set_defaults(func=run)
 
