@@ -517,8 +517,10 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
     from detector.kafka_io import client_config
 
     try:
+        # "earliest": if retention deletes records under a running replay, reading goes on from the
+        # first one left, instead of jumping to the end of the partition.
         consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False, group_id=None,
-                                 max_poll_records=settings.max_poll_records)
+                                 auto_offset_reset="earliest", max_poll_records=settings.max_poll_records)
     except KafkaError as exc:
         raise KafkaUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from None
     try:
