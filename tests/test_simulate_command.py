@@ -38,9 +38,10 @@ def test_a_run_too_short_for_the_scenario_is_an_error_not_a_traceback(capsys):
 
 @pytest.mark.parametrize("option, value", [("--hours", "nan"), ("--hours", "inf"), ("--hours", "0"),
                                            ("--speed", "nan"), ("--speed", "-2")])
-def test_hours_and_speed_must_be_finite_and_positive(capsys, option, value):
+@pytest.mark.parametrize("command", [["simulate", "--scenario", "quiet"], ["demo"]])
+def test_hours_and_speed_must_be_finite_and_positive(capsys, command, option, value):
     with pytest.raises(SystemExit) as exit_:
-        main(["simulate", "--scenario", "quiet", option, value])
+        main([*command, option, value])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and f"argument {option}:" in err and "Traceback" not in err
 

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 
-from detector.commands.common import setup_logging
+from detector.commands.common import positive_float, setup_logging
 
 log = logging.getLogger("detector.demo")
 
@@ -33,8 +33,8 @@ def add_command(sub) -> None:
     p.add_argument("--scenario", default="error_burst_after_deploy", choices=sorted(SCENARIOS))
     p.add_argument("--bootstrap-servers", help="use this Kafka instead of starting the embedded broker")
     p.add_argument("--port", type=int, default=9108, help="port for /metrics (default 9108; 0 picks a free one)")
-    p.add_argument("--hours", type=float, default=24.0, help="simulated hours of traffic (default 24)")
-    p.add_argument("--speed", type=float, default=120.0, help="event-seconds per second during the incident")
+    p.add_argument("--hours", type=positive_float, default=24.0, help="simulated hours of traffic (default 24)")
+    p.add_argument("--speed", type=positive_float, default=120.0, help="event-seconds per second during the incident")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep-running", action="store_true", help="keep serving /metrics until Ctrl-C")
     p.set_defaults(func=run)
