@@ -24,3 +24,11 @@ def test_a_demo_that_fails_early_stops_its_broker_and_removes_its_state(tmp_path
     assert "sinks.prometheus.port" in capsys.readouterr().err
     assert len(started) == 1 and started[0].poll() is not None  # the broker process has ended
     assert not state.exists()
+
+
+def test_hours_too_short_for_the_scenario_are_refused_before_anything_starts(monkeypatch, capsys):
+    started = []
+    monkeypatch.setattr(EmbeddedBroker, "start", lambda self: started.append(self))
+    assert main(["demo", "--scenario", "memory_leak_oom", "--hours", "2"]) == 2
+    assert "needs at least" in capsys.readouterr().err
+    assert not started

@@ -17,6 +17,7 @@ import time
 import uuid
 
 from detector.commands.common import positive_float, setup_logging
+from detector.errors import DetectorError
 
 log = logging.getLogger("detector.demo")
 
@@ -30,12 +31,13 @@ def add_command(sub) -> None:
         description="Run the service against generated traffic with an injected incident and show the "
         "alerts it raises ahead of the customer-visible start.",
     )
-    p.add_argument("--scenario", default="error_burst_after_deploy", choices=sorted(SCENARIOS))
+    p.add_argument("--scenario", default="error_burst_after_deploy", choices=sorted(SCENARIOS),
+                   help="the incident to inject (default error_burst_after_deploy; see simulate --list)")
     p.add_argument("--bootstrap-servers", help="use this Kafka instead of starting the embedded broker")
     p.add_argument("--port", type=int, default=9108, help="port for /metrics (default 9108; 0 picks a free one)")
     p.add_argument("--hours", type=positive_float, default=24.0, help="simulated hours of traffic (default 24)")
-    p.add_argument("--speed", type=positive_float, default=120.0, help="event-seconds per second during the incident")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--speed", type=positive_float, default=120.0, help="event-seconds per second during the incident (default 120)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated traffic (default 0)")
     p.add_argument("--keep-running", action="store_true", help="keep serving /metrics until Ctrl-C")
     p.set_defaults(func=run)
 
@@ -49,6 +51,10 @@ def run(args) -> int:
     from detector.simulate import SCENARIOS
 
     setup_logging()
+    scenario = SCENARIOS[args.scenario]
+    if args.hours < scenario.min_hours:  # refused before a broker and a service are started for nothing
+        raise DetectorError(f"scenario {scenario.name!r} needs at least {scenario.min_hours:g} hours, "
+                            f"not {args.hours:g}; raise --hours")
     # Until the service's own handlers are in place, SIGTERM ends the demo through the cleanup below
     # (as Ctrl-C does), so the broker it started and its state folder do not outlive it.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -77,7 +83,6 @@ def run(args) -> int:
             sinks={"prometheus": {"port": args.port}},
             checkpoint={"directory": state_dir},
         )
-        scenario = SCENARIOS[args.scenario]
         opened: list = []  # IncidentEvents of kind "opened", in the order the service raised them
         ensure_topics(spec.kafka, ["demo-logs", "demo-metrics", spec.kafka.dead_letter_topic])
         service = Service(spec, listeners=[lambda res: opened.extend(e for e in res.incidents if e.kind == "opened")])

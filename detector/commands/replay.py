@@ -28,8 +28,8 @@ def add_command(sub) -> None:
     p.add_argument("--topic", help="the pipeline input the file's rows belong to (default: the one that fits)")
     p.add_argument("--partitions", type=positive_int, default=1,
                    help="spread keyed rows over this many partitions as Kafka's default partitioner does "
-                   "(match the live topic to get its per-partition state)")
-    p.add_argument("--batch-rows", type=positive_int, default=5000, help="rows per processing batch")
+                   "(match the live topic to get its per-partition state; default 1)")
+    p.add_argument("--batch-rows", type=positive_int, default=5000, help="rows per processing batch (default 5000)")
     p.add_argument("--start", help="kafka: inputs only: first record, as an ISO 8601 time, epoch seconds or offset:N")
     p.add_argument("--end", help="kafka: inputs only: stop before this time or offset:N (default: the end when started)")
     p.add_argument("--bootstrap-servers", help="kafka: override the pipeline's brokers")

@@ -25,10 +25,10 @@ def add_command(sub) -> None:
     p.add_argument("--output", required=True, type=Path, metavar="REPORT.html")
     p.add_argument("--threshold", type=unit_interval, default=0.99,
                    help="confidence threshold drawn and counted, from 0 to 1 (default 0.99)")
-    p.add_argument("--max-series", type=positive_int, default=8, help="series and entities plotted (most anomalous first)")
-    p.add_argument("--max-points", type=positive_int, default=5000, help="points per plotted series (anomalies always kept)")
-    p.add_argument("--baseline-series", type=positive_int, default=4, help="series scored by the batch baselines")
-    p.add_argument("--baseline-points", type=positive_int, default=4000, help="points per series scored by the baselines")
+    p.add_argument("--max-series", type=positive_int, default=8, help="series and entities plotted, most anomalous first (default 8)")
+    p.add_argument("--max-points", type=positive_int, default=5000, help="points per plotted series, anomalies always kept (default 5000)")
+    p.add_argument("--baseline-series", type=positive_int, default=4, help="series scored by the batch baselines (default 4)")
+    p.add_argument("--baseline-points", type=positive_int, default=4000, help="points per series scored by the baselines (default 4000)")
     p.add_argument("--no-baselines", action="store_true", help="skip the batch baselines")
     p.set_defaults(func=run)
 
