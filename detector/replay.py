@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import math
 import os
 import sys
 import time
@@ -412,9 +413,10 @@ def encode_metrics(inp: InputSpec, df: pl.DataFrame, ts: list, entities: list, d
     names = df["name"].cast(pl.String).to_list() if "name" in df.columns else [default_name] * df.height
     col = df["value"]
     values = col.cast(pl.Float64, strict=False).to_list()
-    if col.dtype == pl.String:
-        # Text that is not a number is passed on as written, for the decoder to dead-letter with it.
-        values = [t if v is None else v for v, t in zip(values, col.to_list())]
+    # Text that is not a number is passed on as written, for the decoder to dead-letter with it; so are
+    # NaN and infinities, which JSON cannot hold (they would be written as null, losing the value).
+    texts = col.to_list() if col.dtype == pl.String else [None if v is None else str(v) for v in values]
+    values = [v if v is not None and math.isfinite(v) else t for v, t in zip(values, texts)]
     labels = _labels_column(df)
     entity_label = inp.fields.entity or "service"
     dumps = orjson.dumps

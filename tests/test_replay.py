@@ -379,6 +379,21 @@ def test_rows_with_bad_labels_or_offsets_are_dead_lettered(spec, tmp_path):
     assert b"oops" in dead["value"][0]
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_values_that_are_not_finite_numbers_are_dead_lettered_with_the_value(spec, tmp_path, kind):
+    rows = pl.DataFrame({"timestamp": [T0 + 30.0 * i for i in range(60)], "name": ["q"] * 60,
+                         "value": [float(i % 7) for i in range(60)]})
+    rows = rows.with_columns(pl.when(pl.int_range(60) == 20).then(float("nan"))
+                             .when(pl.int_range(60) == 40).then(float("-inf")).otherwise(pl.col("value")).alias("value"))
+    src = tmp_path / f"m.{kind}"
+    rows.write_csv(src) if kind == "csv" else rows.write_parquet(src)
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["scores"] == 58 and summary["dead_letters"] == 2
+    errors = pl.read_parquet(tmp_path / "out.dead_letters.parquet")["error"].to_list()
+    assert [e.split(": ", 1)[0] for e in errors] == ["field 'value' is not finite"] * 2
+    assert errors[0].lower().endswith("'nan'") and errors[1].lower().endswith("'-inf'")
+
+
 def test_help_names_every_file_type_and_output_and_start_is_refused_for_files(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["replay", "--help"])
