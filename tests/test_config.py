@@ -91,6 +91,17 @@ def test_check_config_refuses_a_pipeline_the_service_would_refuse_for_having_no_
     ({"name": "robust_seasonal", "params": {"buckets": 0}}, "buckets must be a whole number >= 1, got 0"),
     ({"name": "robust_seasonal", "params": {"alhpa": 0.01}}, "unexpected keyword argument 'alhpa'"),
     ({"name": "nope", "params": {}}, "unknown detector 'nope'"),
+    # Out of range, these never fired, refitted on every point or failed hundreds of points into traffic.
+    ({"name": "half_space_trees", "params": {"n_trees": -3}}, "n_trees must be a whole number >= 1, got -3"),
+    ({"name": "half_space_trees", "params": {"height": 0}}, "height must be a whole number in [1, 16], got 0"),
+    ({"name": "half_space_trees", "params": {"window_size": 0}}, "window_size must be a whole number >= 1, got 0"),
+    ({"name": "half_space_trees", "params": {"seed": 1.5}}, "seed must be a whole number, got 1.5"),
+    ({"name": "half_space_trees", "params": {"features": "value"}}, "features must be a non-empty list of keys"),
+    ({"name": "isolation_forest", "params": {"refit_every": 0}}, "refit_every must be a whole number >= 1, got 0"),
+    ({"name": "isolation_forest", "params": {"buffer_size": 2}}, "buffer_size must be a whole number >= 3, got 2"),
+    ({"name": "isolation_forest", "params": {"n_estimators": 0}}, "n_estimators must be a whole number >= 1, got 0"),
+    ({"name": "isolation_forest", "params": {"seed": -1}}, "seed must be a whole number in [0, 4294967295], got -1"),
+    ({"name": "isolation_forest", "params": {"features": []}}, "features must be a non-empty list of keys, got []"),
 ])
 def test_check_config_builds_the_models_and_names_what_they_cannot_run_with(tmp_path, capsys, detector, message):
     import yaml
