@@ -8,10 +8,12 @@ Loaded from one YAML file in ``pipelines/``; any key can be overridden from the 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
+                      field_validator, model_validator)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from detector.errors import ConfigError
@@ -20,6 +22,20 @@ from detector.specs import MODELS_DIR
 
 LOG_FORMATS = ("json", "vector", "fluentbit", "ecs", "otlp_json", "logfmt", "plain")
 METRIC_FORMATS = ("metric_json", "telegraf", "influx")
+
+# Kafka's own rule for a topic name (kafka.util.ensure_valid_topic_name, the broker's Topic.validate):
+# the client or the broker would refuse any other name at run time, or only on the first dead letter.
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def _topic_name(name: str) -> str:
+    if not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError(f"{name!r} is not a Kafka topic name (1 to 249 characters of a-z, A-Z, 0-9, '.', '_', '-'; "
+                         "not '.' or '..')")
+    return name
+
+
+TopicName = Annotated[str, AfterValidator(_topic_name)]
 
 
 class Section(BaseModel):
@@ -30,7 +46,7 @@ class KafkaSettings(Section):
     bootstrap_servers: str = "127.0.0.1:9092"
     group_id: str = "outage-detector"
     client_id: str = "outage-detector"
-    dead_letter_topic: str = "outage-detector-dead-letter"
+    dead_letter_topic: TopicName = "outage-detector-dead-letter"
     session_timeout_ms: int = Field(10_000, gt=0)
     max_poll_records: int = Field(5_000, gt=0)
     poll_timeout_ms: int = Field(500, gt=0)
@@ -57,7 +73,7 @@ class FieldMapping(Section):
 
 
 class InputSpec(Section):
-    topic: str
+    topic: TopicName
     kind: Literal["log", "metric"]
     format: str
     fields: FieldMapping = FieldMapping()
@@ -154,7 +170,9 @@ class SinksSection(Section):
     prometheus: PrometheusSink = PrometheusSink()
     alertmanager: AlertmanagerSink = AlertmanagerSink()
     console: ConsoleSink = ConsoleSink()
-    alerts_topic: str | None = Field(None, description="also publish incident events (JSON, keyed by entity) here")
+    # Empty is off, as null is: the environment cannot set null (OUTAGE_DETECTOR_SINKS__ALERTS_TOPIC=).
+    alerts_topic: Annotated[TopicName | None, BeforeValidator(lambda v: None if v == "" else v)] = Field(
+        None, description="also publish incident events (JSON, keyed by entity) here")
 
 
 class CheckpointSettings(Section):

@@ -119,6 +119,30 @@ def test_check_config_builds_the_models_and_names_what_they_cannot_run_with(tmp_
     assert "metric.yaml" in err and message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("topic", ["", " ", "app logs", "..", pytest.param("x" * 250, id="250 characters")])
+def test_check_config_refuses_a_topic_kafka_would_refuse_naming_its_key(tmp_path, capsys, topic):
+    p = write(tmp_path, f"""
+        inputs: [{{topic: logs, kind: log, format: ecs}}, {{topic: "{topic}", kind: metric, format: influx}}]
+    """)
+    assert main(["check-config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert f"inputs.1.topic: Value error, {topic!r} is not a Kafka topic name" in err and "Traceback" not in err
+
+
+def test_check_config_refuses_an_empty_dead_letter_topic_and_takes_an_empty_alerts_topic_as_off(tmp_path, capsys):
+    p = write(tmp_path, """
+        kafka: {dead_letter_topic: ""}
+        inputs: [{topic: logs, kind: log, format: ecs}]
+    """)
+    assert main(["check-config", str(p)]) == 2
+    assert "kafka.dead_letter_topic: Value error, '' is not a Kafka topic name" in capsys.readouterr().err
+    p = write(tmp_path, """
+        inputs: [{topic: logs, kind: log, format: ecs}]
+        sinks: {alerts_topic: ""}
+    """)
+    assert load_pipeline(p).sinks.alerts_topic is None
+
+
 def test_check_config_on_invalid_yaml_and_missing_file(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("kafka: [unclosed\n")
