@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
                       field_validator, model_validator)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from detector.errors import ConfigError
@@ -207,6 +208,26 @@ class PipelineSpec(BaseSettings):
                 raise ValueError(f"topic {spec.topic!r} is listed twice")
             seen.add(spec.topic)
         return inputs
+
+    @model_validator(mode="after")
+    def _no_output_is_an_input(self) -> "PipelineSpec":
+        """The service writes to the dead-letter and alerts topics; reading one of them as an input
+        would feed its output back in: a dead letter is read again, fails again and is dead-lettered
+        again, without end (incident events, the same way, become input lines)."""
+        inputs = {spec.topic: i for i, spec in enumerate(self.inputs)}
+        errors = []
+        for loc, topic, what in [(("kafka", "dead_letter_topic"), self.kafka.dead_letter_topic, "its dead letters"),
+                                 (("sinks", "alerts_topic"), self.sinks.alerts_topic, "its incident events")]:
+            if topic in inputs:
+                reason = (f"{topic!r} is also the topic of inputs.{inputs[topic]}: the service would read {what} "
+                          "back as input; use another topic")
+                # Raised as a ValidationError at that key, so that it is reported like any other key's
+                # error, with the variable that set it (a ValueError here would be at the spec's root).
+                errors.append(InitErrorDetails(type=PydanticCustomError("topic_loop", "{reason}", {"reason": reason}),
+                                               loc=loc, input=topic))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
 
     @classmethod
     def settings_customise_sources(

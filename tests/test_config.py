@@ -143,6 +143,25 @@ def test_check_config_refuses_an_empty_dead_letter_topic_and_takes_an_empty_aler
     assert load_pipeline(p).sinks.alerts_topic is None
 
 
+@pytest.mark.parametrize("key, section", [("dead_letter_topic", "kafka"), ("alerts_topic", "sinks")])
+def test_check_config_refuses_a_topic_the_service_writes_to_as_an_input(tmp_path, capsys, key, section):
+    # Read back, a dead letter fails again and is dead-lettered again, without end.
+    p = write(tmp_path, f"""
+        inputs: [{{topic: logs, kind: log, format: ecs}}, {{topic: metrics, kind: metric, format: metric_json}}]
+        {section}: {{{key}: metrics}}
+    """)
+    assert main(["check-config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert f"{section}.{key}: 'metrics' is also the topic of inputs.1" in err and "Traceback" not in err
+
+
+def test_an_output_topic_set_by_the_environment_to_an_input_names_the_variable(monkeypatch):
+    monkeypatch.setenv("OUTAGE_DETECTOR_KAFKA__DEAD_LETTER_TOPIC", "logs")
+    with pytest.raises(ConfigError, match=r"kafka\.dead_letter_topic: 'logs' is also the topic of inputs\.0: .*"
+                                          r"\(set by \$OUTAGE_DETECTOR_KAFKA__DEAD_LETTER_TOPIC\)"):
+        load_pipeline(REPO_PIPELINES / "default.yaml")
+
+
 def test_check_config_on_invalid_yaml_and_missing_file(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("kafka: [unclosed\n")
