@@ -7,6 +7,7 @@ Loaded from one YAML file in ``pipelines/``; any key can be overridden from the 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       field_validator, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from detector.errors import ConfigError
 from detector.loader import format_validation_error, read_yaml
@@ -312,6 +314,22 @@ def _set_by_environment(loc: tuple) -> str | None:
     return None
 
 
+def _environment_error(exc: SettingsError, source: str) -> str:
+    """pydantic-settings parses a variable that sets a section or a list whole (``INPUTS='[...]'``) as
+    JSON before anything is validated, and names only the section when that fails: find the variable
+    by the text that failed, and report it as a validation error would be."""
+    cause = exc.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        where = f"line {cause.lineno} column {cause.colno}" if "\n" in cause.doc else f"character {cause.pos + 1}"
+        reason = f"not valid JSON: {cause.msg} at {where}"
+        for name, path in _overrides().items():
+            if os.environ[name] == cause.doc:
+                return f"{source}: 1 error(s)\n  {'.'.join(path)}: {reason} (set by ${name})"
+    else:
+        reason = str(cause or exc)
+    return f"{source}: the environment: {exc}: {reason}"
+
+
 def load_pipeline(path: str | Path | None = None, **overrides: Any) -> PipelineSpec:
     """Load and validate a pipeline spec; relative model paths resolve against the file's folder."""
     _check_environment()
@@ -327,6 +345,8 @@ def load_pipeline(path: str | Path | None = None, **overrides: Any) -> PipelineS
         spec = PipelineSpec(**data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source, _set_by_environment)) from None
+    except SettingsError as exc:
+        raise ConfigError(_environment_error(exc, source)) from None
     if path is not None:
         # A path written in the file is relative to the file; one set from the environment, to the
         # working directory the command was started in, as any path typed in a shell.

@@ -217,6 +217,26 @@ def test_a_list_is_set_from_the_environment_whole_and_an_item_set_by_index_is_na
         load_pipeline(REPO_PIPELINES / "default.yaml")
 
 
+@pytest.mark.parametrize("name, value, key", [
+    ("OUTAGE_DETECTOR_INPUTS", '[{"topic": "logs"', "inputs"),
+    ("OUTAGE_DETECTOR_KAFKA", "notjson", "kafka"),
+    ("OUTAGE_DETECTOR_INCIDENTS__DRIFT_PARAMS", "{short_seconds: 60}", "incidents.drift_params"),
+])
+@pytest.mark.parametrize("command", ["check-config", "run", "replay"])
+def test_a_value_that_is_not_json_where_json_is_expected_names_its_key_and_variable(
+        monkeypatch, tmp_path, capsys, name, value, key, command):
+    monkeypatch.setenv(name, value)
+    pipeline = str(REPO_PIPELINES / "default.yaml")
+    argv = {"check-config": ["check-config", pipeline],
+            "run": ["run", "--pipeline", pipeline],
+            "replay": ["replay", "--pipeline", pipeline, "--input", str(tmp_path / "in.csv"),
+                       "--output", str(tmp_path / "out.parquet")]}[command]
+    (tmp_path / "in.csv").write_text("timestamp,name,value\n1700000000,x,1\n")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"  {key}: not valid JSON: " in err and f"(set by ${name})" in err and "Traceback" not in err
+
+
 def test_a_bad_file_value_names_no_variable(monkeypatch, tmp_path):
     monkeypatch.setenv("OUTAGE_DETECTOR_KAFKA__CLIENT_ID", "from-env")
     p = write(tmp_path, "checkpoint: {interval_seconds: ten}")
