@@ -7,12 +7,17 @@ Loaded from one YAML file in ``pipelines/``; any key can be overridden from the 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
+                      field_validator, model_validator)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from detector.errors import ConfigError
 from detector.loader import format_validation_error, read_yaml
@@ -20,6 +25,20 @@ from detector.specs import MODELS_DIR
 
 LOG_FORMATS = ("json", "vector", "fluentbit", "ecs", "otlp_json", "logfmt", "plain")
 METRIC_FORMATS = ("metric_json", "telegraf", "influx")
+
+# Kafka's own rule for a topic name (kafka.util.ensure_valid_topic_name, the broker's Topic.validate):
+# the client or the broker would refuse any other name at run time, or only on the first dead letter.
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def _topic_name(name: str) -> str:
+    if not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError(f"{name!r} is not a Kafka topic name (1 to 249 characters of a-z, A-Z, 0-9, '.', '_', '-'; "
+                         "not '.' or '..')")
+    return name
+
+
+TopicName = Annotated[str, AfterValidator(_topic_name)]
 
 
 class Section(BaseModel):
@@ -30,7 +49,7 @@ class KafkaSettings(Section):
     bootstrap_servers: str = "127.0.0.1:9092"
     group_id: str = "outage-detector"
     client_id: str = "outage-detector"
-    dead_letter_topic: str = "outage-detector-dead-letter"
+    dead_letter_topic: TopicName = "outage-detector-dead-letter"
     session_timeout_ms: int = Field(10_000, gt=0)
     max_poll_records: int = Field(5_000, gt=0)
     poll_timeout_ms: int = Field(500, gt=0)
@@ -57,7 +76,7 @@ class FieldMapping(Section):
 
 
 class InputSpec(Section):
-    topic: str
+    topic: TopicName
     kind: Literal["log", "metric"]
     format: str
     fields: FieldMapping = FieldMapping()
@@ -154,7 +173,9 @@ class SinksSection(Section):
     prometheus: PrometheusSink = PrometheusSink()
     alertmanager: AlertmanagerSink = AlertmanagerSink()
     console: ConsoleSink = ConsoleSink()
-    alerts_topic: str | None = Field(None, description="also publish incident events (JSON, keyed by entity) here")
+    # Empty is off, as null is: the environment cannot set null (OUTAGE_DETECTOR_SINKS__ALERTS_TOPIC=).
+    alerts_topic: Annotated[TopicName | None, BeforeValidator(lambda v: None if v == "" else v)] = Field(
+        None, description="also publish incident events (JSON, keyed by entity) here")
 
 
 class CheckpointSettings(Section):
@@ -189,6 +210,26 @@ class PipelineSpec(BaseSettings):
                 raise ValueError(f"topic {spec.topic!r} is listed twice")
             seen.add(spec.topic)
         return inputs
+
+    @model_validator(mode="after")
+    def _no_output_is_an_input(self) -> "PipelineSpec":
+        """The service writes to the dead-letter and alerts topics; reading one of them as an input
+        would feed its output back in: a dead letter is read again, fails again and is dead-lettered
+        again, without end (incident events, the same way, become input lines)."""
+        inputs = {spec.topic: i for i, spec in enumerate(self.inputs)}
+        errors = []
+        for loc, topic, what in [(("kafka", "dead_letter_topic"), self.kafka.dead_letter_topic, "its dead letters"),
+                                 (("sinks", "alerts_topic"), self.sinks.alerts_topic, "its incident events")]:
+            if topic in inputs:
+                reason = (f"{topic!r} is also the topic of inputs.{inputs[topic]}: the service would read {what} "
+                          "back as input; use another topic")
+                # Raised as a ValidationError at that key, so that it is reported like any other key's
+                # error, with the variable that set it (a ValueError here would be at the spec's root).
+                errors.append(InitErrorDetails(type=PydanticCustomError("topic_loop", "{reason}", {"reason": reason}),
+                                               loc=loc, input=topic))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -273,6 +314,22 @@ def _set_by_environment(loc: tuple) -> str | None:
     return None
 
 
+def _environment_error(exc: SettingsError, source: str) -> str:
+    """pydantic-settings parses a variable that sets a section or a list whole (``INPUTS='[...]'``) as
+    JSON before anything is validated, and names only the section when that fails: find the variable
+    by the text that failed, and report it as a validation error would be."""
+    cause = exc.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        where = f"line {cause.lineno} column {cause.colno}" if "\n" in cause.doc else f"character {cause.pos + 1}"
+        reason = f"not valid JSON: {cause.msg} at {where}"
+        for name, path in _overrides().items():
+            if os.environ[name] == cause.doc:
+                return f"{source}: 1 error(s)\n  {'.'.join(path)}: {reason} (set by ${name})"
+    else:
+        reason = str(cause or exc)
+    return f"{source}: the environment: {exc}: {reason}"
+
+
 def load_pipeline(path: str | Path | None = None, **overrides: Any) -> PipelineSpec:
     """Load and validate a pipeline spec; relative model paths resolve against the file's folder."""
     _check_environment()
@@ -288,6 +345,8 @@ def load_pipeline(path: str | Path | None = None, **overrides: Any) -> PipelineS
         spec = PipelineSpec(**data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source, _set_by_environment)) from None
+    except SettingsError as exc:
+        raise ConfigError(_environment_error(exc, source)) from None
     if path is not None:
         # A path written in the file is relative to the file; one set from the environment, to the
         # working directory the command was started in, as any path typed in a shell.

@@ -17,3 +17,10 @@ def require(value: Any, name: str, rule: str, ok: Callable[[Any], bool]) -> None
 def whole(low: int) -> tuple[str, Callable[[Any], bool]]:
     """The rule and check for an ``int`` of at least ``low``."""
     return f"a whole number >= {low}", lambda v: isinstance(v, int) and v >= low
+
+
+def require_keys(value: Any, name: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is a non-empty list of strings: the keys of a point a
+    detector reads (a bare string would be read as its letters)."""
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{name} must be a non-empty list of keys, got {value!r}")

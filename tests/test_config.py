@@ -91,6 +91,17 @@ def test_check_config_refuses_a_pipeline_the_service_would_refuse_for_having_no_
     ({"name": "robust_seasonal", "params": {"buckets": 0}}, "buckets must be a whole number >= 1, got 0"),
     ({"name": "robust_seasonal", "params": {"alhpa": 0.01}}, "unexpected keyword argument 'alhpa'"),
     ({"name": "nope", "params": {}}, "unknown detector 'nope'"),
+    # Out of range, these never fired, refitted on every point or failed hundreds of points into traffic.
+    ({"name": "half_space_trees", "params": {"n_trees": -3}}, "n_trees must be a whole number >= 1, got -3"),
+    ({"name": "half_space_trees", "params": {"height": 0}}, "height must be a whole number in [1, 16], got 0"),
+    ({"name": "half_space_trees", "params": {"window_size": 0}}, "window_size must be a whole number >= 1, got 0"),
+    ({"name": "half_space_trees", "params": {"seed": 1.5}}, "seed must be a whole number, got 1.5"),
+    ({"name": "half_space_trees", "params": {"features": "value"}}, "features must be a non-empty list of keys"),
+    ({"name": "isolation_forest", "params": {"refit_every": 0}}, "refit_every must be a whole number >= 1, got 0"),
+    ({"name": "isolation_forest", "params": {"buffer_size": 2}}, "buffer_size must be a whole number >= 3, got 2"),
+    ({"name": "isolation_forest", "params": {"n_estimators": 0}}, "n_estimators must be a whole number >= 1, got 0"),
+    ({"name": "isolation_forest", "params": {"seed": -1}}, "seed must be a whole number in [0, 4294967295], got -1"),
+    ({"name": "isolation_forest", "params": {"features": []}}, "features must be a non-empty list of keys, got []"),
 ])
 def test_check_config_builds_the_models_and_names_what_they_cannot_run_with(tmp_path, capsys, detector, message):
     import yaml
@@ -106,6 +117,49 @@ def test_check_config_builds_the_models_and_names_what_they_cannot_run_with(tmp_
     assert main(["check-config", str(p)]) == 2
     err = capsys.readouterr().err
     assert "metric.yaml" in err and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("topic", ["", " ", "app logs", "..", pytest.param("x" * 250, id="250 characters")])
+def test_check_config_refuses_a_topic_kafka_would_refuse_naming_its_key(tmp_path, capsys, topic):
+    p = write(tmp_path, f"""
+        inputs: [{{topic: logs, kind: log, format: ecs}}, {{topic: "{topic}", kind: metric, format: influx}}]
+    """)
+    assert main(["check-config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert f"inputs.1.topic: Value error, {topic!r} is not a Kafka topic name" in err and "Traceback" not in err
+
+
+def test_check_config_refuses_an_empty_dead_letter_topic_and_takes_an_empty_alerts_topic_as_off(tmp_path, capsys):
+    p = write(tmp_path, """
+        kafka: {dead_letter_topic: ""}
+        inputs: [{topic: logs, kind: log, format: ecs}]
+    """)
+    assert main(["check-config", str(p)]) == 2
+    assert "kafka.dead_letter_topic: Value error, '' is not a Kafka topic name" in capsys.readouterr().err
+    p = write(tmp_path, """
+        inputs: [{topic: logs, kind: log, format: ecs}]
+        sinks: {alerts_topic: ""}
+    """)
+    assert load_pipeline(p).sinks.alerts_topic is None
+
+
+@pytest.mark.parametrize("key, section", [("dead_letter_topic", "kafka"), ("alerts_topic", "sinks")])
+def test_check_config_refuses_a_topic_the_service_writes_to_as_an_input(tmp_path, capsys, key, section):
+    # Read back, a dead letter fails again and is dead-lettered again, without end.
+    p = write(tmp_path, f"""
+        inputs: [{{topic: logs, kind: log, format: ecs}}, {{topic: metrics, kind: metric, format: metric_json}}]
+        {section}: {{{key}: metrics}}
+    """)
+    assert main(["check-config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert f"{section}.{key}: 'metrics' is also the topic of inputs.1" in err and "Traceback" not in err
+
+
+def test_an_output_topic_set_by_the_environment_to_an_input_names_the_variable(monkeypatch):
+    monkeypatch.setenv("OUTAGE_DETECTOR_KAFKA__DEAD_LETTER_TOPIC", "logs")
+    with pytest.raises(ConfigError, match=r"kafka\.dead_letter_topic: 'logs' is also the topic of inputs\.0: .*"
+                                          r"\(set by \$OUTAGE_DETECTOR_KAFKA__DEAD_LETTER_TOPIC\)"):
+        load_pipeline(REPO_PIPELINES / "default.yaml")
 
 
 def test_check_config_on_invalid_yaml_and_missing_file(tmp_path, capsys):
@@ -161,6 +215,26 @@ def test_a_list_is_set_from_the_environment_whole_and_an_item_set_by_index_is_na
     monkeypatch.setenv("OUTAGE_DETECTOR_INPUTS__0__FORMAT", "plain")
     with pytest.raises(ConfigError, match=r"inputs: .*\(set by \$OUTAGE_DETECTOR_INPUTS__0__FORMAT\)"):
         load_pipeline(REPO_PIPELINES / "default.yaml")
+
+
+@pytest.mark.parametrize("name, value, key", [
+    ("OUTAGE_DETECTOR_INPUTS", '[{"topic": "logs"', "inputs"),
+    ("OUTAGE_DETECTOR_KAFKA", "notjson", "kafka"),
+    ("OUTAGE_DETECTOR_INCIDENTS__DRIFT_PARAMS", "{short_seconds: 60}", "incidents.drift_params"),
+])
+@pytest.mark.parametrize("command", ["check-config", "run", "replay"])
+def test_a_value_that_is_not_json_where_json_is_expected_names_its_key_and_variable(
+        monkeypatch, tmp_path, capsys, name, value, key, command):
+    monkeypatch.setenv(name, value)
+    pipeline = str(REPO_PIPELINES / "default.yaml")
+    argv = {"check-config": ["check-config", pipeline],
+            "run": ["run", "--pipeline", pipeline],
+            "replay": ["replay", "--pipeline", pipeline, "--input", str(tmp_path / "in.csv"),
+                       "--output", str(tmp_path / "out.parquet")]}[command]
+    (tmp_path / "in.csv").write_text("timestamp,name,value\n1700000000,x,1\n")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"  {key}: not valid JSON: " in err and f"(set by ${name})" in err and "Traceback" not in err
 
 
 def test_a_bad_file_value_names_no_variable(monkeypatch, tmp_path):

@@ -92,3 +92,10 @@ def test_clone_is_untrained_with_the_same_params(name):
     assert type(clone) is type(det)
     assert clone.get_params() == det.get_params()
     assert run(clone, points) == run(build(name), points)
+
+
+def test_isolation_forest_refits_past_the_largest_seed_it_accepts():
+    # Each refit is seeded one further than the last; past 2**32 - 1 scikit-learn refuses the seed.
+    det = build("isolation_forest", {"seed": 2**32 - 1, "refit_every": 10})
+    scores = run(det, stream(7, 100))
+    assert len(scores) == 100 and det._fits == 10

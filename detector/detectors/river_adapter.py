@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from detector.detectors.base import Detector
 from detector.detectors.registry import register
+from detector.validation import require, require_keys, whole
+
+# What each parameter may be, checked when the detector is built (see detector.validation). river checks
+# none of them, and out of range they fail late or quietly: no trees, a tree of height 0 or a window
+# that never fills (window_size <= 0) score every point the same, and a negative height never ends.
+_VALID = {
+    "n_trees": whole(1),
+    # Each level doubles the nodes of every tree of every series: at 16 (the paper used 15) one series
+    # of 10 trees already holds hundreds of MB.
+    "height": ("a whole number in [1, 16]", lambda v: isinstance(v, int) and 1 <= v <= 16),
+    "window_size": whole(1),
+    "seed": ("a whole number", lambda v: isinstance(v, int)),
+}
 
 
 @register("half_space_trees")
@@ -18,7 +31,8 @@ class HalfSpaceTreesDetector(Detector):
     features : tuple of str
         Keys of ``x`` used as features; a missing key counts as 0.0, other keys are ignored.
     n_trees, height, window_size : int
-        Passed to ``river.anomaly.HalfSpaceTrees``.
+        Passed to ``river.anomaly.HalfSpaceTrees``: trees (at least 1), levels per tree (1 to 16;
+        memory doubles with each) and points per reference window (at least 1).
     seed : int
         Seed of the random trees.
 
@@ -39,6 +53,9 @@ class HalfSpaceTreesDetector(Detector):
         self.height = height
         self.window_size = window_size
         self.seed = seed
+        require_keys(features, "features")
+        for name, (rule, ok) in _VALID.items():
+            require(getattr(self, name), name, rule, ok)
 
     def _model(self):
         model = self.__dict__.get("_pipeline")

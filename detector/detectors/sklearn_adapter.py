@@ -6,6 +6,19 @@ from collections import deque
 
 from detector.detectors.base import Detector
 from detector.detectors.registry import register
+from detector.validation import require, require_keys, whole
+
+SEEDS = 2**32  # scikit-learn takes a random_state in [0, 2**32 - 1]
+
+# What each parameter may be, checked when the detector is built (see detector.validation), rather
+# than at the first refit, hundreds of points into live traffic.
+_VALID = {
+    # A forest fitted on 2 points isolates each of them with one split: every score is the same.
+    "buffer_size": whole(3),
+    "refit_every": whole(1),  # 0 or less would refit after every point
+    "n_estimators": whole(1),  # scikit-learn's own range
+    "seed": (f"a whole number in [0, {SEEDS - 1}]", lambda v: isinstance(v, int) and 0 <= v < SEEDS),
+}
 
 
 @register("isolation_forest")
@@ -21,14 +34,15 @@ class IsolationForestDetector(Detector):
     features : tuple of str
         Keys of ``x`` used as features; a missing key counts as 0.0, other keys are ignored.
     buffer_size : int
-        Most recent points kept for refitting (bounded memory).
+        Most recent points kept for refitting (bounded memory); at least 3.
     refit_every : int
-        Points learned between refits; the first fit happens once this many points are buffered.
+        Points learned between refits (at least 1); the first fit happens once this many points are
+        buffered.
     n_estimators : int
-        Trees per forest.
+        Trees per forest; at least 1.
     seed : int
-        ``random_state`` of every fit (a fit's seed also depends on how many fits came before, so
-        refits differ from each other yet the whole stream is reproducible).
+        ``random_state`` of every fit, in [0, 2**32 - 1] (a fit's seed also depends on how many fits
+        came before, so refits differ from each other yet the whole stream is reproducible).
 
     Examples
     --------
@@ -47,6 +61,9 @@ class IsolationForestDetector(Detector):
         self.refit_every = refit_every
         self.n_estimators = n_estimators
         self.seed = seed
+        require_keys(features, "features")
+        for name, (rule, ok) in _VALID.items():
+            require(getattr(self, name), name, rule, ok)
 
     def _vector(self, x: dict) -> list[float]:
         out = []
@@ -74,7 +91,7 @@ class IsolationForestDetector(Detector):
     def _refit(self) -> None:
         from sklearn.ensemble import IsolationForest
 
-        forest = IsolationForest(n_estimators=self.n_estimators, random_state=self.seed + self._fits)
+        forest = IsolationForest(n_estimators=self.n_estimators, random_state=(self.seed + self._fits) % SEEDS)
         self._forest = forest.fit(list(self._buffer))
         self._fits += 1
         self._since_fit = 0
