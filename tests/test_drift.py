@@ -320,6 +320,8 @@ def test_the_nightly_rotation_on_every_instance_of_a_service_pages_nobody():
 @pytest.mark.parametrize("incidents, expected", [
     ("drift_detector: nosuch", "incidents.drift_detector: unknown detector 'nosuch'; registered:"),
     ("drift_params: {bogus: 1}", "incidents.drift_params: detector 'trend_drift':"),
+    ("drift_params: {short_seconds: -1}", "short_seconds"),
+    ("drift_params: {gap_factor: 0.5}", "gap_factor"),
 ])
 def test_a_bad_drift_detector_in_a_pipeline_names_its_key(tmp_path, capsys, incidents, expected):
     from detector.cli import main

@@ -43,11 +43,27 @@ import math
 
 from detector.detectors.base import Detector
 from detector.detectors.registry import register
+from detector.validation import require, whole
 
 (_T0, _TL, _IV, _SH, _LG, _DM, _DA, _SU, _Z, _D, _NS, _DT, _WS, _WL, _WT,
  _SS, _SG, _SR, _GB, _SQ, _RH) = range(21)
 _NEW = [math.nan, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0, -math.inf, 0.0, 0.0, 0.0, math.nan, 0.0, 0.0, 0.0,
         math.nan, 0.0, 0.0, 0.0, -math.inf, math.inf]
+
+
+# What each parameter may be, checked when the detector is built (see detector.validation).
+_VALID = {
+    "short_seconds": ("> 0", lambda v: v > 0),
+    "long_seconds": ("> 0", lambda v: v > 0),
+    "stats_seconds": ("> 0", lambda v: v > 0),
+    "warmup_seconds": (">= 0", lambda v: v >= 0),
+    "clip": ("> 0", lambda v: v > 0),
+    "gap_factor": ("> 1 (a pause of one usual interval is no restart)", lambda v: v > 1),
+    "settle_seconds": (">= 0", lambda v: v >= 0),
+    "step_factor": ("> 0", lambda v: v > 0),
+    "step_seconds": (">= 0", lambda v: v >= 0),
+    "seed": whole(0),
+}
 
 
 @register("trend_drift")
@@ -110,6 +126,8 @@ class TrendDrift(Detector):
         self.step_factor = step_factor
         self.step_seconds = step_seconds
         self.seed = seed
+        for name, (rule, ok) in _VALID.items():
+            require(getattr(self, name), name, rule, ok)
 
     def _state(self) -> list:
         st = self.__dict__.get("_st")
