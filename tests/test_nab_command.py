@@ -103,6 +103,29 @@ def test_a_bad_timestamp_is_a_clear_error(tmp_path, capsys):
     assert "series_0.csv: not a timestamp: 'yesterday'" in out.err and "Traceback" not in out.err
 
 
+KEY = "synthetic/series_0.csv"
+
+
+@pytest.mark.parametrize("windows, expected", [
+    ('[["2020-01-02 00:00:00"]]', f'window ["2020-01-02 00:00:00"] of {KEY!r} is not a [start, end] pair'),
+    ("5", f"the windows of {KEY!r} are 5, not a list of [start, end] windows"),
+    ("[null]", f"window null of {KEY!r} is not a [start, end] pair"),
+    ('[[null, "2020-01-02 02:00:00"]]', f'window [null, "2020-01-02 02:00:00"] of {KEY!r}: not a timestamp: None'),
+    # Dropped as covering no row before, so the file silently had one window fewer.
+    ('[["2020-01-02 05:00:00", "2020-01-02 02:00:00"]]',
+     f'window ["2020-01-02 05:00:00", "2020-01-02 02:00:00"] of {KEY!r}: its start is after its end'),
+])
+def test_a_malformed_label_window_is_a_one_line_error_naming_the_key_and_the_window(tmp_path, capsys, windows,
+                                                                                     expected):
+    data, _ = _write_corpus(tmp_path, files=1)
+    labels = tmp_path / "bad_labels.json"
+    labels.write_text(f'{{"{KEY}": {windows}}}')
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels)
+    assert code == 2
+    assert f"{labels}: cannot read label windows: {expected}" in out.err
+    assert len(out.err.strip().splitlines()) == 1 and "Traceback" not in out.err
+
+
 def test_missing_data_dir_is_a_clear_error(tmp_path, capsys):
     code, out = _run(capsys, "--data-dir", tmp_path / "nope", "--labels", tmp_path / "labels.json")
     assert code == 2
