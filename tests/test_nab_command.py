@@ -103,6 +103,34 @@ def test_a_bad_timestamp_is_a_clear_error(tmp_path, capsys):
     assert "series_0.csv: not a timestamp: 'yesterday'" in out.err and "Traceback" not in out.err
 
 
+@pytest.mark.parametrize("cell, expected", [
+    ("abc", "line 4: value 'abc' is not a number"),
+    ("", "line 4: no value"),
+    # NaN would be a missing point that scores 0, which NAB's scorer has no notion of.
+    ("NaN", "line 4: value 'NaN' is not finite"),
+])
+def test_a_value_that_is_not_a_number_is_an_error_naming_the_line(tmp_path, capsys, cell, expected):
+    data, labels = _write_corpus(tmp_path, files=1)
+    path = data / "synthetic" / "series_0.csv"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].split(",")[0] + "," + cell
+    path.write_text("\n".join(lines) + "\n")
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels)
+    assert code == 2
+    assert f"series_0.csv, {expected}" in out.err and "Traceback" not in out.err
+
+
+def test_a_file_without_the_timestamp_and_value_columns_is_a_one_line_error(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path, files=1)
+    path = data / "synthetic" / "series_0.csv"
+    path.write_text(path.read_text().replace("timestamp,value", "ts,val", 1))
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels)
+    assert code == 2
+    assert "series_0.csv: expected NAB's columns timestamp,value; the header 'ts,val' has no timestamp or value column" \
+        in out.err
+    assert len(out.err.strip().splitlines()) == 1  # no query plan of polars after it
+
+
 KEY = "synthetic/series_0.csv"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from detector.decoders.base import short
 from detector.decoders.timestamps import column_to_seconds, parse_timestamp
 from detector.errors import ConfigError
 
@@ -102,13 +103,36 @@ def find_csvs(data_dir: str | Path) -> list[Path]:
 def read_file(path: Path, data_dir: Path, labels: dict[str, list[tuple[float, float]]]) -> NabFile:
     key = path.relative_to(data_dir).as_posix()
     try:
-        df = pl.read_csv(path, columns=["timestamp", "value"], schema_overrides={"timestamp": pl.Utf8})
-    except Exception as exc:  # polars raises several error types for malformed CSVs
-        raise ConfigError(f"{path}: cannot read 'timestamp,value' columns: {exc}") from None
+        columns = pl.scan_csv(path, infer_schema=False).collect_schema().names()
+        missing = [c for c in ("timestamp", "value") if c not in columns]
+        if missing:
+            raise ConfigError(f"{path}: expected NAB's columns timestamp,value; the header "
+                              f"{short(','.join(columns))} has no {' or '.join(missing)} column")
+        # Both as text: the values are checked below, where the line of a bad one can be named.
+        df = pl.read_csv(path, columns=["timestamp", "value"], infer_schema=False)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        # polars appends its query plan: the first line says what went wrong.
+        raise ConfigError(f"{path}: cannot read 'timestamp,value' columns: {str(exc).splitlines()[0]}") from None
     raw = df["timestamp"]
     try:
         ts = _to_seconds(raw)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    values = df["value"].cast(pl.Float64, strict=False).to_numpy()
-    return NabFile(key, ts, values, raw.to_list(), list(labels.get(key, [])))
+    return NabFile(key, ts, _to_values(df["value"], path), raw.to_list(), list(labels.get(key, [])))
+
+
+def _to_values(texts: pl.Series, path: Path) -> np.ndarray:
+    """The value column as float64. Every row needs a finite number, as in NAB's own scorer: text read as
+    NaN would be a missing point that scores 0, and quietly change the result."""
+    values = texts.str.strip_chars().cast(pl.Float64, strict=False)
+    bad = (values.is_null() | ~values.is_finite()).arg_true()
+    if not len(bad):
+        return values.to_numpy()
+    i = int(bad[0])
+    text = texts[i]
+    if text is None or not text.strip():
+        what = "no value"
+    else:
+        what = f"value {short(text)} is {'not finite' if values[i] is not None else 'not a number'}"
+    more = f" ({len(bad)} rows have no finite value)" if len(bad) > 1 else ""
+    raise ConfigError(f"{path}, line {i + 2}: {what}{more}")  # line 1 is the header
