@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from datetime import datetime, timedelta
 
@@ -213,6 +214,59 @@ def test_thresholds_that_are_not_a_json_object_are_a_clear_error(tmp_path, capsy
     assert code == 2
     assert "thresholds are a JSON object" in out.err and f"the file holds {holds}" in out.err
     assert "Traceback" not in out.err
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("5", "5"), ("-1", "-1"), ("NaN", "NaN"), ("Infinity", "Infinity"), ("true", "true"), ('"0.5"', '"0.5"'),
+])
+def test_a_threshold_that_is_not_a_number_from_0_to_1_is_an_error_naming_the_file_and_profile(tmp_path, capsys,
+                                                                                               value, shown):
+    data, labels = _write_corpus(tmp_path, files=1)
+    thresholds = tmp_path / "thresholds.json"
+    thresholds.write_text(f'{{"standard": 0.5, "reward_low_FP_rate": {value}, "reward_low_FN_rate": 0.5}}')
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--thresholds", thresholds, "--json")
+    assert code == 2 and out.out == ""
+    assert (f"{thresholds}: threshold for profile 'reward_low_FP_rate' is {shown}, not a number from 0 to 1"
+            in out.err)
+    assert "Traceback" not in out.err
+
+
+def test_a_thresholds_file_without_a_profile_is_an_error_naming_the_file(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path, files=1)
+    thresholds = tmp_path / "flat.json"
+    thresholds.write_text('{"standard": 0.5}')
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--thresholds", thresholds)
+    assert code == 2
+    assert f"{thresholds}: no threshold for profile 'reward_low_FP_rate' (the file has 'standard')" in out.err
+
+
+def test_thresholds_of_a_run_where_firing_never_pays_read_back(tmp_path, capsys):
+    # The only window lies in the probationary period: every detection can only cost.
+    data, labels = _write_corpus(tmp_path, files=1, spike_at=50)
+    out_dir = tmp_path / "results"
+    _, out = _run(capsys, "--data-dir", data, "--labels", labels, "--results-dir", out_dir, "--json")
+    first = json.loads(out.out)
+    assert all(0.0 < t <= 1.0 for t in first["thresholds"].values())
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--thresholds", out_dir / "thresholds.json",
+                     "--json")
+    assert code == 0 and json.loads(out.out)["standard"] == first["standard"] == 0.0
+
+
+def test_json_output_is_strict_json_even_when_a_figure_is_nan(tmp_path, capsys, monkeypatch):
+    from detector.series_model import SeriesModel
+
+    # A detector that scores every row NaN leaves no threshold to choose: it is printed as null.
+    monkeypatch.setattr(SeriesModel, "update_many", lambda self, ts, vs: ([math.nan] * len(vs), [0.0] * len(vs)))
+    data, labels = _write_corpus(tmp_path, files=1)
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--results-dir", tmp_path / "res", "--json")
+    assert code == 0
+
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in JSON output")
+
+    result = json.loads(out.out, parse_constant=refuse)
+    assert result["thresholds"]["standard"] is None
+    json.loads((tmp_path / "res" / "thresholds.json").read_text(), parse_constant=refuse)
 
 
 def test_the_defaults_of_data_dir_and_labels_are_named_when_missing(tmp_path, capsys, monkeypatch):
