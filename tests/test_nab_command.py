@@ -202,7 +202,16 @@ def test_held_out_with_fixed_thresholds_is_a_clear_error(tmp_path, capsys):
     _run(capsys, "--data-dir", data, "--labels", labels, "--results-dir", tmp_path / "res")
     code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--held-out", "2",
                      "--thresholds", tmp_path / "res" / "thresholds.json")
-    assert code == 2 and "--held-out" in out.err and "Traceback" not in out.err
+    assert code == 2 and "--held-out optimises its own thresholds on each half: leave out --thresholds" in out.err
+    assert "Traceback" not in out.err
+
+
+@pytest.mark.parametrize("splits, expected", [("-1", "must be 0 or more, got -1"), ("two", "not a whole number: 'two'")])
+def test_held_out_below_0_is_an_argument_error_naming_the_value(tmp_path, capsys, splits, expected):
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "nab", "--data-dir", str(tmp_path), "--labels", str(tmp_path / "l.json"), "--held-out", splits])
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after the usage lines
+    assert exit_.value.code == 2 and error.endswith(f"error: argument --held-out: {expected}")
 
 
 @pytest.mark.parametrize("content, holds", [("[0.5, 0.6]", "a JSON list"), ("null", "null")])

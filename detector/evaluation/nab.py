@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.commands.common import non_negative_int
 from detector.errors import ConfigError
 from detector.evaluation import nab_scoring as scoring
 from detector.evaluation.nab_data import find_csvs, read_file, read_labels
@@ -48,9 +49,11 @@ def add_command(subparsers) -> None:
     p.add_argument("--results-dir", type=Path, default=None, help="write NAB-format results here")
     p.add_argument("--reliability", action="store_true",
                    help="add a reliability table of the calibrated confidence (rows outside windows)")
-    p.add_argument("--held-out", type=int, default=None, metavar="SPLITS",
+    # 0 is a run of its own: the two halves of alternate files, without random splits.
+    p.add_argument("--held-out", type=non_negative_int, default=None, metavar="SPLITS",
                    help="also score each half of the files with the thresholds optimised on the other half: "
-                   "the two halves of alternate files, and SPLITS random half-splits (seeded, both ways)")
+                   "the two halves of alternate files, and SPLITS random half-splits (seeded, both ways; "
+                   "0 for none); not with --thresholds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -260,10 +263,9 @@ def run(args: argparse.Namespace) -> int:
                               f"directory {Path.cwd()}; pass {option}")
     spec = load_checked(args.model, "metric")
     profiles = load_profiles(args.profiles, args.labels)
+    if args.held_out is not None and args.thresholds is not None:
+        raise ConfigError("--held-out optimises its own thresholds on each half: leave out --thresholds")
     fixed = load_thresholds(args.thresholds, spec.detector.name, profiles) if args.thresholds else None
-    if args.held_out is not None and (args.held_out < 0 or fixed is not None):
-        raise ConfigError("--held-out takes a number of random splits >= 0 and optimises its own thresholds "
-                          "(leave out --thresholds)")
     result = evaluate(spec, args.data_dir, args.labels, profiles, fixed, args.results_dir, args.reliability,
                       held_out=args.held_out)
     if args.json:
