@@ -42,40 +42,32 @@ class Window:
 
 
 def load_labels(path: str | Path) -> dict[str, list[Window]]:
-    """Label windows per key: NAB's ``{"<key>": [[start, end], ...]}`` JSON, or a CSV whose header is
-    ``key,start,end[,reference]``. ``reference`` (default: the start) is what lead time counts to."""
+    """Label windows per key: NAB's ``{"<key>": [[start, end], ...]}`` JSON, read as ``evaluate nab`` reads
+    it, or a CSV whose header is ``key,start,end[,reference]``. ``reference`` (default: the start) is what
+    lead time counts to."""
     from detector.decoders.timestamps import parse_timestamp
+    from detector.evaluation.nab_data import label_window, read_labels
 
     path = Path(path)
+    if path.suffix.lower() == ".json":
+        return {key: [Window(s, e, s) for s, e in windows] for key, windows in read_labels(path).items()}
     try:
-        if path.suffix.lower() == ".json":
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(raw, dict) or not all(isinstance(ws, list) and all(isinstance(w, list) for w in ws)
-                                                    for ws in raw.values()):
-                raise ValueError('expected an object of window lists, {"<key>": [[start, end], ...]}, as NAB\'s '
-                                 f"combined_windows.json; the file holds {_json_shape(raw)}")
-            rows = [(k, *w) for k, ws in raw.items() for w in ws]
-        else:
-            frame = pl.read_csv(path, infer_schema=False)
-            # Without the header, polars would take the first window for column names and drop it.
-            if tuple(frame.columns[:3]) != LABEL_COLUMNS[:3] or not set(frame.columns) <= set(LABEL_COLUMNS):
-                raise ValueError("a labels CSV starts with the header line key,start,end (optionally ,reference); "
-                                 f"its first line is {','.join(frame.columns)!r}")
-            rows = frame.select(c for c in LABEL_COLUMNS if c in frame.columns).rows()
+        frame = pl.read_csv(path, infer_schema=False)
+        # Without the header, polars would take the first window for column names and drop it.
+        if tuple(frame.columns[:3]) != LABEL_COLUMNS[:3] or not set(frame.columns) <= set(LABEL_COLUMNS):
+            raise ValueError("a labels CSV starts with the header line key,start,end (optionally ,reference); "
+                             f"its first line is {','.join(frame.columns)!r}")
         out: dict[str, list[Window]] = {}
-        for key, start, end, *rest in rows:
-            s, e = parse_timestamp(str(start)), parse_timestamp(str(end))
-            ref = parse_timestamp(str(rest[0])) if rest and rest[0] not in (None, "") else s
+        for key, start, end, *rest in frame.select(c for c in LABEL_COLUMNS if c in frame.columns).rows():
+            try:
+                s, e = label_window(start, end)
+            except ValueError as exc:
+                raise ValueError(f"window {start} .. {end} of {key!r}: {exc}") from None
+            ref = parse_timestamp(rest[0]) if rest and rest[0] not in (None, "") else s
             out.setdefault(str(key), []).append(Window(s, e, ref))
         return out
-    except (OSError, ValueError, TypeError, pl.exceptions.PolarsError) as exc:
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
         raise ConfigError(f"{path}: cannot read label windows: {exc}") from None
-
-
-def _json_shape(raw) -> str:
-    if isinstance(raw, dict):
-        return "an object whose values are not all lists of [start, end] windows"
-    return f"a JSON {type(raw).__name__}".replace(" str", " string").replace(" NoneType", " null")
 
 
 def windows_for(labels: dict[str, list[Window]], *names: str) -> list[Window]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from datetime import datetime, timedelta
 
@@ -103,6 +104,57 @@ def test_a_bad_timestamp_is_a_clear_error(tmp_path, capsys):
     assert "series_0.csv: not a timestamp: 'yesterday'" in out.err and "Traceback" not in out.err
 
 
+@pytest.mark.parametrize("cell, expected", [
+    ("abc", "line 4: value 'abc' is not a number"),
+    ("", "line 4: no value"),
+    # NaN would be a missing point that scores 0, which NAB's scorer has no notion of.
+    ("NaN", "line 4: value 'NaN' is not finite"),
+])
+def test_a_value_that_is_not_a_number_is_an_error_naming_the_line(tmp_path, capsys, cell, expected):
+    data, labels = _write_corpus(tmp_path, files=1)
+    path = data / "synthetic" / "series_0.csv"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].split(",")[0] + "," + cell
+    path.write_text("\n".join(lines) + "\n")
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels)
+    assert code == 2
+    assert f"series_0.csv, {expected}" in out.err and "Traceback" not in out.err
+
+
+def test_a_file_without_the_timestamp_and_value_columns_is_a_one_line_error(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path, files=1)
+    path = data / "synthetic" / "series_0.csv"
+    path.write_text(path.read_text().replace("timestamp,value", "ts,val", 1))
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels)
+    assert code == 2
+    assert "series_0.csv: expected NAB's columns timestamp,value; the header 'ts,val' has no timestamp or value column" \
+        in out.err
+    assert len(out.err.strip().splitlines()) == 1  # no query plan of polars after it
+
+
+KEY = "synthetic/series_0.csv"
+
+
+@pytest.mark.parametrize("windows, expected", [
+    ('[["2020-01-02 00:00:00"]]', f'window ["2020-01-02 00:00:00"] of {KEY!r} is not a [start, end] pair'),
+    ("5", f"the windows of {KEY!r} are 5, not a list of [start, end] windows"),
+    ("[null]", f"window null of {KEY!r} is not a [start, end] pair"),
+    ('[[null, "2020-01-02 02:00:00"]]', f'window [null, "2020-01-02 02:00:00"] of {KEY!r}: not a timestamp: None'),
+    # Dropped as covering no row before, so the file silently had one window fewer.
+    ('[["2020-01-02 05:00:00", "2020-01-02 02:00:00"]]',
+     f'window ["2020-01-02 05:00:00", "2020-01-02 02:00:00"] of {KEY!r}: its start is after its end'),
+])
+def test_a_malformed_label_window_is_a_one_line_error_naming_the_key_and_the_window(tmp_path, capsys, windows,
+                                                                                     expected):
+    data, _ = _write_corpus(tmp_path, files=1)
+    labels = tmp_path / "bad_labels.json"
+    labels.write_text(f'{{"{KEY}": {windows}}}')
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels)
+    assert code == 2
+    assert f"{labels}: cannot read label windows: {expected}" in out.err
+    assert len(out.err.strip().splitlines()) == 1 and "Traceback" not in out.err
+
+
 def test_missing_data_dir_is_a_clear_error(tmp_path, capsys):
     code, out = _run(capsys, "--data-dir", tmp_path / "nope", "--labels", tmp_path / "labels.json")
     assert code == 2
@@ -150,7 +202,16 @@ def test_held_out_with_fixed_thresholds_is_a_clear_error(tmp_path, capsys):
     _run(capsys, "--data-dir", data, "--labels", labels, "--results-dir", tmp_path / "res")
     code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--held-out", "2",
                      "--thresholds", tmp_path / "res" / "thresholds.json")
-    assert code == 2 and "--held-out" in out.err and "Traceback" not in out.err
+    assert code == 2 and "--held-out optimises its own thresholds on each half: leave out --thresholds" in out.err
+    assert "Traceback" not in out.err
+
+
+@pytest.mark.parametrize("splits, expected", [("-1", "must be 0 or more, got -1"), ("two", "not a whole number: 'two'")])
+def test_held_out_below_0_is_an_argument_error_naming_the_value(tmp_path, capsys, splits, expected):
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "nab", "--data-dir", str(tmp_path), "--labels", str(tmp_path / "l.json"), "--held-out", splits])
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after the usage lines
+    assert exit_.value.code == 2 and error.endswith(f"error: argument --held-out: {expected}")
 
 
 @pytest.mark.parametrize("content, holds", [("[0.5, 0.6]", "a JSON list"), ("null", "null")])
@@ -162,6 +223,59 @@ def test_thresholds_that_are_not_a_json_object_are_a_clear_error(tmp_path, capsy
     assert code == 2
     assert "thresholds are a JSON object" in out.err and f"the file holds {holds}" in out.err
     assert "Traceback" not in out.err
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("5", "5"), ("-1", "-1"), ("NaN", "NaN"), ("Infinity", "Infinity"), ("true", "true"), ('"0.5"', '"0.5"'),
+])
+def test_a_threshold_that_is_not_a_number_from_0_to_1_is_an_error_naming_the_file_and_profile(tmp_path, capsys,
+                                                                                               value, shown):
+    data, labels = _write_corpus(tmp_path, files=1)
+    thresholds = tmp_path / "thresholds.json"
+    thresholds.write_text(f'{{"standard": 0.5, "reward_low_FP_rate": {value}, "reward_low_FN_rate": 0.5}}')
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--thresholds", thresholds, "--json")
+    assert code == 2 and out.out == ""
+    assert (f"{thresholds}: threshold for profile 'reward_low_FP_rate' is {shown}, not a number from 0 to 1"
+            in out.err)
+    assert "Traceback" not in out.err
+
+
+def test_a_thresholds_file_without_a_profile_is_an_error_naming_the_file(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path, files=1)
+    thresholds = tmp_path / "flat.json"
+    thresholds.write_text('{"standard": 0.5}')
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--thresholds", thresholds)
+    assert code == 2
+    assert f"{thresholds}: no threshold for profile 'reward_low_FP_rate' (the file has 'standard')" in out.err
+
+
+def test_thresholds_of_a_run_where_firing_never_pays_read_back(tmp_path, capsys):
+    # The only window lies in the probationary period: every detection can only cost.
+    data, labels = _write_corpus(tmp_path, files=1, spike_at=50)
+    out_dir = tmp_path / "results"
+    _, out = _run(capsys, "--data-dir", data, "--labels", labels, "--results-dir", out_dir, "--json")
+    first = json.loads(out.out)
+    assert all(0.0 < t <= 1.0 for t in first["thresholds"].values())
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--thresholds", out_dir / "thresholds.json",
+                     "--json")
+    assert code == 0 and json.loads(out.out)["standard"] == first["standard"] == 0.0
+
+
+def test_json_output_is_strict_json_even_when_a_figure_is_nan(tmp_path, capsys, monkeypatch):
+    from detector.series_model import SeriesModel
+
+    # A detector that scores every row NaN leaves no threshold to choose: it is printed as null.
+    monkeypatch.setattr(SeriesModel, "update_many", lambda self, ts, vs: ([math.nan] * len(vs), [0.0] * len(vs)))
+    data, labels = _write_corpus(tmp_path, files=1)
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--results-dir", tmp_path / "res", "--json")
+    assert code == 0
+
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in JSON output")
+
+    result = json.loads(out.out, parse_constant=refuse)
+    assert result["thresholds"]["standard"] is None
+    json.loads((tmp_path / "res" / "thresholds.json").read_text(), parse_constant=refuse)
 
 
 def test_the_defaults_of_data_dir_and_labels_are_named_when_missing(tmp_path, capsys, monkeypatch):

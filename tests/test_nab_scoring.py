@@ -105,6 +105,18 @@ def test_optimised_threshold_picks_the_best_cut_over_all_files():
         assert nab.score_at([fa, fb], STANDARD, t) <= total + 1e-12
 
 
+def test_when_firing_never_pays_the_threshold_lies_between_the_top_score_and_1():
+    # Only a false positive: every threshold above 0.6 earns the best total, 0.
+    scores = np.zeros(100)
+    scores[30] = 0.6
+    f = nab.prepare_file(scores, [])
+    threshold, total = nab.optimise_threshold([f], STANDARD)
+    assert total == 0.0
+    # The middle of (0.6, 1], as NAB writes thresholds from 0 to 1, and --thresholds reads only those.
+    assert threshold == pytest.approx(0.8)
+    assert nab.score_at([f], STANDARD, threshold) == total
+
+
 def test_normalisation_maps_null_to_0_and_perfect_to_100():
     files = [one_file(100, (40, 59), [40]), one_file(100, (70, 89), [70])]
     null, perfect = nab.null_and_perfect(files, STANDARD)

@@ -54,6 +54,15 @@ def test_command_reports_an_unreadable_file_without_a_traceback(tmp_path, capsys
     assert "Content" in capsys.readouterr().err
 
 
+def test_a_structured_csv_with_only_its_header_is_an_error_naming_it(tmp_path, capsys):
+    f = tmp_path / "X_2k.log_structured.csv"
+    f.write_text("LineId,Content,EventId\n")
+    code = main(["evaluate", "parsing", "--structured", str(f), "--json"])
+    out = capsys.readouterr()
+    assert code == 2 and out.out == ""  # not a grouping accuracy of 0
+    assert f"{f}: no log line after the header" in out.err and "Traceback" not in out.err
+
+
 def test_a_raw_log_given_for_its_structured_csv_is_a_one_paragraph_error(data_dir, capsys):
     raw = data_dir / "loghub" / "2k" / "HDFS" / "HDFS_2k.log"
     assert main(["evaluate", "parsing", "--structured", str(raw)]) == 2

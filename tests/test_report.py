@@ -186,7 +186,12 @@ def test_a_replay_sibling_given_as_scores_is_a_clear_error_naming_the_columns(da
 @pytest.mark.parametrize("name, content, expected", [
     ("list.json", '[["2015-02-27 00:00:00", "2015-02-27 10:00:00"]]', "the file holds a JSON list"),
     ("flat.json", '{"Twitter_volume_AAPL": ["2015-02-27 00:00:00", "2015-02-27 10:00:00"]}',
-     "not all lists of [start, end] windows"),
+     "window \"2015-02-27 00:00:00\" of 'Twitter_volume_AAPL' is not a [start, end] pair"),
+    # The same reader as evaluate nab's: a window that ends before it starts is refused, not left to match nothing.
+    ("backwards.json", '{"Twitter_volume_AAPL": [["2015-02-27 10:00:00", "2015-02-27 00:00:00"]]}',
+     "of 'Twitter_volume_AAPL': its start is after its end"),
+    ("backwards.csv", "key,start,end\nTwitter_volume_AAPL,2015-02-27 10:00:00,2015-02-27 00:00:00\n",
+     "window 2015-02-27 10:00:00 .. 2015-02-27 00:00:00 of 'Twitter_volume_AAPL': its start is after its end"),
     # Without the header line the first window would silently become the column names.
     ("two_rows_no_header.csv", "Twitter_volume_AAPL,2015-02-27 00:00:00,2015-02-27 10:00:00\n"
                                "Twitter_volume_AAPL,2015-03-01 00:00:00,2015-03-01 10:00:00\n",

@@ -166,3 +166,14 @@ def test_a_session_key_that_matches_no_line_is_an_error(tmp_path, capsys):
     # Matching lines, but none of the labelled keys: as useless, and as silent, without the error.
     assert main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", r"start"]) == 2
     assert "none of them a key of" in capsys.readouterr().err
+
+
+def test_a_labels_file_with_only_its_header_is_an_error_naming_it(tmp_path, capsys):
+    log, labels = tmp_path / "a.log", tmp_path / "header_only.csv"
+    log.write_text("blk_1 INFO start\nblk_2 INFO start\n")
+    labels.write_text("BlockId,Label\n")
+    code = main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", r"blk_\d+",
+                 "--json"])
+    out = capsys.readouterr()
+    assert code == 2 and out.out == ""  # not a run that scores 0
+    assert f"{labels}: no labelled session after the header" in out.err and "Traceback" not in out.err

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from detector.commands.common import non_negative_int
 from detector.errors import ConfigError
 from detector.evaluation import nab_scoring as scoring
 from detector.evaluation.nab_data import find_csvs, read_file, read_labels
@@ -47,9 +49,11 @@ def add_command(subparsers) -> None:
     p.add_argument("--results-dir", type=Path, default=None, help="write NAB-format results here")
     p.add_argument("--reliability", action="store_true",
                    help="add a reliability table of the calibrated confidence (rows outside windows)")
-    p.add_argument("--held-out", type=int, default=None, metavar="SPLITS",
+    # 0 is a run of its own: the two halves of alternate files, without random splits.
+    p.add_argument("--held-out", type=non_negative_int, default=None, metavar="SPLITS",
                    help="also score each half of the files with the thresholds optimised on the other half: "
-                   "the two halves of alternate files, and SPLITS random half-splits (seeded, both ways)")
+                   "the two halves of alternate files, and SPLITS random half-splits (seeded, both ways; "
+                   "0 for none); not with --thresholds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -67,9 +71,9 @@ def load_profiles(path: Path | None, labels_path: Path) -> list[scoring.Profile]
         raise ConfigError(f"{path}: not a NAB profiles file: {exc}") from None
 
 
-def load_thresholds(path: Path, detector_name: str) -> dict[str, float]:
+def load_thresholds(path: Path, detector_name: str, profiles) -> dict[str, float]:
     """Accepts this command's thresholds.json (NAB's layout: detector -> profile -> {threshold})
-    as well as a flat ``{profile: threshold}`` mapping."""
+    as well as a flat ``{profile: threshold}`` mapping. Every profile needs a threshold from 0 to 1."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -87,10 +91,16 @@ def load_thresholds(path: Path, detector_name: str) -> dict[str, float]:
     out = {}
     for profile, entry in data.items():
         value = entry.get("threshold") if isinstance(entry, dict) else entry
-        try:
-            out[profile] = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{path}: threshold for profile {profile!r} is not a number") from None
+        # Scores lie in [0, 1], so nothing else can be a threshold: json reads NaN (which compares false
+        # with everything) and Infinity, and Python takes true for 1.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{path}: threshold for profile {profile!r} is {json.dumps(value)}, not a number "
+                              "from 0 to 1 (anomaly scores lie in [0, 1])")
+        out[profile] = float(value)
+    missing = [p.name for p in profiles if p.name not in out]
+    if missing:
+        raise ConfigError(f"{path}: no threshold for profile {missing[0]!r} (the file has "
+                          f"{', '.join(map(repr, out)) or 'none'})")
     return out
 
 
@@ -185,7 +195,20 @@ def write_results(out_dir: Path, detector_name: str, files, outputs, thresholds_
             fh.write("timestamp,value,anomaly_score,label\n")
             for ts, v, s, lab in zip(f.raw_timestamps, f.values.tolist(), scores.tolist(), label.tolist()):
                 fh.write(f"{ts},{v!r},{s!r},{lab}\n")
-    (out_dir / "thresholds.json").write_text(json.dumps(thresholds_doc, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "thresholds.json").write_text(json.dumps(nan_as_null(thresholds_doc), indent=2) + "\n",
+                                             encoding="utf-8")
+
+
+def nan_as_null(value):
+    """``value`` with NaN and infinities as None: json.dumps writes them bare (NaN), which is not JSON and
+    which strict parsers refuse. (A threshold is NaN when a detector scored every row NaN.)"""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: nan_as_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [nan_as_null(v) for v in value]
+    return value
 
 
 def evaluate(spec: MetricModelSpec, data_dir: Path, labels_path: Path, profiles, fixed: dict | None = None,
@@ -204,8 +227,6 @@ def evaluate(spec: MetricModelSpec, data_dir: Path, labels_path: Path, profiles,
     raw: dict[str, float] = {}
     for profile in profiles:
         if fixed is not None:
-            if profile.name not in fixed:
-                raise ConfigError(f"thresholds file has no threshold for profile {profile.name!r}")
             t = fixed[profile.name]
             total = scoring.score_at(prepared, profile, t)
         else:
@@ -242,14 +263,13 @@ def run(args: argparse.Namespace) -> int:
                               f"directory {Path.cwd()}; pass {option}")
     spec = load_checked(args.model, "metric")
     profiles = load_profiles(args.profiles, args.labels)
-    fixed = load_thresholds(args.thresholds, spec.detector.name) if args.thresholds else None
-    if args.held_out is not None and (args.held_out < 0 or fixed is not None):
-        raise ConfigError("--held-out takes a number of random splits >= 0 and optimises its own thresholds "
-                          "(leave out --thresholds)")
+    if args.held_out is not None and args.thresholds is not None:
+        raise ConfigError("--held-out optimises its own thresholds on each half: leave out --thresholds")
+    fixed = load_thresholds(args.thresholds, spec.detector.name, profiles) if args.thresholds else None
     result = evaluate(spec, args.data_dir, args.labels, profiles, fixed, args.results_dir, args.reliability,
                       held_out=args.held_out)
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(nan_as_null(result)))
     else:
         for profile in profiles:
             print(f"{profile.name:>20}: {result[profile.name]:7.2f}  (threshold {result['thresholds'][profile.name]:.6g})")

@@ -10,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from detector.decoders.timestamps import column_to_seconds
+from detector.decoders.base import short
+from detector.decoders.timestamps import column_to_seconds, parse_timestamp
 from detector.errors import ConfigError
+
+LABELS_SHAPE = '{"<key>": [[start, end], ...]}'
 
 
 @dataclass
@@ -34,17 +37,54 @@ def _to_seconds(texts: pl.Series) -> np.ndarray:
     return seconds.to_numpy().astype(np.float64)
 
 
-def read_labels(path: str | Path) -> dict[str, list]:
+def read_labels(path: str | Path) -> dict[str, list[tuple[float, float]]]:
+    """NAB's combined_windows.json, ``{"<category>/<file>.csv": [[start, end], ...]}``: the label windows
+    of each key as (start, end) seconds. A window that is not a pair of timestamps, or that starts after it
+    ends, is an error naming the key and the window (it would otherwise fail later or match no row)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"labels file {str(path)!r} does not exist (expected NAB's combined_windows.json)")
+    what = f"{path}: cannot read label windows"
     try:
-        labels = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read label windows: {exc}") from None
-    if not isinstance(labels, dict):
-        raise ConfigError(f"{path}: expected an object mapping '<category>/<file>.csv' to windows")
+        raise ConfigError(f"{what}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{what}: expected an object of window lists, {LABELS_SHAPE}, as NAB's "
+                          f"combined_windows.json; the file holds {_json_kind(raw)}")
+    labels: dict[str, list[tuple[float, float]]] = {}
+    for key, windows in raw.items():
+        if not isinstance(windows, list):
+            raise ConfigError(f"{what}: the windows of {key!r} are {_json_text(windows)}, not a list of "
+                              f"[start, end] windows ({LABELS_SHAPE})")
+        labels[key] = []
+        for w in windows:
+            if not isinstance(w, list) or len(w) != 2:
+                raise ConfigError(f"{what}: window {_json_text(w)} of {key!r} is not a [start, end] pair "
+                                  f"({LABELS_SHAPE})")
+            try:
+                labels[key].append(label_window(*w))
+            except ValueError as exc:
+                raise ConfigError(f"{what}: window {_json_text(w)} of {key!r}: {exc}") from None
     return labels
+
+
+def label_window(start: object, end: object) -> tuple[float, float]:
+    """A label window's start and end as seconds; ``ValueError`` when either is not a timestamp or the
+    window starts after it ends."""
+    s, e = parse_timestamp(start), parse_timestamp(end)
+    if s > e:
+        raise ValueError("its start is after its end")
+    return s, e
+
+
+def _json_text(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _json_kind(value) -> str:
+    return "null" if value is None else f"a JSON {type(value).__name__}".replace(" str", " string")
 
 
 def find_csvs(data_dir: str | Path) -> list[Path]:
@@ -60,20 +100,39 @@ def find_csvs(data_dir: str | Path) -> list[Path]:
     return files
 
 
-def read_file(path: Path, data_dir: Path, labels: dict[str, list]) -> NabFile:
+def read_file(path: Path, data_dir: Path, labels: dict[str, list[tuple[float, float]]]) -> NabFile:
     key = path.relative_to(data_dir).as_posix()
     try:
-        df = pl.read_csv(path, columns=["timestamp", "value"], schema_overrides={"timestamp": pl.Utf8})
-    except Exception as exc:  # polars raises several error types for malformed CSVs
-        raise ConfigError(f"{path}: cannot read 'timestamp,value' columns: {exc}") from None
+        columns = pl.scan_csv(path, infer_schema=False).collect_schema().names()
+        missing = [c for c in ("timestamp", "value") if c not in columns]
+        if missing:
+            raise ConfigError(f"{path}: expected NAB's columns timestamp,value; the header "
+                              f"{short(','.join(columns))} has no {' or '.join(missing)} column")
+        # Both as text: the values are checked below, where the line of a bad one can be named.
+        df = pl.read_csv(path, columns=["timestamp", "value"], infer_schema=False)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        # polars appends its query plan: the first line says what went wrong.
+        raise ConfigError(f"{path}: cannot read 'timestamp,value' columns: {str(exc).splitlines()[0]}") from None
     raw = df["timestamp"]
     try:
         ts = _to_seconds(raw)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    values = df["value"].cast(pl.Float64, strict=False).to_numpy()
-    windows = []
-    for w in labels.get(key, []):
-        start, end = _to_seconds(pl.Series([str(w[0]), str(w[1])]))
-        windows.append((float(start), float(end)))
-    return NabFile(key, ts, values, raw.to_list(), windows)
+    return NabFile(key, ts, _to_values(df["value"], path), raw.to_list(), list(labels.get(key, [])))
+
+
+def _to_values(texts: pl.Series, path: Path) -> np.ndarray:
+    """The value column as float64. Every row needs a finite number, as in NAB's own scorer: text read as
+    NaN would be a missing point that scores 0, and quietly change the result."""
+    values = texts.str.strip_chars().cast(pl.Float64, strict=False)
+    bad = (values.is_null() | ~values.is_finite()).arg_true()
+    if not len(bad):
+        return values.to_numpy()
+    i = int(bad[0])
+    text = texts[i]
+    if text is None or not text.strip():
+        what = "no value"
+    else:
+        what = f"value {short(text)} is {'not finite' if values[i] is not None else 'not a number'}"
+    more = f" ({len(bad)} rows have no finite value)" if len(bad) > 1 else ""
+    raise ConfigError(f"{path}, line {i + 2}: {what}{more}")  # line 1 is the header

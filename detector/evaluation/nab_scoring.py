@@ -148,7 +148,7 @@ def optimise_threshold(files: list[FileRows], profile: Profile) -> tuple[float, 
 
     Exhaustive sweep over every distinct score. The best total is earned by a range of thresholds;
     the middle of that range is returned. Returns a threshold above every score when firing never
-    pays.
+    pays: the middle of the range up to 1 when every score is below 1, as anomaly scores are.
     """
     scores, contrib = [], []
     base = 0.0
@@ -179,7 +179,10 @@ def optimise_threshold(files: list[FileRows], profile: Profile) -> tuple[float, 
     totals = base + np.cumsum(c)
     # A threshold equal to a score includes every row with that score: take the last of each run.
     last = np.flatnonzero(np.r_[s[1:] != s[:-1], True]) if len(s) else np.zeros(0, dtype=int)
-    best_t, best = (float(s[0]) + 1.0 if len(s) else 1.0), base
+    # Anomaly scores lie in [0, 1], and so do thresholds (NAB's thresholds.json, --thresholds): "never
+    # fire" is a threshold between the top score and 1. Other scores (report's baselines) may go higher.
+    top = float(s[0]) if len(s) else 0.0
+    best_t, best = ((top + 1.0) / 2 if top < 1.0 else top + 1.0), base
     if len(last):
         at = totals[last]
         k = int(np.argmax(at))

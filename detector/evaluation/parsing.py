@@ -55,6 +55,9 @@ def read_structured(path: str | Path) -> tuple[list[str], list[str]]:
     except (OSError, pl.exceptions.PolarsError) as exc:
         # polars appends its query plan: the first line says what went wrong.
         raise ConfigError(f"{path}: {what}: {str(exc).splitlines()[0]}") from None
+    if not df.height:
+        # Nothing to group: the accuracy would be 0, like a miner that gets every line wrong.
+        raise ConfigError(f"{path}: no log line after the header (expected Loghub's *_structured.csv rows)")
     content = [c if c is not None else "" for c in df["Content"].to_list()]
     return content, df["EventId"].to_list()
 

@@ -72,9 +72,12 @@ def read_labels(path: str | Path) -> dict[str, bool]:
                                       f"{r[0].strip()!r}; anomalous: {', '.join(sorted(ANOMALY_LABELS))}; normal: "
                                       f"{', '.join(sorted(NORMAL_LABELS))} (any case)")
                 out[r[0].strip()] = label in ANOMALY_LABELS
-            return out
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read labels: {exc.strerror or exc}") from None
+    if not out:
+        # Nothing to score: every figure would be 0, like a model that flags nothing.
+        raise ConfigError(f"{path}: no labelled session after the header (expected rows of key,label)")
+    return out
 
 
 def replay_sessions(lines, model) -> dict[str, tuple[float, bool]]:
@@ -128,7 +131,7 @@ def run_sessions(log_path, labels_path, session_key: str, spec=None) -> dict:
     # Every score would be 0 and the run would look like a model that flags nothing.
     if not scored:
         raise ConfigError(f"--session-key '{session_key}' matches no line of {log_path} ({model.lines} lines)")
-    if keys and not any(k in scored for k in keys):
+    if not any(k in scored for k in keys):
         raise ConfigError(f"--session-key '{session_key}' names {len(scored)} sessions in {log_path}, none of them a "
                           f"key of {labels_path} (the log has e.g. {next(iter(scored))!r}, the labels "
                           f"{keys[0]!r})")
