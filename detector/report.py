@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from detector.decoders.timestamps import parse_timestamp
 from detector.errors import ConfigError
+from detector.evaluation.nab_data import label_window, read_labels
 from detector.replay import sibling
 from detector.tuning import journal_entries
 
@@ -45,9 +47,6 @@ def load_labels(path: str | Path) -> dict[str, list[Window]]:
     """Label windows per key: NAB's ``{"<key>": [[start, end], ...]}`` JSON, read as ``evaluate nab`` reads
     it, or a CSV whose header is ``key,start,end[,reference]``. ``reference`` (default: the start) is what
     lead time counts to."""
-    from detector.decoders.timestamps import parse_timestamp
-    from detector.evaluation.nab_data import label_window, read_labels
-
     path = Path(path)
     if path.suffix.lower() == ".json":
         return {key: [Window(s, e, s) for s, e in windows] for key, windows in read_labels(path).items()}

@@ -85,11 +85,17 @@ def test_command_finds_the_broken_requests(tmp_path, capsys):
     assert out["roc_auc"] == 1.0
 
 
+def _evaluate_small(tmp_path, log_text: str, labels_text: str, key: str, *extra: str,
+                    labels_name: str = "l.csv") -> int:
+    """``evaluate sessions`` on a small log and labels file written under ``tmp_path``."""
+    log, labels = tmp_path / "a.log", tmp_path / labels_name
+    log.write_text(log_text)
+    labels.write_text(labels_text)
+    return main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", key, *extra])
+
+
 def test_command_rejects_a_bad_session_key(tmp_path, capsys):
-    log, labels = tmp_path / "a.log", tmp_path / "l.csv"
-    log.write_text("x\n")
-    labels.write_text("k,l\nx,1\n")
-    assert main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", "(("]) == 2
+    assert _evaluate_small(tmp_path, "x\n", "k,l\nx,1\n", "((") == 2
     assert "sessions.key" in capsys.readouterr().err
 
 
@@ -149,31 +155,25 @@ def test_session_detector_memory_does_not_grow_with_sessions():
 
 
 def test_an_unknown_label_value_is_an_error_naming_it_and_the_accepted_ones(tmp_path, capsys):
-    log, labels = tmp_path / "a.log", tmp_path / "l.csv"
-    log.write_text("blk_1 INFO start\nblk_2 INFO start\n")
-    labels.write_text("BlockId,Label\nblk_1,Normal\nblk_2,Maybe\n")
-    assert main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", r"blk_\d+"]) == 2
+    assert _evaluate_small(tmp_path, "blk_1 INFO start\nblk_2 INFO start\n",
+                           "BlockId,Label\nblk_1,Normal\nblk_2,Maybe\n", r"blk_\d+") == 2
     err = capsys.readouterr().err
     assert "line 3: unknown label 'Maybe' for key 'blk_2'" in err and "anomaly" in err and "normal" in err
 
 
 def test_a_session_key_that_matches_no_line_is_an_error(tmp_path, capsys):
-    log, labels = tmp_path / "a.log", tmp_path / "l.csv"
-    log.write_text("blk_1 INFO start\nblk_2 INFO start\n")
-    labels.write_text("BlockId,Label\nblk_1,Normal\nblk_2,Anomaly\n")
-    assert main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", "zzz"]) == 2
+    log_text, labels_text = "blk_1 INFO start\nblk_2 INFO start\n", "BlockId,Label\nblk_1,Normal\nblk_2,Anomaly\n"
+    assert _evaluate_small(tmp_path, log_text, labels_text, "zzz") == 2
     assert "--session-key 'zzz' matches no line of" in capsys.readouterr().err
     # Matching lines, but none of the labelled keys: as useless, and as silent, without the error.
-    assert main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", r"start"]) == 2
+    assert _evaluate_small(tmp_path, log_text, labels_text, "start") == 2
     assert "none of them a key of" in capsys.readouterr().err
 
 
 def test_a_labels_file_with_only_its_header_is_an_error_naming_it(tmp_path, capsys):
-    log, labels = tmp_path / "a.log", tmp_path / "header_only.csv"
-    log.write_text("blk_1 INFO start\nblk_2 INFO start\n")
-    labels.write_text("BlockId,Label\n")
-    code = main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", r"blk_\d+",
-                 "--json"])
+    code = _evaluate_small(tmp_path, "blk_1 INFO start\nblk_2 INFO start\n", "BlockId,Label\n", r"blk_\d+", "--json",
+                           labels_name="header_only.csv")
+    labels = tmp_path / "header_only.csv"
     out = capsys.readouterr()
     assert code == 2 and out.out == ""  # not a run that scores 0
     assert f"{labels}: no labelled session after the header" in out.err and "Traceback" not in out.err

@@ -37,7 +37,7 @@ def positive_int(text: str) -> int:
 
 
 def non_negative_int(text: str) -> int:
-    """An argparse type: a whole number of at least 0 (where 0 means "no limit")."""
+    """An argparse type: a whole number of at least 0 (a count, a limit where 0 means "all")."""
     return _whole(text, 0, "0 or more")
 
 

@@ -54,25 +54,22 @@ def from_checkpoints(directory: Path) -> list[dict]:
         raise DetectorError(f"{directory} is not a directory")
     store = CheckpointStore(directory)
     out = []
-    found = 0
-    logs = 0
-    topics = set()
+    topics, log_topics = set(), set()
     for path in sorted(directory.glob("*.ckpt")):
         topic, _, partition = path.stem.rpartition("-")
         if not partition.isdigit():
             continue  # not a partition's checkpoint (<topic>-<partition>.ckpt)
-        found += 1
         topics.add(topic)
         state = store.load(topic, int(partition))
         if getattr(state, "kind", None) == "log":
-            logs += 1
+            log_topics.add(topic)
             out.extend({"topic": topic, "partition": int(partition), **t} for t in state.model.templates())
-    if not found:
+    if not topics:
         # An empty table would read as "no templates mined"; most often it is the wrong directory.
         raise DetectorError(f"{directory} holds no partition checkpoints (<topic>-<partition>.ckpt); give the "
                             "service's checkpoint.directory (the default ./state is relative to the directory "
                             "the service was started in)")
-    if not logs:
+    if not log_topics:
         # The right directory, and a true answer: a service with no log input mines no templates. Said on
         # stderr, so the empty table (or []) is still what stdout holds.
         print(f"templates: {directory} holds no log model, so there are no templates to list: its checkpoints "
