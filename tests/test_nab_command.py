@@ -132,6 +132,14 @@ def test_a_file_without_the_timestamp_and_value_columns_is_a_one_line_error(tmp_
     assert len(out.err.strip().splitlines()) == 1  # no query plan of polars after it
 
 
+def test_a_file_with_only_its_header_is_an_error_naming_it(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path, files=2)
+    (data / "synthetic" / "series_1.csv").write_text("timestamp,value\n")
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels)
+    assert code == 2
+    assert "series_1.csv: no row after the header" in out.err and "Traceback" not in out.err
+
+
 KEY = "synthetic/series_0.csv"
 
 

@@ -113,6 +113,9 @@ def read_file(path: Path, data_dir: Path, labels: dict[str, list[tuple[float, fl
     except (OSError, pl.exceptions.PolarsError) as exc:
         # polars appends its query plan: the first line says what went wrong.
         raise ConfigError(f"{path}: cannot read 'timestamp,value' columns: {str(exc).splitlines()[0]}") from None
+    if not df.height:
+        # A file with nothing to score would add no rows and quietly leave its windows missed.
+        raise ConfigError(f"{path}: no row after the header (expected timestamp,value rows)")
     raw = df["timestamp"]
     try:
         ts = _to_seconds(raw)
