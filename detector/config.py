@@ -212,21 +212,29 @@ class PipelineSpec(BaseSettings):
         return inputs
 
     @model_validator(mode="after")
-    def _no_output_is_an_input(self) -> "PipelineSpec":
+    def _outputs_are_their_own_topics(self) -> "PipelineSpec":
         """The service writes to the dead-letter and alerts topics; reading one of them as an input
         would feed its output back in: a dead letter is read again, fails again and is dead-lettered
-        again, without end (incident events, the same way, become input lines)."""
+        again, without end (incident events, the same way, become input lines). The two outputs share
+        no topic either: whatever reads incident events would get raw undecodable records among them."""
         inputs = {spec.topic: i for i, spec in enumerate(self.inputs)}
         errors = []
+
+        def refuse(loc, topic, reason):
+            # Raised as a ValidationError at that key, so that it is reported like any other key's
+            # error, with the variable that set it (a ValueError here would be at the spec's root).
+            errors.append(InitErrorDetails(type=PydanticCustomError("topic_clash", "{reason}", {"reason": reason}),
+                                           loc=loc, input=topic))
+
         for loc, topic, what in [(("kafka", "dead_letter_topic"), self.kafka.dead_letter_topic, "its dead letters"),
                                  (("sinks", "alerts_topic"), self.sinks.alerts_topic, "its incident events")]:
             if topic in inputs:
-                reason = (f"{topic!r} is also the topic of inputs.{inputs[topic]}: the service would read {what} "
-                          "back as input; use another topic")
-                # Raised as a ValidationError at that key, so that it is reported like any other key's
-                # error, with the variable that set it (a ValueError here would be at the spec's root).
-                errors.append(InitErrorDetails(type=PydanticCustomError("topic_loop", "{reason}", {"reason": reason}),
-                                               loc=loc, input=topic))
+                refuse(loc, topic, f"{topic!r} is also the topic of inputs.{inputs[topic]}: the service would read "
+                                   f"{what} back as input; use another topic")
+        if self.sinks.alerts_topic == self.kafka.dead_letter_topic and self.sinks.alerts_topic not in inputs:
+            refuse(("sinks", "alerts_topic"), self.sinks.alerts_topic,
+                   f"{self.sinks.alerts_topic!r} is also kafka.dead_letter_topic: incident events and dead letters "
+                   "would be mixed on one topic; use another topic")
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self

@@ -155,6 +155,17 @@ def test_check_config_refuses_a_topic_the_service_writes_to_as_an_input(tmp_path
     assert f"{section}.{key}: 'metrics' is also the topic of inputs.1" in err and "Traceback" not in err
 
 
+def test_check_config_refuses_incident_events_on_the_dead_letter_topic(tmp_path, capsys):
+    p = write(tmp_path, """
+        inputs: [{topic: logs, kind: log, format: ecs}]
+        kafka: {dead_letter_topic: od-out}
+        sinks: {alerts_topic: od-out}
+    """)
+    assert main(["check-config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "sinks.alerts_topic: 'od-out' is also kafka.dead_letter_topic" in err and "Traceback" not in err
+
+
 def test_an_output_topic_set_by_the_environment_to_an_input_names_the_variable(monkeypatch):
     monkeypatch.setenv("OUTAGE_DETECTOR_KAFKA__DEAD_LETTER_TOPIC", "logs")
     with pytest.raises(ConfigError, match=r"kafka\.dead_letter_topic: 'logs' is also the topic of inputs\.0: .*"
