@@ -85,6 +85,14 @@ def test_a_url_that_does_not_answer_with_templates_is_a_clear_error(serve, capsy
     assert expected in err and url in err and "Traceback" not in err
 
 
+def test_a_service_with_no_templates_says_why_the_table_is_empty(serve, capsys):
+    url = serve(b"[]")
+    assert main(["templates", "--url", url, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == []  # stdout stays JSON
+    assert f"the service at {url} has mined no templates: it has no log input" in err
+
+
 def test_top_must_not_be_negative(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["templates", "--checkpoint-dir", str(tmp_path), "--top", "-2"])

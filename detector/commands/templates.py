@@ -46,6 +46,10 @@ def from_url(url: str) -> list[dict]:
                                              for r in rows):
         raise DetectorError(f"{endpoint} answered JSON that is not a list of templates (each with "
                             f"{', '.join(TEMPLATE_FIELDS)}): is {url} the base URL of an outage-detector service?")
+    if not rows:
+        # Said on stderr, as for checkpoints without a log model: stdout keeps the empty table (or []).
+        print(f"templates: the service at {url} has mined no templates: it has no log input, or has not "
+              "consumed a log record yet", file=sys.stderr)
     return rows
 
 
