@@ -32,3 +32,11 @@ def test_hours_too_short_for_the_scenario_are_refused_before_anything_starts(mon
     assert main(["demo", "--scenario", "memory_leak_oom", "--hours", "2"]) == 2
     assert "needs at least" in capsys.readouterr().err
     assert not started
+
+
+def test_hours_too_many_to_simulate_in_memory_are_refused_before_anything_starts(monkeypatch, capsys):
+    started = []
+    monkeypatch.setattr(EmbeddedBroker, "start", lambda self: started.append(self))
+    assert main(["demo", "--hours", "5000"]) == 2
+    assert "600,000 scrapes; at most 250,000 can be simulated" in capsys.readouterr().err
+    assert not started

@@ -36,6 +36,15 @@ def test_a_run_too_short_for_the_scenario_is_an_error_not_a_traceback(capsys):
     assert "needs at least" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["simulate", "--scenario", "quiet", "--scrape-interval", "0.01"],
+                                     ["simulate", "--scenario", "quiet", "--hours", "10000"],
+                                     ["evaluate", "incidents", "--hours", "10000"]])
+def test_a_run_too_large_to_hold_in_memory_is_refused_before_it_is_built(capsys, command):
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "scrapes; at most 250,000 can be simulated" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("option, value", [("--hours", "nan"), ("--hours", "inf"), ("--hours", "0"),
                                            ("--speed", "nan"), ("--speed", "-2")])
 @pytest.mark.parametrize("command", [["simulate", "--scenario", "quiet"], ["demo"]])

@@ -49,12 +49,15 @@ def run(args) -> int:
     from detector.kafka_io import ensure_topics
     from detector.service import Service
     from detector.simulate import SCENARIOS
+    from detector.simulate.generate import SCRAPE_INTERVAL, check_size
 
     setup_logging()
     scenario = SCENARIOS[args.scenario]
-    if args.hours < scenario.min_hours:  # refused before a broker and a service are started for nothing
+    # Refused before a broker and a service are started for nothing.
+    if args.hours < scenario.min_hours:
         raise DetectorError(f"scenario {scenario.name!r} needs at least {scenario.min_hours:g} hours, "
                             f"not {args.hours:g}; raise --hours")
+    check_size(args.hours, SCRAPE_INTERVAL)
     # Until the service's own handlers are in place, SIGTERM ends the demo through the cleanup below
     # (as Ctrl-C does), so the broker it started and its state folder do not outlive it.
     signal.signal(signal.SIGTERM, _exit_on_signal)

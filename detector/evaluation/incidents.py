@@ -197,6 +197,7 @@ def evaluate(spec, hours: float = 24.0, seed: int = 0, names: list[str] | None =
     """The report over ``start_hours``: one run per scenario and start hour (one run from 00:00
     unless given; the command and the tuner default to ``START_HOURS``)."""
     from detector.simulate import SCENARIOS
+    from detector.simulate.generate import SCRAPE_INTERVAL, check_size
 
     spec = simulator_spec(spec)
     chosen = [SCENARIOS[n] for n in names] if names else list(SCENARIOS.values())
@@ -204,6 +205,7 @@ def evaluate(spec, hours: float = 24.0, seed: int = 0, names: list[str] | None =
     if short:  # refused before any run, not after the first scenarios have taken their time
         raise DetectorError(f"--hours {hours:g} is too short for " + ", ".join(
             f"{sc.name!r} (needs at least {sc.min_hours:g})" for sc in short) + "; raise --hours or pick --scenario")
+    check_size(hours, SCRAPE_INTERVAL)
     started = time.perf_counter()
     rows = []
     by_hour = {}

@@ -22,6 +22,7 @@ import time
 from datetime import datetime, timezone
 
 from detector.errors import DetectorError
+from detector.simulate.generate import SCRAPE_INTERVAL
 
 DEFAULT_TOPICS = {"log": "logs", "metric": "metrics"}
 
@@ -50,7 +51,7 @@ def add_command(sub) -> None:
     p.add_argument("--volume", type=non_negative_float, default=1.0,
                    help="scale of the log volume, 0 or more (default 1.0; at 0 only the lines not tied to "
                    "requests remain: jobs, GC, start-ups, some of the scenario's)")
-    p.add_argument("--scrape-interval", type=positive_float, default=30.0,
+    p.add_argument("--scrape-interval", type=positive_float, default=SCRAPE_INTERVAL,
                    help="seconds between metric scrapes, above 0 (default 30)")
     p.add_argument("--create-topics", action="store_true", help="create missing topics first (3 partitions)")
     p.set_defaults(func=run)

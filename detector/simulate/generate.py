@@ -17,6 +17,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from detector.errors import DetectorError
 from detector.simulate import lines, normal
 from detector.simulate.encode import Encoder
 from detector.simulate.fleet import ERROR_LOG_BOOST, METRICS, World
@@ -40,12 +41,27 @@ def resolve(scenario: Scenario | str) -> Scenario:
         raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}") from None
 
 
+# The world holds every instance's drivers and scrapes for the whole run in memory, about 2.5 KB per
+# scrape of the fleet: this many scrapes is about 0.6 GB (7 days at 3 s, or a day at 0.35 s).
+MAX_SCRAPES = 250_000
+SCRAPE_INTERVAL = 30.0  # seconds between scrapes, unless told otherwise
+
+
+def check_size(hours: float, scrape_interval: float) -> None:
+    """Refuse a run whose world would not fit in memory; commands call it before they start anything."""
+    scrapes = math.ceil(hours * 3600.0 / scrape_interval)
+    if scrapes > MAX_SCRAPES:
+        raise DetectorError(f"{hours:g} hours at a scrape every {scrape_interval:g} s is {scrapes:,} scrapes; at most "
+                            f"{MAX_SCRAPES:,} can be simulated (the whole run is held in memory)")
+
+
 def build_world(scenario: Scenario | str, start: float, hours: float = 24.0, seed: int = 0, *,
-                volume: float = 1.0, scrape_interval: float = 30.0) -> World:
+                volume: float = 1.0, scrape_interval: float = SCRAPE_INTERVAL) -> World:
     """The world after the normal day, the disruption and the scrapes, with its request-line streams."""
     scenario = resolve(scenario)
     if hours <= 0 or volume < 0 or scrape_interval <= 0:
         raise ValueError("hours and scrape_interval must be positive and volume not negative")
+    check_size(hours, scrape_interval)
     timeline = scenario.timeline(start, hours)
     world = World(start, hours, scrape_interval, seed, volume)
     normal.apply(world)
@@ -84,7 +100,7 @@ def _request_lines(world: World, i: int):
 
 
 def generate(scenario: Scenario | str, start: float, hours: float = 24.0, seed: int = 0, *,
-             volume: float = 1.0, scrape_interval: float = 30.0) -> Iterator[SimRecord]:
+             volume: float = 1.0, scrape_interval: float = SCRAPE_INTERVAL) -> Iterator[SimRecord]:
     """Every record of the scenario in event-time order; the same arguments give the same records."""
     world = build_world(scenario, start, hours, seed, volume=volume, scrape_interval=scrape_interval)
     return render(world, schedule(world), seed)
