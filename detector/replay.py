@@ -502,14 +502,15 @@ def parse_bound(text: str | None) -> tuple[str, float] | None:
 
 
 def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: int = 500,
-                  idle_polls: int = 3) -> Iterator[list[RawRecord]]:
+                  idle_polls: int = 3, stall_seconds: float = 30.0) -> Iterator[list[RawRecord]]:
     """Every record of ``topics`` from ``start`` up to ``end`` (exclusive), all partitions, as poll batches.
 
     Bounds are ("time", seconds) or ("offset", n) as from :func:`parse_bound`; an offset bound applies
     to every partition. Without an end bound the replay stops at records newer than its own start, so
     a busy topic still ends. A partition also ends when the topic stays quiet for ``idle_polls``
-    polls and the broker still answers: the reported end offsets are not trusted, since some
-    Kafka-compatible brokers report them low. A Kafka error while reading, a lost broker included,
+    polls and the broker still answers, unless the broker reports records beyond those read: those
+    are waited for up to ``stall_seconds`` (then a warning names the partition). The reported end
+    offsets are not trusted as the end, since some Kafka-compatible brokers report them low. A Kafka error while reading, a lost broker included,
     raises ``KafkaUnavailable``. The consumer is assigned its partitions (no consumer group, nothing
     committed), so a replay never disturbs the live service.
     """
@@ -551,6 +552,7 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
         end_ms = end[1] * 1000.0 if end and end[0] == "time" else (None if end else time.time() * 1000.0)
         quiet = 0
         read = 0
+        last_record = time.monotonic()
         try:
             while open_tps:
                 polled = consumer.poll(poll_ms)
@@ -558,12 +560,24 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
                     quiet += 1
                     if quiet >= idle_polls:
                         # A broker that went away is quiet too: kafka-python retries its connections
-                        # rather than raise. One request tells the two apart (what it reports is not
-                        # used as the end: some brokers report end offsets low).
-                        consumer.end_offsets(list(open_tps))
+                        # rather than raise. One request tells the two apart. What it reports is not
+                        # taken as the end (some brokers report end offsets low), but an end beyond
+                        # what was read means records are still to come: a broker that restarted, or
+                        # a slow fetch. They are waited for, up to ``stall_seconds`` without a record.
+                        ends = consumer.end_offsets(list(open_tps))
+                        behind = {tp: (consumer.position(tp), ends[tp]) for tp in open_tps
+                                  if ends.get(tp) is not None and consumer.position(tp) < ends[tp]}
+                        if behind and time.monotonic() - last_record < stall_seconds:
+                            quiet = 0
+                            continue
+                        for tp, (position, end_offset) in sorted(behind.items()):
+                            print(f"replay: {tp.topic}[{tp.partition}] ended at offset {position}, though the "
+                                  f"broker reports records up to offset {end_offset - 1}: none came for "
+                                  f"{stall_seconds:g} s", file=sys.stderr)
                         break
                     continue
                 quiet = 0
+                last_record = time.monotonic()
                 batch: list[RawRecord] = []
                 for tp, recs in polled.items():
                     if tp not in open_tps:

@@ -293,13 +293,17 @@ def test_inputs_that_cannot_be_replayed_are_one_paragraph_errors(tmp_path, capsy
 class FakeConsumer:
     """In place of kafka.KafkaConsumer: one partition of ``logs`` whose records come in polls of ten,
     then ``fail`` from the next poll (``"poll"``) or, once the topic is quiet, from the broker's answer
-    for its end offsets (``"end_offsets"``: a broker gone away, which kafka-python's poll does not raise)."""
+    for its end offsets (``"end_offsets"``: a broker gone away, which kafka-python's poll does not raise).
+    With ``stall_at``, polls from that offset on come back empty ``stall_polls`` times first (a broker
+    restarting); ``unread`` records are reported by the end offsets but never delivered."""
 
     records: list = []
     fail: tuple[str, Exception] | None = None
+    stall_at, stall_polls, unread = None, 0, 0
 
     def __init__(self, **config):
-        self.position = 0
+        self.next = 0
+        self.stalled = 0
 
     def partitions_for_topic(self, topic):
         return {0}
@@ -311,14 +315,20 @@ class FakeConsumer:
         return {tp: 0 for tp in tps}
 
     def seek(self, tp, offset):
-        self.position = offset
+        self.next = offset
+
+    def position(self, tp):
+        return self.next
 
     def pause(self, *tps):
         pass
 
     def poll(self, timeout_ms):
-        batch = self.records[self.position:self.position + 10]
-        self.position += len(batch)
+        if self.next == self.stall_at and self.stalled < self.stall_polls:
+            self.stalled += 1
+            return {}
+        batch = self.records[self.next:self.next + 10]
+        self.next += len(batch)
         if not batch and self.fail and self.fail[0] == "poll":
             raise self.fail[1]
         return {self.tp: batch} if batch else {}
@@ -326,10 +336,25 @@ class FakeConsumer:
     def end_offsets(self, tps):
         if self.fail and self.fail[0] == "end_offsets":
             raise self.fail[1]
-        return {tp: len(self.records) for tp in tps}
+        return {tp: len(self.records) + self.unread for tp in tps}
 
     def close(self):
         pass
+
+
+def _fake_topic(monkeypatch, n=50):
+    """``n`` log records on the fake consumer's ``logs`` topic."""
+    from types import SimpleNamespace
+
+    import kafka
+
+    monkeypatch.setattr(FakeConsumer, "records", [
+        SimpleNamespace(topic="logs", partition=0, offset=i, timestamp=int((T0 + i) * 1000), key=b"api",
+                        value=json.dumps({"@timestamp": T0 + i, "message": f"user {i} logged in",
+                                          "service": {"name": "api"}}).encode())
+        for i in range(n)
+    ])
+    monkeypatch.setattr(kafka, "KafkaConsumer", FakeConsumer)
 
 
 @pytest.mark.parametrize("where, error, text", [
@@ -338,18 +363,9 @@ class FakeConsumer:
 ])
 def test_a_kafka_error_during_a_replay_is_one_line_and_leaves_the_previous_results(
         tmp_path, capsys, monkeypatch, where, error, text):
-    from types import SimpleNamespace
-
-    import kafka
     import kafka.errors
 
-    monkeypatch.setattr(FakeConsumer, "records", [
-        SimpleNamespace(topic="logs", partition=0, offset=i, timestamp=int((T0 + i) * 1000), key=b"api",
-                        value=json.dumps({"@timestamp": T0 + i, "message": f"user {i} logged in",
-                                          "service": {"name": "api"}}).encode())
-        for i in range(50)
-    ])
-    monkeypatch.setattr(kafka, "KafkaConsumer", FakeConsumer)
+    _fake_topic(monkeypatch)
     pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
     out = tmp_path / "out" / "scores.parquet"
     args = ["replay", "--pipeline", str(pipeline), "--input", "kafka:logs", "--output", str(out), "--no-progress",
@@ -364,6 +380,33 @@ def test_a_kafka_error_during_a_replay_is_one_line_and_leaves_the_previous_resul
     assert err.startswith("outage-detector: error: reading from Kafka at broker:9092 failed after 50 records: ")
     assert error in err and text in err and err.count("\n") == 1
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no partial files left either
+
+
+def test_a_kafka_replay_waits_out_a_pause_of_the_broker_while_it_reports_records_still_to_read(
+        tmp_path, capsys, monkeypatch):
+    # Six empty polls from offset 20 on: twice what ends a replay of a topic that is quiet.
+    _fake_topic(monkeypatch)
+    monkeypatch.setattr(FakeConsumer, "stall_at", 20)
+    monkeypatch.setattr(FakeConsumer, "stall_polls", 6)
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    assert main(["replay", "--pipeline", str(pipeline), "--input", "kafka:logs", "--no-progress",
+                 "--output", str(tmp_path / "scores.parquet"), "--bootstrap-servers", "broker:9092"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 50
+
+
+def test_records_the_broker_reports_but_never_delivers_end_the_replay_with_a_warning(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from detector.replay import kafka_batches
+
+    _fake_topic(monkeypatch)
+    monkeypatch.setattr(FakeConsumer, "unread", 5)
+    settings = SimpleNamespace(bootstrap_servers="broker:9092", max_poll_records=500)
+    monkeypatch.setattr("detector.kafka_io.client_config", lambda settings: {})
+    got = [r.offset for batch in kafka_batches(settings, ["logs"], poll_ms=1, stall_seconds=0.2) for r in batch]
+    assert got == list(range(50))
+    assert "replay: logs[0] ended at offset 50, though the broker reports records up to offset 54: none came " \
+           "for 0.2 s" in capsys.readouterr().err
 
 
 def test_rows_with_bad_labels_or_offsets_are_dead_lettered(spec, tmp_path):
