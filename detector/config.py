@@ -158,10 +158,35 @@ class PrometheusSink(Section):
 
 class AlertmanagerSink(Section):
     url: str | None = None  # e.g. http://127.0.0.1:9093; push is off when unset
+    username: str | None = Field(None, description="HTTP basic auth, as Alertmanager's web.config.file sets it")
+    password: SecretStr | None = None
+    ca_file: Path | None = Field(None, description="CA certificate(s) that signed an https url's server certificate "
+                                 "(default: the system's)")
     resend_seconds: float = Field(60.0, gt=0)
     timeout_seconds: float = Field(5.0, gt=0, description="one push; a slower Alertmanager counts as down")
     max_pending: int = Field(1000, gt=0, description="incidents held for delivery while Alertmanager is down")
     max_backoff_seconds: float = Field(30.0, gt=0, description="longest wait between retries")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        # Anything else would only fail on the first push, as an unreachable Alertmanager, retried forever.
+        if url and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL (e.g. http://alertmanager:9093)")
+        return url or None
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"{str(path)!r} is not a file")
+        return path
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> "AlertmanagerSink":
+        if (self.username is None) != (self.password is None):
+            raise ValueError("basic auth needs both username and password")
+        return self
 
 
 class ConsoleSink(Section):

@@ -12,6 +12,7 @@ need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # renders HTML reports in the report tests
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # certificates for the HTTPS Alertmanager test
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (Debian packages)" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -93,24 +93,31 @@ class Webhook:
 class ServerProcess:
     """A server binary on a free loopback port, started with its own data directory, stopped by PID."""
 
-    def __init__(self, name: str, argv: list[str], port: int, log_path: Path):
+    def __init__(self, name: str, argv: list[str], port: int, log_path: Path, scheme: str = "http",
+                 ssl_context=None, headers: dict | None = None):
         import subprocess
 
         self.name, self.port, self.log_path = name, port, log_path
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{scheme}://127.0.0.1:{port}"
+        self.ssl_context, self.headers = ssl_context, headers or {}  # what a client needs to be let in
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
+    def _open(self, path: str, timeout: float):
+        import urllib.request
+
+        request = urllib.request.Request(self.url + path, headers=self.headers)
+        return urllib.request.urlopen(request, timeout=timeout, context=self.ssl_context)
+
     def wait_ready(self, timeout: float = 30.0) -> "ServerProcess":
         import time
-        import urllib.request
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {self.log()}")
             try:
-                with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as resp:
+                with self._open("/-/ready", timeout=1) as resp:
                     if resp.status == 200:
                         return self
             except OSError:
@@ -119,9 +126,8 @@ class ServerProcess:
 
     def get_json(self, path: str):
         import json
-        import urllib.request
 
-        with urllib.request.urlopen(self.url + path, timeout=5) as resp:
+        with self._open(path, timeout=5) as resp:
             return json.loads(resp.read())
 
     def log(self) -> str:
@@ -138,7 +144,8 @@ def _need(binary: str) -> str:
 
     path = shutil.which(binary)
     if path is None:
-        pytest.fail(f"{binary} not found: run scripts/setup.sh (Debian packages prometheus, prometheus-alertmanager)")
+        pytest.fail(f"{binary} not found: run scripts/setup.sh (Debian packages prometheus, prometheus-alertmanager, "
+                    "openssl)")
     return path
 
 
@@ -151,8 +158,7 @@ def webhook():
         hook.close()
 
 
-@pytest.fixture
-def alertmanager(tmp_path, webhook):
+def _start_alertmanager(directory: Path, webhook, web_config: dict | None = None, **client) -> ServerProcess:
     """The real Alertmanager with the shipped example config, routing to the test's webhook receiver;
     group waits shortened so a test sees notifications within seconds."""
     import yaml
@@ -165,15 +171,54 @@ def alertmanager(tmp_path, webhook):
             hook["url"] = webhook.url
     for route in [config["route"], *config["route"].get("routes", [])]:
         route.update({"group_wait": "1s", "group_interval": "1s"})
-    directory = tmp_path / "alertmanager"
     directory.mkdir()
     cfg = directory / "alertmanager.yml"
     cfg.write_text(yaml.safe_dump(config))
     port = free_port()
-    server = ServerProcess("alertmanager", [
-        _need("prometheus-alertmanager"), f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-        f"--storage.path={directory / 'data'}", f"--config.file={cfg}",
-    ], port, directory / "log.txt")
+    argv = [_need("prometheus-alertmanager"), f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+            f"--storage.path={directory / 'data'}", f"--config.file={cfg}"]
+    if web_config:
+        (directory / "web.yml").write_text(yaml.safe_dump(web_config))
+        argv.append(f"--web.config.file={directory / 'web.yml'}")
+    return ServerProcess("alertmanager", argv, port, directory / "log.txt", **client)
+
+
+@pytest.fixture
+def alertmanager(tmp_path, webhook):
+    server = _start_alertmanager(tmp_path / "alertmanager", webhook)
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()
+
+
+# bcrypt of SECURED_PASSWORD, as Alertmanager's web config wants it (cost 4: a test needs no more).
+SECURED_USER, SECURED_PASSWORD = "pager", "pager-s3cret"
+SECURED_HASH = "$2b$04$g6SUuNOBPVXfrRsA8.2FZuATSJGkH38c1KMW6CY9.ysLGN5dFAPne"
+
+
+@pytest.fixture
+def secured_alertmanager(tmp_path, webhook):
+    """The real Alertmanager as production runs it: HTTPS with a certificate of the test's own CA
+    (``server.ca_file``), and basic auth (SECURED_USER / SECURED_PASSWORD)."""
+    import base64
+    import ssl
+    import subprocess
+
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    cert, key = tls / "cert.pem", tls / "key.pem"
+    subprocess.run([_need("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    auth = base64.b64encode(f"{SECURED_USER}:{SECURED_PASSWORD}".encode()).decode()
+    server = _start_alertmanager(
+        tmp_path / "alertmanager", webhook,
+        web_config={"tls_server_config": {"cert_file": str(cert), "key_file": str(key)},
+                    "basic_auth_users": {SECURED_USER: SECURED_HASH}},
+        scheme="https", ssl_context=ssl.create_default_context(cafile=str(cert)),
+        headers={"Authorization": f"Basic {auth}"})
+    server.ca_file = cert
     try:
         yield server.wait_ready()
     finally:

@@ -83,3 +83,38 @@ def test_an_incident_that_ended_before_it_could_be_pushed_still_notifies_then_re
         assert wait_until(lambda: pusher.pending() == 0)
     finally:
         pusher.close()
+
+
+@pytest.mark.integration
+def test_an_alertmanager_behind_https_and_basic_auth_receives_the_push(secured_alertmanager, webhook):
+    from tests.conftest import SECURED_PASSWORD, SECURED_USER
+
+    pusher = AlertmanagerPusher(AlertmanagerSink(url=secured_alertmanager.url, username=SECURED_USER,
+                                                 password=SECURED_PASSWORD, ca_file=secured_alertmanager.ca_file,
+                                                 resend_seconds=30)).start()
+    try:
+        pusher.emit([IncidentEvent("opened", T0, snapshot())])
+        firing = webhook.wait_for(lambda a: a["labels"].get("alertname") == "OutageDetectorIncident"
+                                  and a["status"] == "firing", timeout=30)
+        assert firing is not None, secured_alertmanager.log()
+        assert firing[1]["labels"]["service"] == "checkout"
+    finally:
+        pusher.close()
+
+
+@pytest.mark.integration
+def test_a_push_refused_for_its_credentials_is_kept_and_retried_not_dropped(secured_alertmanager, caplog):
+    from tests.conftest import SECURED_USER
+
+    pusher = AlertmanagerPusher(AlertmanagerSink(url=secured_alertmanager.url, username=SECURED_USER,
+                                                 password="wrong", ca_file=secured_alertmanager.ca_file,
+                                                 max_backoff_seconds=0.5)).start()
+    try:
+        pusher.emit([IncidentEvent("opened", T0, snapshot())])
+        assert wait_until(lambda: pusher.pushes_failed >= 2), "the refused push was not retried"
+        assert pusher.pending() == 1 and pusher.dropped == 0
+    finally:
+        pusher.close()
+    assert "HTTP 401: check sinks.alertmanager.username and password" in caplog.text
+    assert not [a for a in secured_alertmanager.get_json("/api/v2/alerts")
+                if a["labels"]["alertname"] == "OutageDetectorIncident"]

@@ -65,11 +65,29 @@ def test_check_config_masks_secrets(tmp_path, capsys):
     p = write(tmp_path, """
         kafka: {sasl_mechanism: PLAIN, sasl_username: svc, sasl_password: hunter2}
         inputs: [{topic: logs, kind: log, format: ecs}]
+        sinks: {alertmanager: {url: "https://am:9093", username: pager, password: pager-s3cret}}
     """)
     assert main(["check-config", str(p)]) == 0
     out = capsys.readouterr().out
-    assert "hunter2" not in out
-    assert "sasl_username: svc" in out
+    assert "hunter2" not in out and "pager-s3cret" not in out
+    assert "sasl_username: svc" in out and "username: pager" in out
+
+
+@pytest.mark.parametrize("alertmanager, expected", [
+    ("{url: 'alertmanager:9093'}", "sinks.alertmanager.url: Value error, 'alertmanager:9093' is not an http:// or "
+                                   "https:// URL"),
+    ("{url: 'http://am:9093', username: pager}", "sinks.alertmanager: Value error, basic auth needs both username "
+                                                 "and password"),
+    ("{url: 'https://am:9093', ca_file: /no/such/ca.pem}", "sinks.alertmanager.ca_file: Value error, "
+                                                           "'/no/such/ca.pem' is not a file"),
+])
+def test_check_config_refuses_an_alertmanager_push_that_could_never_succeed(tmp_path, capsys, alertmanager, expected):
+    p = write(tmp_path, f"""
+        inputs: [{{topic: logs, kind: log, format: ecs}}]
+        sinks: {{alertmanager: {alertmanager}}}
+    """)
+    assert main(["check-config", str(p)]) == 2
+    assert expected in capsys.readouterr().err
 
 
 def test_check_config_on_a_bad_file_exits_2_without_traceback(tmp_path, capsys):

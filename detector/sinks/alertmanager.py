@@ -19,7 +19,9 @@ incident resolves the alert under its old labels and fires it under the new ones
 
 from __future__ import annotations
 
+import base64
 import logging
+import ssl
 import threading
 import time
 import urllib.error
@@ -85,6 +87,12 @@ class AlertmanagerPusher:
             raise ValueError("sinks.alertmanager.url is not set")
         self.settings = settings
         self.endpoint = settings.url.rstrip("/") + "/api/v2/alerts"
+        self._headers = {"Content-Type": "application/json"}
+        if settings.username is not None:
+            # Sent with every push rather than after a 401 challenge: one round trip per push.
+            pair = f"{settings.username}:{settings.password.get_secret_value()}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        self._tls = ssl.create_default_context(cafile=settings.ca_file) if settings.ca_file else None
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._cond = threading.Condition()
         self._stop = False
@@ -200,12 +208,16 @@ class AlertmanagerPusher:
 
     def _deliver(self, batch: list[tuple[str, int, list[dict], bool]]) -> None:
         body = orjson.dumps([a for _, _, alerts, _ in batch for a in alerts])
-        req = urllib.request.Request(self.endpoint, data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(self.endpoint, data=body, method="POST", headers=self._headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.settings.timeout_seconds) as resp:
+            with urllib.request.urlopen(req, timeout=self.settings.timeout_seconds, context=self._tls) as resp:
                 resp.read()
         except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                # The alerts are fine, the credentials are not: they wait and are retried, so fixing
+                # sinks.alertmanager.username/password (and restarting) delivers them.
+                self._failed(f"HTTP {exc.code}: check sinks.alertmanager.username and password", level=logging.ERROR)
+                return
             if 400 <= exc.code < 500 and exc.code != 429:
                 # Alertmanager refused these alerts as invalid: sending them again cannot help.
                 log.error("Alertmanager rejected %d alert(s) with HTTP %d: %s", len(batch), exc.code,
@@ -219,14 +231,14 @@ class AlertmanagerPusher:
             return
         self._done(batch, delivered=True)
 
-    def _failed(self, why: str) -> None:
+    def _failed(self, why: str, level: int = logging.WARNING) -> None:
         with self._cond:
             self.pushes_failed += 1
             first = self.backoff == 0
             self.backoff = min(self.settings.max_backoff_seconds, max(0.5, 2 * self.backoff))
         if first:
-            log.warning("Alertmanager at %s unreachable (%s); retrying with backoff, newest incident states kept",
-                        self.endpoint, why)
+            log.log(level, "push to Alertmanager at %s failed (%s); retrying with backoff, newest incident states "
+                    "kept", self.endpoint, why)
 
     def _done(self, batch, delivered: bool) -> None:
         now = time.monotonic()
