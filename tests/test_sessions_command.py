@@ -177,3 +177,40 @@ def test_a_labels_file_with_only_its_header_is_an_error_naming_it(tmp_path, caps
     out = capsys.readouterr()
     assert code == 2 and out.out == ""  # not a run that scores 0
     assert f"{labels}: no labelled session after the header" in out.err and "Traceback" not in out.err
+
+
+def test_a_log_with_no_time_the_reader_knows_is_an_error_naming_the_file_and_a_line(tmp_path, capsys):
+    log, labels = tmp_path / "app.log", tmp_path / "labels.csv"
+    _write_log(log, 50, {7})
+    labels.write_text("Key,Label\n" + "".join(f"req-{i},{'Anomaly' if i == 7 else 'Normal'}\n" for i in range(50)))
+    args = ["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", r"req-\d+", "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["untimed_lines"] == 0
+    # The same lines with day-first dotted dates: every line would sit at time 0 and no session go idle.
+    log.write_text("".join(f"14.11.2023 22:{line[14:]}" for line in log.read_text().splitlines(keepends=True)))
+    assert main(args) == 2
+    out = capsys.readouterr()
+    assert out.out == ""  # not a run that scores a model that never closes a session
+    assert f"{log}: no line has a time this command reads" in out.err
+    assert "the first line: '14.11.2023 22:00:00Z INFO open request req-0 from client 0'" in out.err
+    assert len(out.err.strip().splitlines()) == 1
+
+
+def test_lines_without_a_time_are_counted_and_a_majority_of_them_is_a_warning(tmp_path, capsys):
+    log, labels = tmp_path / "app.log", tmp_path / "labels.csv"
+    _write_log(log, 50, {7})
+    labels.write_text("Key,Label\n" + "".join(f"req-{i},{'Anomaly' if i == 7 else 'Normal'}\n" for i in range(50)))
+    timed = log.read_text().splitlines(keepends=True)
+    args = ["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", r"req-\d+"]
+    # A stack-trace line after each error: counted, no warning.
+    log.write_text("".join(line + ("    at Quota.check(Quota.java:12)\n" if "ERROR" in line else "")
+                           for line in timed))
+    assert main([*args, "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["untimed_lines"] == 1 and out.err == ""
+    # Two of every three lines without their time: a layout the reader does not know.
+    log.write_text("".join(line if i % 3 == 0 else line[21:] for i, line in enumerate(timed)))
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert "lines: 149\nuntimed_lines: 99\n" in out.out
+    assert f"warning: {log}: 99 of 149 lines have no time this command reads" in out.err

@@ -3,7 +3,8 @@
 Files come in many layouts, so the leading timestamp is recognised among the common shapes (ISO 8601,
 ``yyMMdd HHmmss``, ``yyyy-MM-dd HH:mm:ss``, ``dd/Mon/yyyy:HH:mm:ss``, BSD syslog, epoch seconds or
 milliseconds) and cut from the message; JSON lines use their time and level fields. A line without a
-recognisable time keeps the time of the line before it (counted), since lines are read in order.
+recognisable time keeps the time of the line before it (counted, and the first one kept to show),
+since lines are read in order.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class LineReader:
         self.entity = entity
         self.last_ts = 0.0
         self.untimed = 0
+        self.first_untimed: str | None = None  # an example for the message when no line has a time
         self._shape = None  # the shape that matched last: files keep one layout, so try it first
 
     def record(self, line: str) -> LogRecord:
@@ -103,8 +105,13 @@ class LineReader:
                 self.last_ts = ts
                 msg = line[m.end():]
                 return LogRecord(ts, self.entity, msg, _level(msg))
-        self.untimed += 1
+        self._no_time(line)
         return LogRecord(self.last_ts, self.entity, line, _level(line))
+
+    def _no_time(self, line: str) -> None:
+        self.untimed += 1
+        if self.first_untimed is None:
+            self.first_untimed = line
 
     def _json(self, line: str) -> LogRecord | None:
         try:
@@ -125,7 +132,7 @@ class LineReader:
             if ts is not None:
                 break
         if ts is None:
-            self.untimed += 1
+            self._no_time(line)
             ts = self.last_ts
         self.last_ts = ts
         lvl = obj.get("level") or obj.get("severity")

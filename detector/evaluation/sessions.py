@@ -4,16 +4,20 @@ The log is replayed in file order through the same ``LogModel`` the service runs
 the lines, windows and sessions closed by the watermark). A session key (an HDFS block id) may span
 several sessions when it goes idle in between; the key counts as flagged when any of its sessions
 was, and its score is the highest of them. Labelled keys that never appear in the log count as not
-flagged.
+flagged. A line without a time the reader recognises takes the time of the line before it: the
+count is reported, and a log with no readable time at all is an error (its sessions would never go
+idle).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from detector.decoders.base import short
 from detector.errors import ConfigError
 
 ANOMALY_LABELS = frozenset({"anomaly", "anomalous", "abnormal", "1", "true", "yes", "attack", "fail", "failure"})
@@ -80,11 +84,9 @@ def read_labels(path: str | Path) -> dict[str, bool]:
     return out
 
 
-def replay_sessions(lines, model) -> dict[str, tuple[float, bool]]:
-    """Feed raw lines through ``model``; returns key -> (highest session score, any flagged)."""
-    from detector.evaluation.logs_lines import LineReader
-
-    reader = LineReader()
+def replay_sessions(lines, model, reader) -> dict[str, tuple[float, bool]]:
+    """Feed raw lines through ``model`` as ``reader`` (a ``LineReader``) reads them; returns key ->
+    (highest session score, any flagged)."""
     result: dict[str, tuple[float, bool]] = {}
 
     def collect(scores):
@@ -111,6 +113,7 @@ def replay_sessions(lines, model) -> dict[str, tuple[float, bool]]:
 
 
 def run_sessions(log_path, labels_path, session_key: str, spec=None) -> dict:
+    from detector.evaluation.logs_lines import LineReader
     from detector.logs.model import LogModel
 
     labels = read_labels(labels_path)
@@ -120,10 +123,11 @@ def run_sessions(log_path, labels_path, session_key: str, spec=None) -> dict:
         model = LogModel(miner=spec.miner, signals=spec.signals, sessions=sessions)
     else:
         model = LogModel(sessions={"key": session_key})
+    reader = LineReader()
     start = time.perf_counter()
     try:
         with open(log_path, encoding="utf-8", errors="replace") as f:
-            scored = replay_sessions(f, model)
+            scored = replay_sessions(f, model, reader)
     except OSError as exc:
         raise ConfigError(f"{log_path}: cannot read: {exc.strerror or exc}") from None
     elapsed = time.perf_counter() - start
@@ -135,6 +139,11 @@ def run_sessions(log_path, labels_path, session_key: str, spec=None) -> dict:
         raise ConfigError(f"--session-key '{session_key}' names {len(scored)} sessions in {log_path}, none of them a "
                           f"key of {labels_path} (the log has e.g. {next(iter(scored))!r}, the labels "
                           f"{keys[0]!r})")
+    if reader.untimed == model.lines:
+        # Every line at time 0: no session would ever go idle, and the scores would measure another model.
+        raise ConfigError(f"{log_path}: no line has a time this command reads (a leading ISO 8601, yyMMdd HHmmss, "
+                          f"yyyy/MM/dd, Apache, syslog or epoch time, or a JSON line's timestamp field); the first "
+                          f"line: {short(reader.first_untimed, 120)}")
     truth = [labels[k] for k in keys]
     got = [scored.get(k, (0.0, False)) for k in keys]
     p, r, f1 = precision_recall_f1(truth, [g[1] for g in got])
@@ -144,7 +153,7 @@ def run_sessions(log_path, labels_path, session_key: str, spec=None) -> dict:
         "roc_auc": None if auc is None else round(auc, 4),
         "sessions": len(keys), "anomalies": sum(g[1] for g in got),
         "labelled_anomalies": sum(truth), "unseen_keys": sum(1 for k in keys if k not in scored),
-        "lines": model.lines,
+        "lines": model.lines, "untimed_lines": reader.untimed,
         "lines_per_second": round(model.lines / elapsed, 1) if elapsed > 0 else None,
     }
 
@@ -156,6 +165,12 @@ def _run(args) -> int:
 
         spec = load_log_spec(args.model)
     result = run_sessions(args.log, args.labels, args.session_key, spec)
+    if result["untimed_lines"] * 2 > result["lines"]:
+        # Continuation lines (a stack trace) have no time of their own; most lines without one is a layout
+        # the reader does not know, and sessions then go idle late or not at all.
+        print(f"warning: {args.log}: {result['untimed_lines']} of {result['lines']} lines have no time this command "
+              f"reads; each takes the time of the line before it, so sessions may go idle late or not at all",
+              file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(result))
     else:
