@@ -96,3 +96,21 @@ def test_several_files_give_their_mean(tmp_path, capsys):
     assert out["files"]["B_2k.log_structured.csv"]["grouping_accuracy"] == 0.0
     assert out["grouping_accuracy"] == 0.5
     assert out["lines"] == 4
+
+
+def test_two_files_of_the_same_name_each_keep_their_row(tmp_path, capsys):
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "test").mkdir()
+    dev, test = tmp_path / "dev" / "HDFS_2k.log_structured.csv", tmp_path / "test" / "HDFS_2k.log_structured.csv"
+    dev.write_text("Content,EventId\nuser 1 in,E1\nuser 2 in,E1\n")
+    test.write_text("Content,EventId\ncupsd startup succeeded,E1\ncupsd shutdown succeeded,E1\n")
+    assert main(["evaluate", "parsing", "--structured", str(dev), str(test), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # Both files show, and the headline is the mean of what they show.
+    assert {k: v["grouping_accuracy"] for k, v in out["files"].items()} == {
+        "dev/HDFS_2k.log_structured.csv": 1.0, "test/HDFS_2k.log_structured.csv": 0.0}
+    assert out["grouping_accuracy"] == 0.5
+    assert main(["evaluate", "parsing", "--structured", str(dev), str(test)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert rows == ["  dev/HDFS_2k.log_structured.csv: grouping_accuracy 1.0, templates 1",
+                    "  test/HDFS_2k.log_structured.csv: grouping_accuracy 0.0, templates 2"]

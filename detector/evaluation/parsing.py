@@ -80,6 +80,19 @@ def run_parsing(content: list[str], truth: list[str], miner_params: dict | None 
     }
 
 
+def distinct_names(paths: Sequence[Path]) -> dict[Path, str]:
+    """Each path's shortest trailing part that no other path ends with: the file name unless two files
+    share it (``dev/HDFS_2k...``, ``test/HDFS_2k...``), so that every file keeps a row of its own."""
+    parts = {p: p.parts for p in paths}
+    out = {}
+    for p, own in parts.items():
+        n = 1
+        while n < len(own) and any(q != p and other[-n:] == own[-n:] for q, other in parts.items()):
+            n += 1
+        out[p] = Path(*own[-n:]).as_posix()
+    return out
+
+
 def _run(args) -> int:
     params = None
     if args.model:
@@ -87,9 +100,9 @@ def _run(args) -> int:
 
         params = load_log_spec(args.model).miner
     results = {}
-    for path in args.structured:
+    for path in map(Path, args.structured):
         content, truth = read_structured(path)
-        results[str(path)] = run_parsing(content, truth, params)
+        results[path] = run_parsing(content, truth, params)
     if len(results) == 1:
         result = next(iter(results.values()))
     else:
@@ -101,7 +114,7 @@ def _run(args) -> int:
             "templates": sum(r["templates"] for r in results.values()),
             "lines": lines,
             "lines_per_second": round(lines / seconds, 1) if seconds else None,
-            "files": {Path(k).name: v for k, v in results.items()},
+            "files": {name: results[p] for p, name in distinct_names(list(results)).items()},
         }
     if args.json:
         print(json.dumps(result))
