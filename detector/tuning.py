@@ -237,12 +237,11 @@ def _init_worker(space: SearchSpace, data: Data) -> None:
     _WORKER.clear()
     _WORKER.update(space=space, data=data, base=load_model_spec(space.model).model_dump(mode="json"))
     if space.objective in ("nab", "alert_budget"):
-        from detector.evaluation.nab_data import find_csvs, read_file, read_labels
+        from detector.evaluation.nab_data import read_corpus
 
         if data.data_dir is None or data.labels is None:
             raise ConfigError(f"objective {space.objective} needs --data-dir and --labels (NAB layout)")
-        labels = read_labels(data.labels)
-        _WORKER["files"] = [read_file(p, data.data_dir, labels) for p in find_csvs(data.data_dir)]
+        _WORKER["files"] = read_corpus(data.data_dir, data.labels)
     elif space.objective == "lead_time":
         import tempfile
 

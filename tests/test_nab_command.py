@@ -83,6 +83,27 @@ def test_a_file_the_labels_do_not_name_is_scored_without_windows_and_reported(tm
     assert "1 of 2 files have no entry in the labels file" in out.err and "synthetic/renamed.csv" in out.err
 
 
+def test_a_category_folder_given_for_the_data_folder_is_an_error_naming_the_folder_to_give(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path)
+    out_dir = tmp_path / "results"
+    code, out = _run(capsys, "--data-dir", data / "synthetic", "--labels", labels, "--results-dir", out_dir)
+    # Not a score of 0 with a "never fire" threshold written for later runs.
+    assert code == 2 and out.out == "" and not out_dir.exists()
+    assert f"no file under {data / 'synthetic'} is named in the labels file {labels}" in out.err
+    assert f"('synthetic/series_0.csv' for 'series_0.csv' here): give {data} as --data-dir" in out.err
+    assert len(out.err.strip().splitlines()) == 1
+
+
+def test_a_labels_file_naming_none_of_the_files_is_an_error(tmp_path, capsys):
+    data, _ = _write_corpus(tmp_path)
+    other = tmp_path / "other.json"
+    other.write_text('{"realTweets/Twitter_volume_AAPL.csv": []}')
+    code, out = _run(capsys, "--data-dir", data, "--labels", other, "--json")
+    assert code == 2 and out.out == ""
+    assert (f"no file under {data} is named in the labels file {other} (it names e.g. "
+            "'realTweets/Twitter_volume_AAPL.csv', the folder holds 'synthetic/series_0.csv')") in out.err
+
+
 def test_epoch_timestamps_score_as_their_dates_do(tmp_path, capsys):
     data, labels = _write_corpus(tmp_path)
     _, out = _run(capsys, "--data-dir", data, "--labels", labels, "--json")

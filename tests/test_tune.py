@@ -164,6 +164,17 @@ def test_a_bad_space_is_refused_with_its_key(tmp_path, capsys):
     assert "params.detector.alpha" in err
 
 
+def test_a_category_folder_given_for_the_data_folder_is_refused_before_any_trial(nab_subset, tmp_path, capsys):
+    data, labels = nab_subset
+    out = tmp_path / "tuned.yaml"
+    assert main(["tune", "--space", str(write_space(tmp_path)), "--data-dir", str(data / "realAWSCloudwatch"),
+                 "--labels", str(labels), "--output", str(out), "--jobs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"no file under {data / 'realAWSCloudwatch'} is named in the labels file" in err
+    assert f"give {data} as --data-dir" in err
+    assert not out.exists()
+
+
 def test_a_trial_with_an_invalid_parameter_is_recorded_as_failed_not_fatal(nab_subset, tmp_path):
     data, labels = nab_subset
     space = load_space(write_space(tmp_path, method="grid",

@@ -19,7 +19,7 @@ import numpy as np
 from detector.commands.common import non_negative_int
 from detector.errors import ConfigError
 from detector.evaluation import nab_scoring as scoring
-from detector.evaluation.nab_data import find_csvs, read_file, read_labels
+from detector.evaluation.nab_data import NabFile, read_corpus
 from detector.series_model import SeriesModel
 from detector.pipeline import load_checked
 from detector.specs import MODELS_DIR, MetricModelSpec
@@ -104,15 +104,13 @@ def load_thresholds(path: Path, detector_name: str, profiles) -> dict[str, float
     return out
 
 
-def score_corpus(spec: MetricModelSpec, data_dir: Path, labels: dict, progress: bool = True):
-    """Replay every file through a fresh model. Returns (files, per-file (scores, confidences), seconds)."""
+def score_corpus(spec: MetricModelSpec, files: list[NabFile], progress: bool = True):
+    """Replay every file through a fresh model. Returns (per-file (scores, confidences), seconds)."""
     from tqdm import tqdm
 
-    paths = find_csvs(data_dir)
-    files = [read_file(p, data_dir, labels) for p in paths]
-    unlabelled = [f.key for f in files if f.key not in labels]
+    unlabelled = [f.key for f in files if not f.labelled]
     if unlabelled:
-        # Most likely a labels file for other data, or a path that does not match NAB's keys.
+        # Some files only (read_corpus refuses none): most likely files added to a NAB copy, or renamed.
         print(f"warning: {len(unlabelled)} of {len(files)} files have no entry in the labels file and are scored "
               f"as having no anomaly windows: {', '.join(unlabelled[:5])}{' ...' if len(unlabelled) > 5 else ''}",
               file=sys.stderr, flush=True)
@@ -128,7 +126,7 @@ def score_corpus(spec: MetricModelSpec, data_dir: Path, labels: dict, progress: 
         outputs.append((np.clip(np.asarray(scores, dtype=float), 0.0, 1.0), np.asarray(confidences, dtype=float)))
         bar.update(len(f.values))
     bar.close()
-    return files, outputs, elapsed
+    return outputs, elapsed
 
 
 def reliability_table(files, outputs, levels=(0.5, 0.8, 0.9, 0.95, 0.99, 0.999)) -> list[dict]:
@@ -214,9 +212,9 @@ def nan_as_null(value):
 def evaluate(spec: MetricModelSpec, data_dir: Path, labels_path: Path, profiles, fixed: dict | None = None,
              results_dir: Path | None = None, reliability: bool = False, progress: bool = True,
              held_out: int | None = None) -> dict:
-    labels = read_labels(labels_path)
     started = time.perf_counter()
-    files, outputs, model_seconds = score_corpus(spec, data_dir, labels, progress)
+    files = read_corpus(data_dir, labels_path)
+    outputs, model_seconds = score_corpus(spec, files, progress)
     prepared = [
         scoring.prepare_file(scores, scoring.window_bounds(f.timestamps, f.windows))
         for f, (scores, _) in zip(files, outputs)

@@ -24,6 +24,7 @@ class NabFile:
     values: np.ndarray  # float64
     raw_timestamps: list[str]  # as written in the file, echoed into results files
     windows: list[tuple[float, float]]  # label windows as (start, end) seconds
+    labelled: bool  # the labels file names it (possibly with no window)
 
 
 def _to_seconds(texts: pl.Series) -> np.ndarray:
@@ -100,8 +101,13 @@ def find_csvs(data_dir: str | Path) -> list[Path]:
     return files
 
 
+def _key(path: Path, data_dir: Path) -> str:
+    """The labels file's key of a file: its path under NAB's data/ folder, ``<category>/<file>.csv``."""
+    return path.relative_to(data_dir).as_posix()
+
+
 def read_file(path: Path, data_dir: Path, labels: dict[str, list[tuple[float, float]]]) -> NabFile:
-    key = path.relative_to(data_dir).as_posix()
+    key = _key(path, data_dir)
     try:
         columns = pl.scan_csv(path, infer_schema=False).collect_schema().names()
         missing = [c for c in ("timestamp", "value") if c not in columns]
@@ -121,7 +127,37 @@ def read_file(path: Path, data_dir: Path, labels: dict[str, list[tuple[float, fl
         ts = _to_seconds(raw)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    return NabFile(key, ts, _to_values(df["value"], path), raw.to_list(), list(labels.get(key, [])))
+    return NabFile(key, ts, _to_values(df["value"], path), raw.to_list(), list(labels.get(key, [])), key in labels)
+
+
+def read_corpus(data_dir: str | Path, labels_path: str | Path) -> list[NabFile]:
+    """Every CSV under ``data_dir`` with its label windows. When the labels file names none of them, every
+    file would be scored without windows, to a meaningless 0 and a "never fire" threshold: an error."""
+    data_dir = Path(data_dir)
+    labels = read_labels(labels_path)
+    paths = find_csvs(data_dir)
+    keys = [_key(p, data_dir) for p in paths]
+    if not any(k in labels for k in keys):
+        raise ConfigError(_nothing_labelled(keys, data_dir, labels, labels_path))
+    return [read_file(p, data_dir, labels) for p in paths]
+
+
+def _nothing_labelled(keys: list[str], data_dir: Path, labels: dict, labels_path) -> str:
+    what = f"no file under {data_dir} is named in the labels file {labels_path}"
+    if not labels:
+        return f"{what}: it names no file"
+    for key in keys:
+        label_key = next((k for k in labels if k.endswith("/" + key)), None)
+        if label_key is not None:
+            # A category folder given for NAB's data/ folder: the keys here lack the category.
+            category = Path(label_key[: -len(key) - 1]).parts
+            here, n = data_dir.absolute(), len(category)
+            folder = (here.parents[n - 1] if n and here.parts[-n:] == category
+                      else f"the folder that holds {'/'.join(category)}/")
+            return (f"{what}, whose keys are paths under NAB's data/ folder ({label_key!r} for {key!r} here): "
+                    f"give {folder} as --data-dir")
+    return (f"{what} (it names e.g. {next(iter(labels))!r}, the folder holds {keys[0]!r}): every file would be "
+            f"scored as having no anomaly window")
 
 
 def _to_values(texts: pl.Series, path: Path) -> np.ndarray:
