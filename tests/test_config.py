@@ -200,6 +200,25 @@ def test_check_config_on_invalid_yaml_and_missing_file(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("kind", ["metric", "log"])
+def test_check_config_checks_a_model_spec_on_its_own_and_says_so(capsys, kind):
+    spec = REPO_PIPELINES.parent / "models" / f"{kind}-default.yaml"
+    assert main(["check-config", str(spec)]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith(f"kind: {kind}\n")  # the spec as the service reads it
+    assert out.err == (f"check-config: {spec} is a {kind} model spec and is valid; a pipeline spec runs it when its "
+                       f"models.{kind} names this file\n")
+
+
+def test_check_config_on_a_model_spec_the_service_could_not_run_names_the_problem_once(tmp_path, capsys):
+    spec = tmp_path / "metric-tuned.yaml"
+    spec.write_text("kind: metric\ndetector: {name: robust_seasonal, params: {buckets: 0}}\n")
+    assert main(["check-config", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"outage-detector: error: {spec}: detector 'robust_seasonal': buckets must be a whole number >= 1, "
+                   "got 0\n")
+
+
 def test_an_unreachable_broker_is_a_clear_error_not_a_traceback(tmp_path, capsys, monkeypatch):
     from kafka.errors import KafkaTimeoutError
 
