@@ -278,6 +278,22 @@ def test_a_thresholds_file_without_a_profile_is_an_error_naming_the_file(tmp_pat
     assert f"{thresholds}: no threshold for profile 'reward_low_FP_rate' (the file has 'standard')" in out.err
 
 
+def test_nabs_own_thresholds_file_of_several_detectors_is_an_error_naming_them(tmp_path, capsys):
+    data, labels = _write_corpus(tmp_path, files=1)
+    entry = {p: {"score": 1.0, "threshold": 0.5} for p in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")}
+    thresholds = tmp_path / "thresholds.json"
+    thresholds.write_text(json.dumps({"numenta": entry, "bayesChangePt": entry}))
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--thresholds", thresholds)
+    assert code == 2 and out.out == ""
+    assert (f"{thresholds}: holds the thresholds of 2 detectors (numenta, bayesChangePt), none of them "
+            "'robust_seasonal', the model's detector: keep only the entry whose thresholds to use") in out.err
+    assert "is null" not in out.err
+    # One detector's entry is taken whatever its name.
+    thresholds.write_text(json.dumps({"numenta": entry}))
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--thresholds", thresholds, "--json")
+    assert code == 0 and json.loads(out.out)["thresholds"]["standard"] == 0.5
+
+
 def test_thresholds_of_a_run_where_firing_never_pays_read_back(tmp_path, capsys):
     # The only window lies in the probationary period: every detection can only cost.
     data, labels = _write_corpus(tmp_path, files=1, spike_at=50)

@@ -72,8 +72,9 @@ def load_profiles(path: Path | None, labels_path: Path) -> list[scoring.Profile]
 
 
 def load_thresholds(path: Path, detector_name: str, profiles) -> dict[str, float]:
-    """Accepts this command's thresholds.json (NAB's layout: detector -> profile -> {threshold})
-    as well as a flat ``{profile: threshold}`` mapping. Every profile needs a threshold from 0 to 1."""
+    """Accepts this command's thresholds.json (NAB's layout: detector -> profile -> {threshold}; the entry
+    of the model's detector, or the only entry) as well as a flat ``{profile: threshold}`` mapping. Every
+    profile needs a threshold from 0 to 1."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -84,10 +85,16 @@ def load_thresholds(path: Path, detector_name: str, profiles) -> dict[str, float
                           f"holds {'null' if data is None else 'a JSON ' + type(data).__name__}")
     if detector_name in data and isinstance(data[detector_name], dict):
         data = data[detector_name]
-    elif len(data) == 1 and isinstance(next(iter(data.values())), dict):
-        inner = next(iter(data.values()))
-        if all(isinstance(v, dict) for v in inner.values()):
-            data = inner
+    elif data and all(isinstance(v, dict) and v and all(isinstance(e, dict) for e in v.values())
+                      for v in data.values()):
+        # Detector -> profile -> {threshold}: one detector's entry is used whatever its name (an earlier
+        # run of another model); among several (NAB's own results file) none is ours to pick.
+        if len(data) > 1:
+            names = ", ".join(list(data)[:5]) + (", ..." if len(data) > 5 else "")
+            raise ConfigError(f"{path}: holds the thresholds of {len(data)} detectors ({names}), none of them "
+                              f"{detector_name!r}, the model's detector: keep only the entry whose thresholds to "
+                              "use ({detector: {profile: {\"threshold\": t}}}), or give {profile: threshold}")
+        data = next(iter(data.values()))
     out = {}
     for profile, entry in data.items():
         value = entry.get("threshold") if isinstance(entry, dict) else entry
