@@ -287,14 +287,15 @@ class RowEncoder:
                  default_name: str = "value"):
         if partitions < 1:
             raise ConfigError("partitions must be at least 1")
-        self.spec = spec
+        self.inputs = {inp.topic: inp for inp in spec.inputs}
         self.default_input = default_input
         self.partitions = partitions
         self.default_name = default_name
         self.next_offsets: dict[tuple[str, int], int] = {}
 
     def encode(self, df: pl.DataFrame) -> tuple[list[RawRecord], list[DeadLetter]]:
-        """The rows' records, and the dead letters of rows that make none (a bad offset or labels)."""
+        """The rows' records, and the dead letters of rows that make none (a bad offset or labels, a
+        ``topic`` that names no input)."""
         cols = df.columns
         n = df.height
         topics = df["topic"].cast(pl.String).to_list() if self.default_input is None else [self.default_input.topic] * n
@@ -321,6 +322,13 @@ class RowEncoder:
                 row = orjson.dumps(df.row(i, named=True), default=str)
                 dead.append(DeadLetter(RawRecord(topic, None, None, ts[i], key, row), problems[i], "UnreadableRow"))
                 continue
+            if topic not in self.inputs:
+                # What the live service does with a record of a topic it does not read: one row with a
+                # mistyped topic costs that row, not the replay. A payload is kept as the record it is.
+                value = values[i] if values[i] is not None else orjson.dumps(df.row(i, named=True), default=str)
+                dead.append(DeadLetter(RawRecord(topic, None, None, ts[i], key, value), self._no_input(topic),
+                                       "UnknownTopic"))
+                continue
             if parts is not None:
                 p = parts[i]
             elif key is not None and self.partitions > 1:
@@ -343,21 +351,28 @@ class RowEncoder:
             return [None if k is None else k.encode("utf-8") for k in col.cast(pl.String).to_list()]
         return [None if e is None else e.encode("utf-8") for e in entities]
 
-    def _encode_rows(self, df: pl.DataFrame, topics: list[str], ts: list, entities: list) -> list[bytes]:
-        inputs = {t: self.spec.input_for(t) for t in set(topics)} if self.default_input is None else {
-            self.default_input.topic: self.default_input}
-        out: list[bytes] = []
+    def _no_input(self, topic: str | None) -> str:
+        inputs = ", ".join(self.inputs)
+        if not topic:
+            return f"column 'topic' is empty, so the row names no input (the pipeline's inputs: {inputs})"
+        return f"no input is configured for topic {topic!r} (the pipeline's inputs: {inputs})"
+
+    def _encode_rows(self, df: pl.DataFrame, topics: list, ts: list, entities: list) -> list[bytes | None]:
+        """Each row encoded for the input its topic names; None for a row whose topic names none."""
+        if self.default_input is not None:
+            return self._encode_input(self.default_input, df, ts, entities)
         # Encode per input, then put rows back in file order.
-        by_topic: dict[str, list[int]] = {}
+        by_topic: dict[str | None, list[int]] = {}
         for i, t in enumerate(topics):
             by_topic.setdefault(t, []).append(i)
-        if len(by_topic) == 1:
-            (t, _), = by_topic.items()
-            return self._encode_input(inputs[t], df, ts, entities)
-        out = [b""] * len(topics)
+        out: list[bytes | None] = [None] * len(topics)
         for t, rows in by_topic.items():
-            idx = pl.Series(rows)
-            encoded = self._encode_input(inputs[t], df[idx], [ts[i] for i in rows], [entities[i] for i in rows])
+            inp = self.inputs.get(t)
+            if inp is None:
+                continue
+            if len(rows) == len(topics):
+                return self._encode_input(inp, df, ts, entities)
+            encoded = self._encode_input(inp, df[pl.Series(rows)], [ts[i] for i in rows], [entities[i] for i in rows])
             for i, v in zip(rows, encoded):
                 out[i] = v
         return out

@@ -189,6 +189,31 @@ def test_rows_that_fit_no_single_input_are_refused_with_a_hint(tmp_path, capsys)
     assert "--topic" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["m.csv", "raw.jsonl"])
+def test_a_row_whose_topic_names_no_input_is_dead_lettered_and_the_rest_replayed(tmp_path, capsys, name):
+    rows = [{"topic": "metrics", "timestamp": T0 + 60 * i, "name": "q", "value": float(i % 5)} for i in range(20)]
+    rows[5]["topic"], rows[9]["topic"] = "metrcs", None  # a typo, and a cell left empty
+    src = tmp_path / name
+    if name.endswith(".csv"):
+        pl.DataFrame(rows).write_csv(src)
+        as_sent = [b'{"topic":"metrcs","timestamp":"1700000300.0","name":"q","value":"0.0"}',
+                   b'{"topic":null,"timestamp":"1700000540.0","name":"q","value":"4.0"}']
+    else:  # raw records, as the topic carried them
+        payloads = [json.dumps({k: r[k] for k in ("timestamp", "name", "value")}) for r in rows]
+        pl.DataFrame({"topic": [r["topic"] or "" for r in rows], "payload": payloads}).write_ndjson(src)
+        as_sent = [payloads[5].encode(), payloads[9].encode()]
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    out = tmp_path / "out.parquet"
+    assert main(["replay", "--pipeline", str(pipeline), "--input", str(src), "--output", str(out), "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows"] == 20 and summary["dead_letters"] == 2 and summary["scores"] == 18
+    dead = pl.read_parquet(sibling(out, "dead_letters"))
+    assert dead["error_kind"].to_list() == ["UnknownTopic"] * 2 and dead["value"].to_list() == as_sent
+    assert dead["error"].to_list() == [
+        "no input is configured for topic 'metrcs' (the pipeline's inputs: logs, metrics)",
+        "column 'topic' is empty, so the row names no input (the pipeline's inputs: logs, metrics)"]
+
+
 @pytest.mark.parametrize("name, content, message", [
     ("broken.jsonl", '{broken\n[1, 2]\n', "cannot read it: no line holds a JSON object"),
     ("empty.csv", "", "cannot read it: empty CSV"),
