@@ -716,6 +716,22 @@ def sibling(path: Path, name: str) -> Path:
     return path.with_name(f"{path.stem}.{name}{path.suffix or '.parquet'}")
 
 
+SIBLINGS = ("alerts", "templates", "incidents", "dead_letters")  # OUT.<name>.parquet, written or removed
+
+
+def check_output(out: Path, source: str | Path | None = None) -> None:
+    """Refuse, before anything is written, an output name that would hold Parquet under another type's
+    suffix, and outputs of which one is the input file: the scores would replace the history."""
+    if out.suffix.lower() != ".parquet":
+        raise ConfigError(f"--output {out}: the outputs are Parquet files; give a name ending in .parquet")
+    if source is None:
+        return
+    for path in (out, *(sibling(out, name) for name in SIBLINGS)):
+        if path.exists() and path.samefile(source):
+            what = "is the input file" if path == out else f"would write {path.name}, which is the input file"
+            raise ConfigError(f"--output {out} {what}; the replay would replace it, so choose another output")
+
+
 def _json(evidence) -> str | None:
     if evidence is None:
         return None
@@ -723,8 +739,9 @@ def _json(evidence) -> str | None:
 
 
 class ReplayWriter:
-    def __init__(self, out: str | Path, group_rows: int = 100_000):
+    def __init__(self, out: str | Path, group_rows: int = 100_000, source: str | Path | None = None):
         self.out = Path(out)
+        check_output(self.out, source)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         scores, alerts, self._templates_schema, incident_schema, dead_schema = _schemas()
         self.scores = ParquetTableWriter(self.out, scores, group_rows)
@@ -797,14 +814,15 @@ class ReplayWriter:
 
 
 def run_replay(pipeline: Pipeline, batches: Iterable[tuple[list[RawRecord], list[DeadLetter]]], out: str | Path,
-               total: int | None = None, progress: bool = True) -> dict:
+               total: int | None = None, progress: bool = True, source: str | Path | None = None) -> dict:
     """Feed every batch through the pipeline, flush, and write the outputs. Returns a summary.
 
-    Each batch comes with the dead letters of what its source could not make a record of.
+    Each batch comes with the dead letters of what its source could not make a record of. ``source``
+    is the input file, which no output may replace.
     """
     from tqdm import tqdm
 
-    writer = ReplayWriter(out)
+    writer = ReplayWriter(out, source=source)
     started = time.perf_counter()
     rows = dead = 0
     bar = tqdm(total=total, unit="row", unit_scale=True, file=sys.stderr, desc="replay",
@@ -865,7 +883,7 @@ def replay_file(spec: PipelineSpec, path: str | Path, out: str | Path, topic: st
     batches = file_batches(spec, path, topic, partitions, batch_rows)
     total = count_rows(path)
     pipeline = pipeline or Pipeline.from_spec(spec)
-    return run_replay(pipeline, batches, out, total, progress)
+    return run_replay(pipeline, batches, out, total, progress, source=path)
 
 
 def replay_kafka(spec: PipelineSpec, topics: list[str], out: str | Path, start=None, end=None,

@@ -259,6 +259,31 @@ def test_a_failed_replay_leaves_the_previous_results_as_they_were(tmp_path, caps
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no partial files left either
 
 
+@pytest.mark.parametrize("source, output, message", [
+    ("history.csv", "history.csv", "--output {dir}/history.csv: the outputs are Parquet files; give a name ending "
+                                   "in .parquet"),
+    ("history.csv", "scores.csv", "--output {dir}/scores.csv: the outputs are Parquet files; give a name ending "
+                                  "in .parquet"),
+    ("history.parquet", "history.parquet", "--output {dir}/history.parquet is the input file; the replay would "
+                                           "replace it, so choose another output"),
+    ("out.dead_letters.parquet", "out.parquet", "--output {dir}/out.parquet would write out.dead_letters.parquet, "
+                                                "which is the input file; the replay would replace it"),
+    ("out.templates.parquet", "out.parquet", "--output {dir}/out.parquet would write out.templates.parquet, "
+                                             "which is the input file"),
+], ids=["csv-over-its-input", "csv", "parquet-over-its-input", "dead-letters-over-the-input", "templates-over-the-input"])
+def test_an_output_that_would_replace_the_input_or_is_not_parquet_is_refused_before_anything_is_written(
+        tmp_path, capsys, source, output, message):
+    rows = metric_rows(50)
+    rows.write_csv(tmp_path / source) if source.endswith(".csv") else rows.write_parquet(tmp_path / source)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    assert main(["replay", "--pipeline", str(pipeline), "--input", str(tmp_path / source),
+                 "--output", str(tmp_path / output), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("outage-detector: error: " + message.format(dir=tmp_path)) and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 @pytest.mark.parametrize("topic", [[], ["--topic", "metrics"]])
 def test_replay_without_a_pipeline_says_to_pass_one(tmp_path, capsys, monkeypatch, topic):
     monkeypatch.delenv("OUTAGE_DETECTOR_PIPELINE", raising=False)

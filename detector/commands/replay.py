@@ -24,7 +24,9 @@ def add_command(sub) -> None:
     p.add_argument("--input", required=True, metavar="PATH",
                    help="a Parquet (.parquet, .pq), CSV (.csv) or JSON-lines (.jsonl, .ndjson, .json) file, "
                    "or kafka:TOPIC[,TOPIC...] to read topics of the pipeline's broker")
-    p.add_argument("--output", required=True, metavar="OUT.parquet", help="where to write the scores")
+    p.add_argument("--output", required=True, metavar="OUT.parquet",
+                   help="where to write the scores: a name ending in .parquet, not the input; the other "
+                   "outputs are written beside it")
     p.add_argument("--topic", help="the pipeline input the file's rows belong to (default: the one that fits)")
     p.add_argument("--partitions", type=positive_int, default=1,
                    help="spread keyed rows over this many partitions as Kafka's default partitioner does "
