@@ -824,7 +824,7 @@ def run_replay(pipeline: Pipeline, batches: Iterable[tuple[list[RawRecord], list
 
     writer = ReplayWriter(out, source=source)
     started = time.perf_counter()
-    rows = dead = 0
+    rows = dead = late = 0
     bar = tqdm(total=total, unit="row", unit_scale=True, file=sys.stderr, desc="replay",
                disable=None if progress else True, mininterval=0.5)
     try:
@@ -835,6 +835,7 @@ def run_replay(pipeline: Pipeline, batches: Iterable[tuple[list[RawRecord], list
             writer.write(result)
             rows += len(batch) + len(unreadable)
             dead += len(result.dead_letters) + len(unreadable)
+            late += result.late
             bar.update(len(batch) + len(unreadable))
         writer.write(pipeline.flush())
         bar.close()
@@ -845,8 +846,8 @@ def run_replay(pipeline: Pipeline, batches: Iterable[tuple[list[RawRecord], list
         raise
     elapsed = time.perf_counter() - started
     return {
-        "rows": rows, "dead_letters": dead, "scores": writer.scores.rows, "alerts": writer.alerts.rows,
-        "incidents": writer.incidents.rows,
+        "rows": rows, "dead_letters": dead, "late_rows": late, "scores": writer.scores.rows,
+        "alerts": writer.alerts.rows, "incidents": writer.incidents.rows,
         "seconds": round(elapsed, 3), "rows_per_second": round(rows / elapsed, 1) if elapsed > 0 else None,
         "output": str(writer.out),
     }

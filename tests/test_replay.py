@@ -214,6 +214,27 @@ def test_a_row_whose_topic_names_no_input_is_dead_lettered_and_the_rest_replayed
         "column 'topic' is empty, so the row names no input (the pipeline's inputs: logs, metrics)"]
 
 
+def test_rows_out_of_time_order_are_counted_and_warned_of(tmp_path, capsys):
+    # Three rows moved to the end (minutes behind), and one 20 s behind: within the 30 s the pipeline
+    # allows a record to be late, so not counted.
+    rows = [(T0 + 60 * i, "q", float(i % 5)) for i in range(100)]
+    moved = [rows.pop(30), rows.pop(20), rows.pop(10)]
+    shuffled = rows + [(T0 + 60 * 99 - 20, "q", 1.0)] + moved
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    for name, lines in (("shuffled.csv", shuffled), ("sorted.csv", sorted(shuffled))):
+        pl.DataFrame(lines, schema=["timestamp", "name", "value"], orient="row").write_csv(tmp_path / name)
+        assert main(["replay", "--pipeline", str(pipeline), "--input", str(tmp_path / name),
+                     "--output", str(tmp_path / f"{name}.parquet"), "--no-progress"]) == 0
+        out, err = capsys.readouterr()
+        if name == "shuffled.csv":
+            assert json.loads(out)["late_rows"] == 3
+            assert err == ("replay: warning: 3 of 101 rows are out of time order (more than 30 s older than a row "
+                           "before them), which changes their scores, alerts and incidents; sort the file by "
+                           "timestamp for the scores the live service would give\n")
+        else:
+            assert json.loads(out)["late_rows"] == 0 and err == ""
+
+
 @pytest.mark.parametrize("name, content, message", [
     ("broken.jsonl", '{broken\n[1, 2]\n', "cannot read it: no line holds a JSON object"),
     ("empty.csv", "", "cannot read it: empty CSV"),

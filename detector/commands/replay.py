@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from detector.commands.common import PIPELINE_ENV, add_pipeline_option, pipeline_from_args, positive_int
 from detector.errors import ConfigError
@@ -56,5 +57,12 @@ def run(args) -> int:
             raise ConfigError("--start and --end apply to kafka: inputs only; a file is replayed whole")
         summary = replay.replay_file(spec, args.input, args.output, args.topic, args.partitions,
                                      args.batch_rows, progress)
+        if summary["late_rows"]:
+            # Not re-sorted here: that would take the whole file in memory. Live, records come in
+            # about the order they happened; a file out of that order scores otherwise.
+            print(f"replay: warning: {summary['late_rows']} of {summary['rows']} rows are out of time order "
+                  f"(more than {spec.lateness_seconds:g} s older than a row before them), which changes their "
+                  "scores, alerts and incidents; sort the file by timestamp for the scores the live service "
+                  "would give", file=sys.stderr)
     print(json.dumps(summary))
     return 0
