@@ -305,6 +305,41 @@ def test_an_output_that_would_replace_the_input_or_is_not_parquet_is_refused_bef
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def test_a_replay_stopped_by_sigterm_removes_its_partial_files_and_keeps_the_previous_results(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out" / "scores.parquet"
+    small, big = tmp_path / "small.csv", tmp_path / "big.csv"
+    metric_rows(200).write_csv(small)
+    with open(big, "w") as f:  # long enough to be stopped half-way: the scores go past a row group first
+        f.write("timestamp,name,value\n")
+        f.writelines(f"{T0 + i},m{i % 3},{(i * 7919) % 1000 / 10}\n" for i in range(1_000_000))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "detector", "replay", "--pipeline", str(repo / "pipelines" / "default.yaml"),
+           "--output", str(out), "--no-progress", "--input"]
+    subprocess.run(cmd + [str(small)], env=env, check=True, capture_output=True)
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+
+    proc = subprocess.Popen(cmd + [str(big)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.parent.glob(".*.partial")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the replay ended before it could be stopped"
+        assert list(out.parent.glob(".*.partial")), "the replay wrote no partial file in time"
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM and stdout == b"" and b"Traceback" not in stderr
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no partial file left either
+
+
 @pytest.mark.parametrize("topic", [[], ["--topic", "metrics"]])
 def test_replay_without_a_pipeline_says_to_pass_one(tmp_path, capsys, monkeypatch, topic):
     monkeypatch.delenv("OUTAGE_DETECTOR_PIPELINE", raising=False)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from detector.commands.common import PIPELINE_ENV, add_pipeline_option, pipeline_from_args, positive_int
+from detector.commands.common import (PIPELINE_ENV, add_pipeline_option, pipeline_from_args, positive_int,
+                                      sigterm_unwinds)
 from detector.errors import ConfigError
 
 KAFKA_PREFIX = "kafka:"
@@ -40,6 +41,8 @@ def add_command(sub) -> None:
     p.set_defaults(func=run)
 
 
+# Stopped by SIGTERM, a replay removes its partial outputs as it does on Ctrl-C or a failure.
+@sigterm_unwinds()
 def run(args) -> int:
     from detector import replay
 
