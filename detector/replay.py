@@ -507,13 +507,25 @@ def parse_bound(text: str | None) -> tuple[str, float] | None:
 
     if text.startswith("offset:"):
         try:
-            return ("offset", int(text[7:]))
+            offset = int(text[7:])
         except ValueError:
             raise ConfigError(f"bound {text!r}: offset:N needs an integer") from None
+        if offset < 0:  # a typo, not "from the beginning", which a negative offset was taken for
+            raise ConfigError(f"bound {text!r}: an offset is 0 or more")
+        return ("offset", offset)
     try:
         return ("time", parse_timestamp(text))
     except ValueError:
         raise ConfigError(f"bound {text!r}: expected an ISO 8601 time, epoch seconds, or offset:N") from None
+
+
+def parse_bounds(start: str | None, end: str | None) -> tuple:
+    """``--start`` and ``--end`` parsed, and refused when they leave nothing between them: a replay of
+    nothing would succeed and replace the earlier outputs with empty ones."""
+    first, last = parse_bound(start), parse_bound(end)
+    if first and last and first[0] == last[0] and first[1] >= last[1]:
+        raise ConfigError(f"--start {start} is not before --end {end} (which is excluded): nothing to replay")
+    return first, last
 
 
 def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: int = 500,

@@ -515,6 +515,38 @@ def test_records_the_broker_reports_but_never_delivers_end_the_replay_with_a_war
            "for 0.2 s" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("bounds, message", [
+    (["--start", "2024-05-01T03:00:00Z", "--end", "2024-05-01T02:00:00Z"],
+     "--start 2024-05-01T03:00:00Z is not before --end 2024-05-01T02:00:00Z (which is excluded): nothing to replay"),
+    (["--start", "offset:100", "--end", "offset:50"],
+     "--start offset:100 is not before --end offset:50 (which is excluded): nothing to replay"),
+    (["--start", "offset:20", "--end", "offset:20"],
+     "--start offset:20 is not before --end offset:20 (which is excluded): nothing to replay"),
+    (["--start", "offset:-5"], "bound 'offset:-5': an offset is 0 or more"),
+    (["--start", "offset:5", "--end", "offset:-1"], "bound 'offset:-1': an offset is 0 or more"),
+], ids=["times", "offsets", "equal", "negative-start", "negative-end"])
+def test_kafka_bounds_that_leave_nothing_or_a_negative_offset_are_refused_before_connecting(
+        tmp_path, capsys, monkeypatch, bounds, message):
+    import kafka
+
+    _fake_topic(monkeypatch)
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    out = tmp_path / "out" / "scores.parquet"
+    args = ["replay", "--pipeline", str(pipeline), "--input", "kafka:logs", "--output", str(out), "--no-progress",
+            "--bootstrap-servers", "broker:9092"]
+    assert main(args) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+
+    def connect(**config):
+        raise AssertionError("connected to Kafka")
+
+    monkeypatch.setattr(kafka, "KafkaConsumer", connect)
+    assert main(args + bounds) == 2
+    assert capsys.readouterr().err == f"outage-detector: error: {message}\n"
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+
+
 def test_rows_with_bad_labels_or_offsets_are_dead_lettered(spec, tmp_path):
     src = tmp_path / "m.csv"
     lines = ["timestamp,name,value,labels,offset"] + [f'{T0 + i},q,{i % 5},"{{""host"": ""a""}}",{i}' for i in range(100)]

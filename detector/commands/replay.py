@@ -52,8 +52,8 @@ def run(args) -> int:
         if args.bootstrap_servers:
             spec = spec.model_copy(update={"kafka": spec.kafka.model_copy(update={"bootstrap_servers": args.bootstrap_servers})})
         topics = [t for t in args.input[len(KAFKA_PREFIX):].split(",") if t]
-        summary = replay.replay_kafka(spec, topics, args.output,
-                                      replay.parse_bound(args.start), replay.parse_bound(args.end), progress)
+        summary = replay.replay_kafka(spec, topics, args.output, *replay.parse_bounds(args.start, args.end),
+                                      progress)
     else:
         if args.start is not None or args.end is not None:
             # Said rather than ignored: a file is replayed whole; cut it to the span wanted first.
