@@ -51,6 +51,9 @@ class BatchResult:
     # Slow-drift scores, kept apart so that ``scores`` still holds one score per metric point; the
     # alerting and the incidents see both.
     drift: list[Score] = field(default_factory=list)
+    # Records with an event time behind their partition's watermark (the newest event time seen there
+    # minus the allowed lateness): scored where they arrived, not where they belong in event time.
+    late: int = 0
 
 
 class PartitionState:
@@ -198,10 +201,13 @@ class Pipeline:
             self.decoded[raw.topic] += 1
             model = st.model
             drift = st.drift
+            late = False
             try:
                 for rec in records:
                     if rec.timestamp > st.max_event_time:
                         st.max_event_time = rec.timestamp
+                    elif rec.timestamp < st.max_event_time - lateness:
+                        late = True
                     if isinstance(rec, LogRecord):
                         scores.extend(model.process(rec))
                         continue
@@ -223,6 +229,7 @@ class Pipeline:
                 self._dead(result, raw, f"scoring failed: {type(exc).__name__}: {exc}", "ScoringError")
                 if not isinstance(rec, LogRecord):
                     model.forget(rec.series)  # its state may be what failed: the series starts again
+            result.late += late
             st.records += 1
             st.next_offset = raw.offset + 1
         for st in touched.values():

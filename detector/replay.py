@@ -287,14 +287,15 @@ class RowEncoder:
                  default_name: str = "value"):
         if partitions < 1:
             raise ConfigError("partitions must be at least 1")
-        self.spec = spec
+        self.inputs = {inp.topic: inp for inp in spec.inputs}
         self.default_input = default_input
         self.partitions = partitions
         self.default_name = default_name
         self.next_offsets: dict[tuple[str, int], int] = {}
 
     def encode(self, df: pl.DataFrame) -> tuple[list[RawRecord], list[DeadLetter]]:
-        """The rows' records, and the dead letters of rows that make none (a bad offset or labels)."""
+        """The rows' records, and the dead letters of rows that make none (a bad offset or labels, a
+        ``topic`` that names no input)."""
         cols = df.columns
         n = df.height
         topics = df["topic"].cast(pl.String).to_list() if self.default_input is None else [self.default_input.topic] * n
@@ -321,6 +322,13 @@ class RowEncoder:
                 row = orjson.dumps(df.row(i, named=True), default=str)
                 dead.append(DeadLetter(RawRecord(topic, None, None, ts[i], key, row), problems[i], "UnreadableRow"))
                 continue
+            if topic not in self.inputs:
+                # What the live service does with a record of a topic it does not read: one row with a
+                # mistyped topic costs that row, not the replay. A payload is kept as the record it is.
+                value = values[i] if values[i] is not None else orjson.dumps(df.row(i, named=True), default=str)
+                dead.append(DeadLetter(RawRecord(topic, None, None, ts[i], key, value), self._no_input(topic),
+                                       "UnknownTopic"))
+                continue
             if parts is not None:
                 p = parts[i]
             elif key is not None and self.partitions > 1:
@@ -343,21 +351,28 @@ class RowEncoder:
             return [None if k is None else k.encode("utf-8") for k in col.cast(pl.String).to_list()]
         return [None if e is None else e.encode("utf-8") for e in entities]
 
-    def _encode_rows(self, df: pl.DataFrame, topics: list[str], ts: list, entities: list) -> list[bytes]:
-        inputs = {t: self.spec.input_for(t) for t in set(topics)} if self.default_input is None else {
-            self.default_input.topic: self.default_input}
-        out: list[bytes] = []
+    def _no_input(self, topic: str | None) -> str:
+        inputs = ", ".join(self.inputs)
+        if not topic:
+            return f"column 'topic' is empty, so the row names no input (the pipeline's inputs: {inputs})"
+        return f"no input is configured for topic {topic!r} (the pipeline's inputs: {inputs})"
+
+    def _encode_rows(self, df: pl.DataFrame, topics: list, ts: list, entities: list) -> list[bytes | None]:
+        """Each row encoded for the input its topic names; None for a row whose topic names none."""
+        if self.default_input is not None:
+            return self._encode_input(self.default_input, df, ts, entities)
         # Encode per input, then put rows back in file order.
-        by_topic: dict[str, list[int]] = {}
+        by_topic: dict[str | None, list[int]] = {}
         for i, t in enumerate(topics):
             by_topic.setdefault(t, []).append(i)
-        if len(by_topic) == 1:
-            (t, _), = by_topic.items()
-            return self._encode_input(inputs[t], df, ts, entities)
-        out = [b""] * len(topics)
+        out: list[bytes | None] = [None] * len(topics)
         for t, rows in by_topic.items():
-            idx = pl.Series(rows)
-            encoded = self._encode_input(inputs[t], df[idx], [ts[i] for i in rows], [entities[i] for i in rows])
+            inp = self.inputs.get(t)
+            if inp is None:
+                continue
+            if len(rows) == len(topics):
+                return self._encode_input(inp, df, ts, entities)
+            encoded = self._encode_input(inp, df[pl.Series(rows)], [ts[i] for i in rows], [entities[i] for i in rows])
             for i, v in zip(rows, encoded):
                 out[i] = v
         return out
@@ -492,13 +507,25 @@ def parse_bound(text: str | None) -> tuple[str, float] | None:
 
     if text.startswith("offset:"):
         try:
-            return ("offset", int(text[7:]))
+            offset = int(text[7:])
         except ValueError:
             raise ConfigError(f"bound {text!r}: offset:N needs an integer") from None
+        if offset < 0:  # a typo, not "from the beginning", which a negative offset was taken for
+            raise ConfigError(f"bound {text!r}: an offset is 0 or more")
+        return ("offset", offset)
     try:
         return ("time", parse_timestamp(text))
     except ValueError:
         raise ConfigError(f"bound {text!r}: expected an ISO 8601 time, epoch seconds, or offset:N") from None
+
+
+def parse_bounds(start: str | None, end: str | None) -> tuple:
+    """``--start`` and ``--end`` parsed, and refused when they leave nothing between them: a replay of
+    nothing would succeed and replace the earlier outputs with empty ones."""
+    first, last = parse_bound(start), parse_bound(end)
+    if first and last and first[0] == last[0] and first[1] >= last[1]:
+        raise ConfigError(f"--start {start} is not before --end {end} (which is excluded): nothing to replay")
+    return first, last
 
 
 def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: int = 500,
@@ -701,6 +728,22 @@ def sibling(path: Path, name: str) -> Path:
     return path.with_name(f"{path.stem}.{name}{path.suffix or '.parquet'}")
 
 
+SIBLINGS = ("alerts", "templates", "incidents", "dead_letters")  # OUT.<name>.parquet, written or removed
+
+
+def check_output(out: Path, source: str | Path | None = None) -> None:
+    """Refuse, before anything is written, an output name that would hold Parquet under another type's
+    suffix, and outputs of which one is the input file: the scores would replace the history."""
+    if out.suffix.lower() != ".parquet":
+        raise ConfigError(f"--output {out}: the outputs are Parquet files; give a name ending in .parquet")
+    if source is None:
+        return
+    for path in (out, *(sibling(out, name) for name in SIBLINGS)):
+        if path.exists() and path.samefile(source):
+            what = "is the input file" if path == out else f"would write {path.name}, which is the input file"
+            raise ConfigError(f"--output {out} {what}; the replay would replace it, so choose another output")
+
+
 def _json(evidence) -> str | None:
     if evidence is None:
         return None
@@ -708,8 +751,9 @@ def _json(evidence) -> str | None:
 
 
 class ReplayWriter:
-    def __init__(self, out: str | Path, group_rows: int = 100_000):
+    def __init__(self, out: str | Path, group_rows: int = 100_000, source: str | Path | None = None):
         self.out = Path(out)
+        check_output(self.out, source)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         scores, alerts, self._templates_schema, incident_schema, dead_schema = _schemas()
         self.scores = ParquetTableWriter(self.out, scores, group_rows)
@@ -782,16 +826,17 @@ class ReplayWriter:
 
 
 def run_replay(pipeline: Pipeline, batches: Iterable[tuple[list[RawRecord], list[DeadLetter]]], out: str | Path,
-               total: int | None = None, progress: bool = True) -> dict:
+               total: int | None = None, progress: bool = True, source: str | Path | None = None) -> dict:
     """Feed every batch through the pipeline, flush, and write the outputs. Returns a summary.
 
-    Each batch comes with the dead letters of what its source could not make a record of.
+    Each batch comes with the dead letters of what its source could not make a record of. ``source``
+    is the input file, which no output may replace.
     """
     from tqdm import tqdm
 
-    writer = ReplayWriter(out)
+    writer = ReplayWriter(out, source=source)
     started = time.perf_counter()
-    rows = dead = 0
+    rows = dead = late = 0
     bar = tqdm(total=total, unit="row", unit_scale=True, file=sys.stderr, desc="replay",
                disable=None if progress else True, mininterval=0.5)
     try:
@@ -802,6 +847,7 @@ def run_replay(pipeline: Pipeline, batches: Iterable[tuple[list[RawRecord], list
             writer.write(result)
             rows += len(batch) + len(unreadable)
             dead += len(result.dead_letters) + len(unreadable)
+            late += result.late
             bar.update(len(batch) + len(unreadable))
         writer.write(pipeline.flush())
         bar.close()
@@ -812,8 +858,8 @@ def run_replay(pipeline: Pipeline, batches: Iterable[tuple[list[RawRecord], list
         raise
     elapsed = time.perf_counter() - started
     return {
-        "rows": rows, "dead_letters": dead, "scores": writer.scores.rows, "alerts": writer.alerts.rows,
-        "incidents": writer.incidents.rows,
+        "rows": rows, "dead_letters": dead, "late_rows": late, "scores": writer.scores.rows,
+        "alerts": writer.alerts.rows, "incidents": writer.incidents.rows,
         "seconds": round(elapsed, 3), "rows_per_second": round(rows / elapsed, 1) if elapsed > 0 else None,
         "output": str(writer.out),
     }
@@ -850,7 +896,7 @@ def replay_file(spec: PipelineSpec, path: str | Path, out: str | Path, topic: st
     batches = file_batches(spec, path, topic, partitions, batch_rows)
     total = count_rows(path)
     pipeline = pipeline or Pipeline.from_spec(spec)
-    return run_replay(pipeline, batches, out, total, progress)
+    return run_replay(pipeline, batches, out, total, progress, source=path)
 
 
 def replay_kafka(spec: PipelineSpec, topics: list[str], out: str | Path, start=None, end=None,

@@ -189,6 +189,52 @@ def test_rows_that_fit_no_single_input_are_refused_with_a_hint(tmp_path, capsys)
     assert "--topic" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["m.csv", "raw.jsonl"])
+def test_a_row_whose_topic_names_no_input_is_dead_lettered_and_the_rest_replayed(tmp_path, capsys, name):
+    rows = [{"topic": "metrics", "timestamp": T0 + 60 * i, "name": "q", "value": float(i % 5)} for i in range(20)]
+    rows[5]["topic"], rows[9]["topic"] = "metrcs", None  # a typo, and a cell left empty
+    src = tmp_path / name
+    if name.endswith(".csv"):
+        pl.DataFrame(rows).write_csv(src)
+        as_sent = [b'{"topic":"metrcs","timestamp":"1700000300.0","name":"q","value":"0.0"}',
+                   b'{"topic":null,"timestamp":"1700000540.0","name":"q","value":"4.0"}']
+    else:  # raw records, as the topic carried them
+        payloads = [json.dumps({k: r[k] for k in ("timestamp", "name", "value")}) for r in rows]
+        pl.DataFrame({"topic": [r["topic"] or "" for r in rows], "payload": payloads}).write_ndjson(src)
+        as_sent = [payloads[5].encode(), payloads[9].encode()]
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    out = tmp_path / "out.parquet"
+    assert main(["replay", "--pipeline", str(pipeline), "--input", str(src), "--output", str(out), "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows"] == 20 and summary["dead_letters"] == 2 and summary["scores"] == 18
+    dead = pl.read_parquet(sibling(out, "dead_letters"))
+    assert dead["error_kind"].to_list() == ["UnknownTopic"] * 2 and dead["value"].to_list() == as_sent
+    assert dead["error"].to_list() == [
+        "no input is configured for topic 'metrcs' (the pipeline's inputs: logs, metrics)",
+        "column 'topic' is empty, so the row names no input (the pipeline's inputs: logs, metrics)"]
+
+
+def test_rows_out_of_time_order_are_counted_and_warned_of(tmp_path, capsys):
+    # Three rows moved to the end (minutes behind), and one 20 s behind: within the 30 s the pipeline
+    # allows a record to be late, so not counted.
+    rows = [(T0 + 60 * i, "q", float(i % 5)) for i in range(100)]
+    moved = [rows.pop(30), rows.pop(20), rows.pop(10)]
+    shuffled = rows + [(T0 + 60 * 99 - 20, "q", 1.0)] + moved
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    for name, lines in (("shuffled.csv", shuffled), ("sorted.csv", sorted(shuffled))):
+        pl.DataFrame(lines, schema=["timestamp", "name", "value"], orient="row").write_csv(tmp_path / name)
+        assert main(["replay", "--pipeline", str(pipeline), "--input", str(tmp_path / name),
+                     "--output", str(tmp_path / f"{name}.parquet"), "--no-progress"]) == 0
+        out, err = capsys.readouterr()
+        if name == "shuffled.csv":
+            assert json.loads(out)["late_rows"] == 3
+            assert err == ("replay: warning: 3 of 101 rows are out of time order (more than 30 s older than a row "
+                           "before them), which changes their scores, alerts and incidents; sort the file by "
+                           "timestamp for the scores the live service would give\n")
+        else:
+            assert json.loads(out)["late_rows"] == 0 and err == ""
+
+
 @pytest.mark.parametrize("name, content, message", [
     ("broken.jsonl", '{broken\n[1, 2]\n', "cannot read it: no line holds a JSON object"),
     ("empty.csv", "", "cannot read it: empty CSV"),
@@ -232,6 +278,66 @@ def test_a_failed_replay_leaves_the_previous_results_as_they_were(tmp_path, caps
     assert main(args + ["--input", str(tmp_path / bad_input)]) == 2
     assert "Traceback" not in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no partial files left either
+
+
+@pytest.mark.parametrize("source, output, message", [
+    ("history.csv", "history.csv", "--output {dir}/history.csv: the outputs are Parquet files; give a name ending "
+                                   "in .parquet"),
+    ("history.csv", "scores.csv", "--output {dir}/scores.csv: the outputs are Parquet files; give a name ending "
+                                  "in .parquet"),
+    ("history.parquet", "history.parquet", "--output {dir}/history.parquet is the input file; the replay would "
+                                           "replace it, so choose another output"),
+    ("out.dead_letters.parquet", "out.parquet", "--output {dir}/out.parquet would write out.dead_letters.parquet, "
+                                                "which is the input file; the replay would replace it"),
+    ("out.templates.parquet", "out.parquet", "--output {dir}/out.parquet would write out.templates.parquet, "
+                                             "which is the input file"),
+], ids=["csv-over-its-input", "csv", "parquet-over-its-input", "dead-letters-over-the-input", "templates-over-the-input"])
+def test_an_output_that_would_replace_the_input_or_is_not_parquet_is_refused_before_anything_is_written(
+        tmp_path, capsys, source, output, message):
+    rows = metric_rows(50)
+    rows.write_csv(tmp_path / source) if source.endswith(".csv") else rows.write_parquet(tmp_path / source)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    assert main(["replay", "--pipeline", str(pipeline), "--input", str(tmp_path / source),
+                 "--output", str(tmp_path / output), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("outage-detector: error: " + message.format(dir=tmp_path)) and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_replay_stopped_by_sigterm_removes_its_partial_files_and_keeps_the_previous_results(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out" / "scores.parquet"
+    small, big = tmp_path / "small.csv", tmp_path / "big.csv"
+    metric_rows(200).write_csv(small)
+    with open(big, "w") as f:  # long enough to be stopped half-way: the scores go past a row group first
+        f.write("timestamp,name,value\n")
+        f.writelines(f"{T0 + i},m{i % 3},{(i * 7919) % 1000 / 10}\n" for i in range(1_000_000))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "detector", "replay", "--pipeline", str(repo / "pipelines" / "default.yaml"),
+           "--output", str(out), "--no-progress", "--input"]
+    subprocess.run(cmd + [str(small)], env=env, check=True, capture_output=True)
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+
+    proc = subprocess.Popen(cmd + [str(big)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.parent.glob(".*.partial")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the replay ended before it could be stopped"
+        assert list(out.parent.glob(".*.partial")), "the replay wrote no partial file in time"
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM and stdout == b"" and b"Traceback" not in stderr
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no partial file left either
 
 
 @pytest.mark.parametrize("topic", [[], ["--topic", "metrics"]])
@@ -407,6 +513,38 @@ def test_records_the_broker_reports_but_never_delivers_end_the_replay_with_a_war
     assert got == list(range(50))
     assert "replay: logs[0] ended at offset 50, though the broker reports records up to offset 54: none came " \
            "for 0.2 s" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bounds, message", [
+    (["--start", "2024-05-01T03:00:00Z", "--end", "2024-05-01T02:00:00Z"],
+     "--start 2024-05-01T03:00:00Z is not before --end 2024-05-01T02:00:00Z (which is excluded): nothing to replay"),
+    (["--start", "offset:100", "--end", "offset:50"],
+     "--start offset:100 is not before --end offset:50 (which is excluded): nothing to replay"),
+    (["--start", "offset:20", "--end", "offset:20"],
+     "--start offset:20 is not before --end offset:20 (which is excluded): nothing to replay"),
+    (["--start", "offset:-5"], "bound 'offset:-5': an offset is 0 or more"),
+    (["--start", "offset:5", "--end", "offset:-1"], "bound 'offset:-1': an offset is 0 or more"),
+], ids=["times", "offsets", "equal", "negative-start", "negative-end"])
+def test_kafka_bounds_that_leave_nothing_or_a_negative_offset_are_refused_before_connecting(
+        tmp_path, capsys, monkeypatch, bounds, message):
+    import kafka
+
+    _fake_topic(monkeypatch)
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    out = tmp_path / "out" / "scores.parquet"
+    args = ["replay", "--pipeline", str(pipeline), "--input", "kafka:logs", "--output", str(out), "--no-progress",
+            "--bootstrap-servers", "broker:9092"]
+    assert main(args) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+
+    def connect(**config):
+        raise AssertionError("connected to Kafka")
+
+    monkeypatch.setattr(kafka, "KafkaConsumer", connect)
+    assert main(args + bounds) == 2
+    assert capsys.readouterr().err == f"outage-detector: error: {message}\n"
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
 
 
 def test_rows_with_bad_labels_or_offsets_are_dead_lettered(spec, tmp_path):

@@ -1,11 +1,13 @@
-"""Pieces several commands share: the --pipeline option and logging set-up."""
+"""Pieces several commands share: the --pipeline option, logging set-up and SIGTERM handling."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
+import signal
 
 from detector.config import PipelineSpec, load_pipeline
 
@@ -88,3 +90,21 @@ def setup_logging(verbose: bool = False) -> None:
     )
     # kafka-python logs every reconnect at INFO/WARNING; our own messages say what matters.
     logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+def exit_on_signal(signum, frame) -> None:
+    """A signal handler ending the command through ``SystemExit`` (128 + the signal number, the
+    shell's code for it), so that cleanup runs as it does for Ctrl-C: by default SIGTERM ends the
+    process on the spot, leaving behind whatever the command meant to remove."""
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """SIGTERM (timeout, a CI job limit, a scheduler) ends the command through :func:`exit_on_signal`
+    while inside the block; the previous handler is back afterwards."""
+    previous = signal.signal(signal.SIGTERM, exit_on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 
-from detector.commands.common import positive_float, setup_logging
+from detector.commands.common import exit_on_signal, positive_float, setup_logging
 from detector.errors import DetectorError
 
 log = logging.getLogger("detector.demo")
@@ -60,7 +60,7 @@ def run(args) -> int:
     check_size(args.hours, SCRAPE_INTERVAL)
     # Until the service's own handlers are in place, SIGTERM ends the demo through the cleanup below
     # (as Ctrl-C does), so the broker it started and its state folder do not outlive it.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
     broker = None
     state_dir = None
     service = None
@@ -112,10 +112,6 @@ def run(args) -> int:
         if state_dir is not None:
             shutil.rmtree(state_dir, ignore_errors=True)
     return 0
-
-
-def _exit_on_signal(signum, frame) -> None:
-    raise SystemExit(128 + signum)
 
 
 def _play(scenario, spec, args, service) -> dict:
