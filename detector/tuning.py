@@ -143,6 +143,16 @@ class SearchSpace(_Strict):
             raise ValueError("hours of the day, at least one, each from 0 up to 24")
         return hours
 
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, profile: str) -> str:
+        from detector.evaluation.nab_scoring import DEFAULT_PROFILES
+
+        names = [p.name for p in DEFAULT_PROFILES]
+        if profile not in names:
+            raise ValueError(f"{profile!r} is not a NAB profile; known: {', '.join(names)}")
+        return profile
+
     @field_validator("params")
     @classmethod
     def _paths(cls, params: dict[str, ParamRange]) -> dict[str, ParamRange]:
@@ -261,7 +271,7 @@ def run_trial(index: int, params: dict[str, Any]) -> dict:
     try:
         spec, alerting = apply(space, _WORKER["base"], params)
         if space.objective == "nab":
-            figures = _nab(spec, space.profile)
+            figures = _nab(spec)
             value = figures[space.profile]
         elif space.objective == "alert_budget":
             figures = _alert_budget(spec, alerting, space.pages_per_week)
@@ -293,7 +303,7 @@ def _metric_runs(spec):
         yield f, np.asarray(scores, dtype=float), np.asarray(confidences, dtype=float)
 
 
-def _nab(spec, profile_name: str) -> dict:
+def _nab(spec) -> dict:
     import numpy as np
 
     from detector.evaluation import nab_scoring as ns
@@ -305,8 +315,6 @@ def _nab(spec, profile_name: str) -> dict:
         _, total = ns.optimise_threshold(prepared, profile)
         null, perfect = ns.null_and_perfect(prepared, profile)
         figures[profile.name] = round(ns.normalise(total, null, perfect), 4)
-    if profile_name not in figures:
-        raise ConfigError(f"unknown NAB profile {profile_name!r}; known: {', '.join(figures)}")
     return figures
 
 

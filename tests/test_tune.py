@@ -235,3 +235,11 @@ def test_lead_time_uses_the_pipeline_named_by_the_environment(tmp_path, monkeypa
                  "--no-progress"]) == 2
     assert str(missing) in capsys.readouterr().err
     assert not (tmp_path / "t.yaml").exists()
+
+
+def test_a_misspelt_nab_profile_is_refused_when_the_space_is_loaded(tmp_path, capsys):
+    space = write_space(tmp_path, profile="reward_low_FN")
+    assert main(["tune", "--space", str(space), "--data-dir", str(tmp_path), "--labels", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "profile: Value error, 'reward_low_FN' is not a NAB profile; known: standard, reward_low_FP_rate, " \
+           "reward_low_FN_rate" in err
