@@ -243,3 +243,13 @@ def test_a_misspelt_nab_profile_is_refused_when_the_space_is_loaded(tmp_path, ca
     err = capsys.readouterr().err
     assert "profile: Value error, 'reward_low_FN' is not a NAB profile; known: standard, reward_low_FP_rate, " \
            "reward_low_FN_rate" in err
+
+
+def test_trials_with_a_grid_space_is_an_error_not_ignored(tmp_path, capsys):
+    space = write_space(tmp_path, method="grid", params={"alerting.fire_after": {"values": [1, 2, 3]}})
+    out = tmp_path / "tuned.yaml"
+    assert main(["tune", "--space", str(space), "--data-dir", str(tmp_path), "--labels", str(tmp_path / "x"),
+                 "--trials", "1", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--trials applies to a random search" in err and "3 combinations" in err
+    assert not out.exists() and not out.with_name("tuned.trials.jsonl").exists()

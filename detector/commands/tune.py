@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from detector.commands.common import add_pipeline_option, positive_int
+from detector.errors import ConfigError
 
 
 def add_command(sub) -> None:
@@ -29,7 +30,8 @@ def add_command(sub) -> None:
     p.add_argument("--journal", type=Path, help="trial journal (default: <output>.trials.jsonl beside the output)")
     p.add_argument("--jobs", type=positive_int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--trials", type=positive_int,
-                   help="override the space's trial count (random search; the unchanged spec runs as one more)")
+                   help="override the space's trial count of a random search (the unchanged spec runs as one "
+                   "more); an error with a grid search, which runs every combination")
     p.add_argument("--seed", type=int, help="override the space's seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
@@ -39,6 +41,10 @@ def run(args) -> int:
     from detector import tuning
 
     space = tuning.load_space(args.space)
+    if args.trials is not None and space.method == "grid":
+        raise ConfigError(f"--trials applies to a random search; {args.space} is a grid search of "
+                          f"{len(tuning.trial_params(space)) - 1} combinations, all of which run: drop --trials, "
+                          "or narrow the grid")
     overrides = {k: v for k, v in (("trials", args.trials), ("seed", args.seed)) if v is not None}
     if overrides:
         space = tuning.SearchSpace(**{**space.model_dump(), **overrides})
