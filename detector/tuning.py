@@ -29,7 +29,9 @@ Objectives (higher is better):
   overshoot.
 
 Every finished trial is appended to a JSON-lines journal; a rerun of the same study skips the trials
-already there, so an interrupted search resumes where it stopped.
+already there, so an interrupted search resumes where it stopped. An interruption (Ctrl-C, or SIGTERM
+through the command) abandons the trials still running: their worker processes are terminated, not
+waited for, and workers whose main process was killed outright exit by themselves.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ import json
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
@@ -142,6 +146,16 @@ class SearchSpace(_Strict):
         if hours is not None and not hours_of_day(hours):
             raise ValueError("hours of the day, at least one, each from 0 up to 24")
         return hours
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, profile: str) -> str:
+        from detector.evaluation.nab_scoring import DEFAULT_PROFILES
+
+        names = [p.name for p in DEFAULT_PROFILES]
+        if profile not in names:
+            raise ValueError(f"{profile!r} is not a NAB profile; known: {', '.join(names)}")
+        return profile
 
     @field_validator("params")
     @classmethod
@@ -253,6 +267,24 @@ def _init_worker(space: SearchSpace, data: Data) -> None:
         raise ConfigError("objective f1 needs --log, --labels and --session-key")
 
 
+def _start_worker(space: SearchSpace, data: Data) -> None:
+    """Initialiser of a worker process."""
+    # The main process decides when a study stops: a Ctrl-C sent to the whole process group must
+    # neither print a worker's traceback nor let the worker go on with its next trial.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A main process killed outright (SIGKILL, the OOM killer) cannot stop its workers: they stop
+    # themselves, instead of running trials nobody will read and then waiting for ever on its pipe.
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    _init_worker(space, data)
+
+
+def _exit_with_parent() -> None:
+    import multiprocessing
+
+    multiprocessing.parent_process().join()  # returns once the main process has exited
+    os._exit(1)
+
+
 def run_trial(index: int, params: dict[str, Any]) -> dict:
     space: SearchSpace = _WORKER["space"]
     started = time.perf_counter()
@@ -260,7 +292,7 @@ def run_trial(index: int, params: dict[str, Any]) -> dict:
     try:
         spec, alerting = apply(space, _WORKER["base"], params)
         if space.objective == "nab":
-            figures = _nab(spec, space.profile)
+            figures = _nab(spec)
             value = figures[space.profile]
         elif space.objective == "alert_budget":
             figures = _alert_budget(spec, alerting, space.pages_per_week)
@@ -292,7 +324,7 @@ def _metric_runs(spec):
         yield f, np.asarray(scores, dtype=float), np.asarray(confidences, dtype=float)
 
 
-def _nab(spec, profile_name: str) -> dict:
+def _nab(spec) -> dict:
     import numpy as np
 
     from detector.evaluation import nab_scoring as ns
@@ -304,8 +336,6 @@ def _nab(spec, profile_name: str) -> dict:
         _, total = ns.optimise_threshold(prepared, profile)
         null, perfect = ns.null_and_perfect(prepared, profile)
         figures[profile.name] = round(ns.normalise(total, null, perfect), 4)
-    if profile_name not in figures:
-        raise ConfigError(f"unknown NAB profile {profile_name!r}; known: {', '.join(figures)}")
     return figures
 
 
@@ -398,8 +428,21 @@ def read_journal(path: Path, study: str) -> dict[str, dict]:
     return {e["trial"]: e for e in journal_entries(path) if e.get("study") == study}
 
 
+class Interrupted(KeyboardInterrupt):
+    """A study stopped by the signal ``signum`` (SIGINT or SIGTERM); :func:`tune` raises it with a message
+    saying how many trials are journalled. A KeyboardInterrupt, so code unaware of it takes it for Ctrl-C."""
+
+    def __init__(self, signum: int, detail: str = ""):
+        super().__init__(f"stopped by {signal.Signals(signum).name}" + (f": {detail}" if detail else ""))
+        self.signum = signum
+
+
 def tune(space: SearchSpace, data: Data, journal: Path, jobs: int = 1, progress: bool = True) -> dict:
-    """Run the trials not yet in the journal; returns {"best": entry, "baseline": entry, "trials": n, ...}."""
+    """Run the trials not yet in the journal; returns {"best": entry, "baseline": entry, "trials": n, ...}.
+
+    A KeyboardInterrupt (or :class:`Interrupted`) stops the study at once: trials still running are
+    abandoned (a rerun runs them), every finished one is in the journal, and :class:`Interrupted` is
+    raised saying how many."""
     from tqdm import tqdm
 
     study = study_id(space, data)
@@ -410,33 +453,35 @@ def tune(space: SearchSpace, data: Data, journal: Path, jobs: int = 1, progress:
     started = time.perf_counter()
     bar = tqdm(total=len(planned), initial=len(planned) - len(pending), unit="trial", desc=f"tune {space.objective}",
                file=sys.stderr, disable=None if progress else True)
-    with journal.open("a", encoding="utf-8") as fh:
-        if journal.stat().st_size and not journal.read_bytes().endswith(b"\n"):
-            fh.write("\n")  # end a line a crash cut short, so the next entry is not glued onto it
+    try:
+        with journal.open("a", encoding="utf-8") as fh:
+            if journal.stat().st_size and not journal.read_bytes().endswith(b"\n"):
+                fh.write("\n")  # end a line a crash cut short, so the next entry is not glued onto it
 
-        def record(entry: dict) -> None:
-            entry["study"] = study
-            fh.write(json.dumps(entry, sort_keys=True) + "\n")
-            fh.flush()  # a crash loses at most the trials still running
-            done[entry["trial"]] = entry
-            if entry["value"] is not None:
-                best = max((e["value"] for e in done.values() if e["value"] is not None), default=None)
-                bar.set_postfix(best=best)
-            bar.update(1)
+            def record(entry: dict) -> None:
+                entry["study"] = study
+                fh.write(json.dumps(entry, sort_keys=True) + "\n")
+                fh.flush()  # a crash loses at most the trials still running
+                done[entry["trial"]] = entry
+                if entry["value"] is not None:
+                    best = max((e["value"] for e in done.values() if e["value"] is not None), default=None)
+                    bar.set_postfix(best=best)
+                bar.update(1)
 
-        _init_worker(space, data)  # here too when workers run the trials: bad arguments fail cleanly, once
-        if jobs <= 1 or len(pending) <= 1:
-            for i, p in pending:
-                record(run_trial(i, p))
-        else:
-            import multiprocessing
-
-            # Spawned, not forked: polars' thread pool does not survive a fork of a process that used it.
-            with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), initializer=_init_worker,
-                                     initargs=(space, data), mp_context=multiprocessing.get_context("spawn")) as pool:
-                for fut in as_completed([pool.submit(run_trial, i, p) for i, p in pending]):
-                    record(fut.result())
-    bar.close()
+            _init_worker(space, data)  # here too when workers run the trials: bad arguments fail cleanly, once
+            if jobs <= 1 or len(pending) <= 1:
+                for i, p in pending:
+                    record(run_trial(i, p))
+            else:
+                _run_in_workers(pending, min(jobs, len(pending)), space, data, record)
+    except KeyboardInterrupt as exc:
+        journalled = read_journal(journal, study)  # closed by now: exactly the trials a rerun will skip
+        finished = sum(trial_id(p) in journalled for p in planned)
+        raise Interrupted(getattr(exc, "signum", signal.SIGINT), (
+            f"{finished} of {len(planned)} trials done ({finished - (len(planned) - len(pending))} in this run), "
+            f"journalled in {journal}; run the same command again to resume")) from None
+    finally:
+        bar.close()
     results = [done[trial_id(p)] for p in planned]
     ok = [r for r in results if r["value"] is not None]
     if not ok:
@@ -452,6 +497,26 @@ def tune(space: SearchSpace, data: Data, journal: Path, jobs: int = 1, progress:
     best = max(ok, key=lambda r: (r["value"], -r["index"]))
     return {"study": study, "best": best, "baseline": results[0], "trials": len(results),
             "failed": len(results) - len(ok), "ran": len(pending), "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _run_in_workers(pending: list, workers: int, space: SearchSpace, data: Data, record) -> None:
+    import multiprocessing
+
+    # Spawned, not forked: polars' thread pool does not survive a fork of a process that used it.
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(space, data),
+                               mp_context=multiprocessing.get_context("spawn"))
+    try:
+        for fut in as_completed([pool.submit(run_trial, i, p) for i, p in pending]):
+            record(fut.result())
+    except BaseException:
+        # Interrupted, or a worker failed: the trials running or queued are abandoned, not waited for
+        # (a worker would otherwise go on with the trials already sent to it). Before Python 3.14
+        # (terminate_workers) a pool has no public way to end its workers: they are ended by PID.
+        for process in list(pool._processes.values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # at once when the workers are gone
 
 
 def default_jobs() -> int:

@@ -1,10 +1,17 @@
 """``tune``: a search on a few NAB files writes a spec whose measured figures ``evaluate nab``
 reproduces; journalled trials are not run twice; parallel runs agree with serial ones; the alert
-budget picks the best recall within budget; bad spaces are refused with their key."""
+budget picks the best recall within budget; bad spaces are refused with their key; SIGTERM, Ctrl-C or
+SIGKILL leave no worker process behind, and a stopped search keeps its finished trials."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -246,3 +253,134 @@ def test_lead_time_uses_the_pipeline_named_by_the_environment(tmp_path, monkeypa
                  "--no-progress"]) == 2
     assert str(missing) in capsys.readouterr().err
     assert not (tmp_path / "t.yaml").exists()
+
+
+def test_a_misspelt_nab_profile_is_refused_when_the_space_is_loaded(tmp_path, capsys):
+    space = write_space(tmp_path, profile="reward_low_FN")
+    assert main(["tune", "--space", str(space), "--data-dir", str(tmp_path), "--labels", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "profile: Value error, 'reward_low_FN' is not a NAB profile; known: standard, reward_low_FP_rate, " \
+           "reward_low_FN_rate" in err
+
+
+def test_trials_with_a_grid_space_is_an_error_not_ignored(tmp_path, capsys):
+    space = write_space(tmp_path, method="grid", params={"alerting.fire_after": {"values": [1, 2, 3]}})
+    out = tmp_path / "tuned.yaml"
+    assert main(["tune", "--space", str(space), "--data-dir", str(tmp_path), "--labels", str(tmp_path / "x"),
+                 "--trials", "1", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--trials applies to a random search" in err and "3 combinations" in err
+    assert not out.exists() and not out.with_name("tuned.trials.jsonl").exists()
+
+
+# -- stopping a search: real processes, signalled mid-run --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slow_corpus(tmp_path_factory) -> tuple[Path, Path]:
+    """Two long NAB-layout series (150,000 points each), so that a trial takes about a second."""
+    import numpy as np
+    import polars as pl
+
+    root = tmp_path_factory.mktemp("slow-nab")
+    rows, labels = 150_000, {}
+    times = np.datetime64("2024-01-01T00:00:00", "ms") + np.arange(rows) * np.timedelta64(5, "m")
+    for k in range(2):
+        rng = np.random.default_rng(k)
+        values = 10 + 3 * np.sin(np.arange(rows) / 288 * 2 * np.pi) + rng.normal(0, 0.5, rows)
+        values[rows // 2: rows // 2 + 20] += 8
+        rel = f"synthetic/series_{k}.csv"
+        (root / "data" / "synthetic").mkdir(parents=True, exist_ok=True)
+        pl.DataFrame({"timestamp": times, "value": values.round(3)}).write_csv(
+            root / "data" / rel, datetime_format="%Y-%m-%d %H:%M:%S")
+        labels[rel] = [np.datetime_as_string(times[[rows // 2 - 50, rows // 2 + 50]], unit="s").tolist()]
+    (root / "labels.json").write_text(json.dumps(labels))
+    return root / "data", root / "labels.json"
+
+
+def _group(pgid: int) -> set[int]:
+    """PIDs of the live processes of a process group, read from /proc (zombies are not running)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The fields after the command name, which may hold spaces: state, ppid, pgrp, ...
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except (OSError, ValueError):
+            continue
+        if fields and fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.add(int(entry.name))
+    return pids
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@contextmanager
+def _tune_running(tmp_path, corpus):
+    """``python -m detector tune`` (30 trials of about a second, 2 workers) in its own process group,
+    yielded once two trials are journalled; every process of the group is killed at the end, whatever
+    the test found."""
+    data, labels = corpus
+    space = write_space(tmp_path, trials=30)
+    out = tmp_path / "out" / "tuned.yaml"
+    stderr = (tmp_path / "stderr.txt").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "detector", "tune", "--space", str(space), "--data-dir", str(data),
+                             "--labels", str(labels), "--jobs", "2", "--output", str(out), "--no-progress"],
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=stderr,
+                            start_new_session=True)
+    journal = out.with_name("tuned.trials.jsonl")
+    try:
+        started = _wait_for(lambda: journal.is_file() and len(journal.read_text().splitlines()) >= 2, 120)
+        assert started, f"no trial journalled: {(tmp_path / 'stderr.txt').read_text()}"
+        yield proc, journal, tmp_path / "stderr.txt"
+    finally:
+        if _group(proc.pid):
+            with suppress(ProcessLookupError):  # gone meanwhile
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        stderr.close()
+
+
+@pytest.mark.parametrize("signum, to_group, code", [
+    (signal.SIGTERM, False, 143),  # timeout, kill PID, a supervisor
+    (signal.SIGINT, True, 130),  # Ctrl-C in a terminal: the whole process group
+    (signal.SIGINT, False, 130),
+], ids=["sigterm", "ctrl-c", "sigint"])
+def test_a_signal_stops_the_search_at_once_keeps_the_journal_and_leaves_no_worker(slow_corpus, tmp_path, signum,
+                                                                                 to_group, code):
+    with _tune_running(tmp_path, slow_corpus) as (proc, journal, stderr):
+        children = _group(proc.pid) - {proc.pid}  # the workers (and multiprocessing's resource tracker)
+        assert len(children) >= 2
+        before = len(journal.read_text().splitlines())
+        sent = time.monotonic()
+        if to_group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+        assert proc.wait(timeout=60) == code
+        assert time.monotonic() - sent < 10  # not after the 28 queued trials of about a second
+
+        entries = [json.loads(line) for line in journal.read_text().splitlines()]
+        assert len(entries) >= before and all(e["value"] is not None for e in entries)
+        err = stderr.read_text()
+        assert err == (f"outage-detector: tune stopped by {signal.Signals(signum).name}: {len(entries)} of 31 "
+                       f"trials done ({len(entries)} in this run), journalled in {journal}; run the same command "
+                       "again to resume\n")  # one line: no worker traceback either
+        assert _wait_for(lambda: not _group(proc.pid), 5), f"left running: {_group(proc.pid)} of {children}"
+
+
+def test_workers_exit_when_the_main_process_is_killed_outright(slow_corpus, tmp_path):
+    with _tune_running(tmp_path, slow_corpus) as (proc, journal, stderr):
+        children = _group(proc.pid) - {proc.pid}
+        assert len(children) >= 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert _wait_for(lambda: not _group(proc.pid), 10), f"left running: {_group(proc.pid)} of {children}"

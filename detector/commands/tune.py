@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from detector.commands.common import add_pipeline_option, positive_int
+from detector.errors import ConfigError
 
 
 def add_command(sub) -> None:
@@ -14,7 +18,8 @@ def add_command(sub) -> None:
         help="search model/alerting parameters against an objective and write the tuned model spec",
         description="Run the trials of a search space (grid or seeded random) in parallel, scoring each "
         "with the chosen objective on labelled data; write the best as a model spec with its measured "
-        "figures and provenance. Trials are journalled, so a rerun resumes where the last one stopped. "
+        "figures and provenance. Trials are journalled, so a rerun resumes where the last one stopped: "
+        "Ctrl-C or SIGTERM stops the search at once (exit 130 or 143), abandoning the trials running. "
         "Objective lead_time runs the pipeline of --pipeline with the trial's model and alerting; the other "
         "objectives read no pipeline.",
     )
@@ -29,7 +34,8 @@ def add_command(sub) -> None:
     p.add_argument("--journal", type=Path, help="trial journal (default: <output>.trials.jsonl beside the output)")
     p.add_argument("--jobs", type=positive_int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--trials", type=positive_int,
-                   help="override the space's trial count (random search; the unchanged spec runs as one more)")
+                   help="override the space's trial count of a random search (the unchanged spec runs as one "
+                   "more); an error with a grid search, which runs every combination")
     p.add_argument("--seed", type=int, help="override the space's seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
@@ -39,6 +45,10 @@ def run(args) -> int:
     from detector import tuning
 
     space = tuning.load_space(args.space)
+    if args.trials is not None and space.method == "grid":
+        raise ConfigError(f"--trials applies to a random search; {args.space} is a grid search of "
+                          f"{len(tuning.trial_params(space)) - 1} combinations, all of which run: drop --trials, "
+                          "or narrow the grid")
     overrides = {k: v for k, v in (("trials", args.trials), ("seed", args.seed)) if v is not None}
     if overrides:
         space = tuning.SearchSpace(**{**space.model_dump(), **overrides})
@@ -51,7 +61,12 @@ def run(args) -> int:
     out = args.output or Path("models") / f"{args.space.stem}-tuned.yaml"
     journal = args.journal or out.with_name(out.stem + ".trials.jsonl")
     jobs = args.jobs if args.jobs is not None else tuning.default_jobs()
-    outcome = tuning.tune(space, data, journal, jobs, progress=not args.no_progress)
+    try:
+        with _signals_stop():
+            outcome = tuning.tune(space, data, journal, jobs, progress=not args.no_progress)
+    except tuning.Interrupted as stop:
+        print(f"outage-detector: tune {stop}", file=sys.stderr)
+        return 128 + stop.signum  # what a shell reports for a process the signal ended
     tuning.write_spec(space, data, outcome, out, args.space)
     best, base = outcome["best"], outcome["baseline"]
     print(json.dumps({
@@ -61,3 +76,25 @@ def run(args) -> int:
         "spec": str(out), "journal": str(journal),
     }))
     return 0
+
+
+@contextmanager
+def _signals_stop():
+    """SIGINT and SIGTERM raise tuning.Interrupted in the main thread, so that ``timeout``, ``kill`` or a
+    supervisor stop a search as Ctrl-C does: workers ended, journal kept. Only the first one: a second
+    Ctrl-C must not cut short the ending of the workers (SIGKILL still ends everything)."""
+    from detector.tuning import Interrupted
+
+    received = []
+
+    def handler(signum, frame):
+        if not received:
+            received.append(signum)
+            raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
