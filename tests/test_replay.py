@@ -234,6 +234,20 @@ def test_a_failed_replay_leaves_the_previous_results_as_they_were(tmp_path, caps
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no partial files left either
 
 
+@pytest.mark.parametrize("stamp", ["03/01/2024 00:00:00", "2024-01-15T10:00:60Z"])
+def test_a_timestamp_the_decoders_refuse_stops_the_replay_with_the_value_named(tmp_path, capsys, stamp):
+    # A US export (1 March) that polars would read day first as 3 January, and a leap second that it would
+    # read as the next minute: the live decoders dead-letter both, so the replay must not score them.
+    src = tmp_path / "us.csv"
+    src.write_text(f"timestamp,value\n{stamp},1\n2024-03-01T01:00:00Z,2\n")
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    out = tmp_path / "o.parquet"
+    assert main(["replay", "--pipeline", str(pipeline), "--input", str(src), "--output", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"outage-detector: error: column 'timestamp': not a timestamp: {stamp!r}\n"
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("topic", [[], ["--topic", "metrics"]])
 def test_replay_without_a_pipeline_says_to_pass_one(tmp_path, capsys, monkeypatch, topic):
     monkeypatch.delenv("OUTAGE_DETECTOR_PIPELINE", raising=False)
