@@ -20,6 +20,7 @@ line that holds no row becomes a dead letter rather than stopping the replay; ou
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
@@ -88,8 +89,9 @@ def open_rows(path: str | Path, batch_rows: int) -> tuple[list[str], Frames]:
 
 def _csv_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
     # Python's csv reader, not polars: polars stops at the first row with too many fields, and a row
-    # that cannot be read must cost that row only, with its line number.
-    f = open(path, newline="", encoding="utf-8", errors="replace")
+    # that cannot be read must cost that row only, with its line number. utf-8-sig drops the byte-order
+    # mark Excel writes, which would otherwise be part of the first column's name.
+    f = open(path, newline="", encoding="utf-8-sig", errors="replace")
     reader = csv.reader(f)
     try:
         header = next(reader)
@@ -140,13 +142,15 @@ def _csv_frame(rows: list[list[str]], header: list[str], schema: dict) -> pl.Dat
 
 
 def _line_blocks(path: Path, lines: int) -> Iterator[tuple[int, list[bytes]]]:
-    """(number of the first line, the lines) in blocks of ``lines``."""
+    """(number of the first line, the lines) in blocks of ``lines``, without a UTF-8 byte-order mark."""
     with open(path, "rb") as f:
         first = 1
         while True:
             block = list(itertools.islice(f, lines))
             if not block:
                 return
+            if first == 1:
+                block[0] = block[0].removeprefix(codecs.BOM_UTF8)
             yield first, block
             first += len(block)
 
@@ -251,6 +255,12 @@ def infer_kind(columns: list[str]) -> str | None:
 def choose_input(spec: PipelineSpec, columns: list[str], topic: str | None) -> InputSpec | None:
     """The pipeline input the rows belong to; None when a ``topic`` column names it per row."""
     spec.require_inputs()
+    if "timestamp" not in columns and "payload" not in columns:
+        # Said up front: every row would be dead-lettered for want of a time. A raw record carries its own.
+        raise ConfigError(
+            f"no 'timestamp' column among the columns {columns}: metric and log rows need one (rename the "
+            "time column to 'timestamp'; raw records in a 'payload' column carry their own)"
+        )
     if topic is not None:
         try:
             return spec.input_for(topic)

@@ -234,6 +234,37 @@ def test_a_failed_replay_leaves_the_previous_results_as_they_were(tmp_path, caps
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no partial files left either
 
 
+@pytest.mark.parametrize("name", ["m.csv", "m.jsonl"])
+def test_a_byte_order_mark_and_crlf_line_ends_cost_no_row(spec, tmp_path, name):
+    # As Excel exports CSV: the mark would otherwise stick to the first column's name (no 'timestamp'
+    # column) or spoil the first JSON line.
+    rows = metric_rows(100)
+    plain, marked = tmp_path / name, tmp_path / f"bom-{name}"
+    rows.write_csv(plain) if name.endswith(".csv") else rows.write_ndjson(plain)
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r\n"))
+    summary = replay_file(spec, marked, tmp_path / "bom.parquet", progress=False)
+    assert summary["rows"] == summary["scores"] == 100 and summary["dead_letters"] == 0
+    replay_file(spec, plain, tmp_path / "plain.parquet", progress=False)
+    assert pl.read_parquet(tmp_path / "bom.parquet").equals(pl.read_parquet(tmp_path / "plain.parquet"))
+
+
+@pytest.mark.parametrize("name, content, columns", [
+    ("m.csv", "time,value\n2024-01-15T10:00:00Z,1\n", "['time', 'value']"),
+    ("ecs.jsonl", '{"@timestamp": "2024-01-15T10:00:00Z", "message": "hello", "service": "web"}\n',
+     "['@timestamp', 'message', 'service']"),
+])
+def test_rows_without_a_timestamp_column_are_refused_up_front(tmp_path, capsys, name, content, columns):
+    src = tmp_path / name
+    src.write_text(content)
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    out = tmp_path / "o.parquet"
+    assert main(["replay", "--pipeline", str(pipeline), "--input", str(src), "--output", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"outage-detector: error: no 'timestamp' column among the columns {columns}: ")
+    assert err.count("\n") == 1 and "'payload'" in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("stamp", ["03/01/2024 00:00:00", "2024-01-15T10:00:60Z"])
 def test_a_timestamp_the_decoders_refuse_stops_the_replay_with_the_value_named(tmp_path, capsys, stamp):
     # A US export (1 March) that polars would read day first as 3 January, and a leap second that it would
