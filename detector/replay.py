@@ -176,27 +176,51 @@ def _ndjson_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
 
     def frames() -> Frames:
         for first, block in _line_blocks(path, batch_rows):
+            bad: list[Unreadable] = []
             try:
-                yield pl.read_ndjson(io.BytesIO(b"".join(block)), schema=schema), []
-                continue
+                df = pl.read_ndjson(io.BytesIO(b"".join(block)), schema=schema)
             except pl.exceptions.PolarsError:
-                pass
-            # One bad line spoils the block for polars: read it line by line, the good lines together.
-            good, bad = [], []
-            for n, line in enumerate(block, first):
-                if not line.strip():
-                    continue
-                try:
-                    pl.read_ndjson(io.BytesIO(line), schema=schema)
-                except pl.exceptions.PolarsError as exc:
-                    text = line.rstrip(b"\r\n")
-                    bad.append(Unreadable(n, text, f"line {n}: not a JSON object: {str(exc).splitlines()[0]}"))
-                else:
-                    good.append(line if line.endswith(b"\n") else line + b"\n")
-            df = pl.read_ndjson(io.BytesIO(b"".join(good)), schema=schema) if good else pl.DataFrame(schema=schema)
-            yield df, bad
+                # One bad line spoils the block for polars: read it line by line, the good lines together.
+                good = []
+                for n, line in enumerate(block, first):
+                    if not line.strip():
+                        continue
+                    try:
+                        pl.read_ndjson(io.BytesIO(line), schema=schema)
+                    except pl.exceptions.PolarsError as exc:
+                        text = line.rstrip(b"\r\n")
+                        bad.append(Unreadable(n, text, f"line {n}: not a JSON object: {str(exc).splitlines()[0]}"))
+                    else:
+                        good.append(line if line.endswith(b"\n") else line + b"\n")
+                block = good
+                df = pl.read_ndjson(io.BytesIO(b"".join(good)), schema=schema) if good else pl.DataFrame(schema=schema)
+            yield _json_booleans(df, block), bad
 
     return names, frames()
+
+
+def _json_booleans(df: pl.DataFrame, lines: list[bytes]) -> pl.DataFrame:
+    """JSON ``true``/``false`` values as 1/0, as the metric decoders count them (Prometheus' ``up``).
+
+    Read as text they are "true" and "false", which the decoders refuse as not a number, as they rightly
+    refuse the JSON strings "true" and "false"; the few rows with that text are parsed again to tell
+    which they were. ``lines`` are those the frame was read from.
+    """
+    if "value" not in df.columns:
+        return df
+    hits = df["value"].is_in(["true", "false"]).arg_true().to_list()
+    if not hits:
+        return df
+    rows = [line for line in lines if line.strip()]  # polars skips blank lines
+    values = df["value"].to_list()
+    for i in hits:
+        try:
+            value = orjson.loads(rows[i]).get("value")
+        except orjson.JSONDecodeError:  # polars' parser is the laxer: the text stays, for the decoder to refuse
+            continue
+        if type(value) is bool:
+            values[i] = "1" if value else "0"
+    return df.with_columns(pl.Series("value", values, dtype=pl.String))
 
 
 def count_rows(path: str | Path) -> int | None:

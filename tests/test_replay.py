@@ -467,6 +467,24 @@ def test_rows_with_bad_labels_or_offsets_are_dead_lettered(spec, tmp_path):
     assert b"oops" in dead["value"][0]
 
 
+@pytest.mark.parametrize("broken_line", [False, True])
+def test_json_lines_boolean_values_are_scored_as_1_and_0_as_the_live_decoder_scores_them(spec, tmp_path, broken_line):
+    rows = [{"timestamp": T0 + 60 * i, "name": "up", "value": i % 3 != 0} for i in range(60)]
+    lines = [json.dumps(r) for r in rows]
+    lines.insert(30, "")
+    # The JSON string "true" is not a number: the decoder refuses it, and so must the replay.
+    lines.append(json.dumps({"timestamp": T0 + 3600, "name": "up", "value": "true"}))
+    if broken_line:  # read line by line then
+        lines.insert(10, "{oops")
+    src = tmp_path / "up.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["scores"] == 60 and summary["dead_letters"] == 1 + broken_line
+    assert pl.read_parquet(tmp_path / "out.parquet")["value"].to_list() == [float(r["value"]) for r in rows]
+    dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
+    assert dead["error"][-1] == "field 'value' is not a number: 'true'"
+
+
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
 def test_values_that_are_not_finite_numbers_are_dead_lettered_with_the_value(spec, tmp_path, kind):
     rows = pl.DataFrame({"timestamp": [T0 + 30.0 * i for i in range(60)], "name": ["q"] * 60,
