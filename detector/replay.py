@@ -35,6 +35,7 @@ import orjson
 import polars as pl
 
 from detector.config import InputSpec, PipelineSpec
+from detector.decoders import MAX_RECORD_BYTES
 from detector.decoders.logfmt import format_pair
 from detector.decoders.timestamps import column_to_seconds
 from detector.errors import ConfigError, KafkaUnavailable
@@ -92,7 +93,17 @@ def _csv_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
     # that cannot be read must cost that row only, with its line number. utf-8-sig drops the byte-order
     # mark Excel writes, which would otherwise be part of the first column's name.
     f = open(path, newline="", encoding="utf-8-sig", errors="replace")
-    reader = csv.reader(f)
+    lines: list[str] = []  # the lines of the row being read, for the dead letter of one that cannot be
+
+    def recorded() -> Iterator[str]:
+        for text in f:
+            lines.append(text)
+            yield text
+
+    # A field may be as long as the largest record the live path takes (a stack trace in a message), not
+    # the csv module's 128 KiB; the limit is one for the whole process, so it is only ever raised.
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES))
+    reader = csv.reader(recorded())
     try:
         header = next(reader)
     except StopIteration:
@@ -112,20 +123,23 @@ def _csv_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
         with f:
             rows: list[list[str]] = []
             bad: list[Unreadable] = []
+            done = len(lines)  # lines read so far
             while True:
-                line = reader.line_num + 1
+                line = done + 1
+                lines.clear()
                 try:
                     row = next(reader)
                 except StopIteration:
                     break
                 except csv.Error as exc:
-                    bad.append(Unreadable(line, b"", f"line {line}: {exc}"))
-                    continue
-                if len(row) > width:
-                    text = ",".join(row).encode("utf-8")
-                    bad.append(Unreadable(line, text, f"line {line}: {len(row)} fields, the header has {width}"))
-                elif row:  # a blank line holds no row
-                    rows.append(row + [""] * (width - len(row)))
+                    _rest_of_row(f, lines)
+                    bad.append(Unreadable(line, _text(lines), f"line {line}: {exc}"))
+                else:
+                    if len(row) > width:
+                        bad.append(Unreadable(line, _text(lines), f"line {line}: {len(row)} fields, the header has {width}"))
+                    elif row:  # a blank line holds no row
+                        rows.append(row + [""] * (width - len(row)))
+                done += len(lines)
                 if len(rows) + len(bad) >= batch_rows:
                     yield _csv_frame(rows, header, schema), bad
                     rows, bad = [], []
@@ -133,6 +147,24 @@ def _csv_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
                 yield _csv_frame(rows, header, schema), bad
 
     return header, frames()
+
+
+def _rest_of_row(f, lines: list[str]) -> None:
+    """Read the lines left of a row the csv reader gave up on, which drops only the rest of the line it
+    was on: while a quoted field is open (an odd number of quotes so far) the next line belongs to it,
+    and would otherwise be read as rows of its own."""
+    quotes = sum(text.count('"') for text in lines)
+    while quotes % 2:
+        text = next(f, "")
+        if not text:
+            return
+        lines.append(text)
+        quotes += text.count('"')
+
+
+def _text(lines: list[str]) -> bytes:
+    """A row's lines as the file holds them, for its dead letter."""
+    return "".join(lines).rstrip("\r\n").encode("utf-8")
 
 
 def _csv_frame(rows: list[list[str]], header: list[str], schema: dict) -> pl.DataFrame:

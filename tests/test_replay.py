@@ -314,6 +314,41 @@ def test_a_line_that_holds_no_row_is_dead_lettered_with_its_number_and_the_rest_
     assert dead["error"][0].startswith(f"line {bad_at}: ") and dead["error_kind"][0] == "UnreadableRow"
 
 
+def _log_csv(path: Path, message_lines: list[str]) -> str:
+    """A log CSV of three short lines and, second, one whose message has ``message_lines``; returns that row."""
+    message = "\n".join(message_lines).replace('"', '""')
+    row = f'{T0 + 1},"{message}",error,api'
+    path.write_text("\n".join(["timestamp,message,level,service", f"{T0},request ok,info,api", row,
+                               f"{T0 + 2},request ok,info,api", f"{T0 + 3},request ok,info,api"]) + "\n")
+    return row
+
+
+def test_a_csv_field_longer_than_128_kib_is_read(spec, tmp_path):
+    # A long stack trace: Python's csv reader refuses fields over 128 KiB unless told otherwise.
+    src = tmp_path / "logs.csv"
+    _log_csv(src, ["java.lang.IllegalStateException: boom" + "".join(f" at Svc.m{i}(Svc.java:{i})" for i in range(8000))])
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["rows"] == 4 and summary["dead_letters"] == 0
+    templates = pl.read_parquet(tmp_path / "out.templates.parquet")
+    assert templates["count"].sum() == 4
+    assert any(t.startswith("java.lang.IllegalStateException: boom") for t in templates["template"])
+
+
+def test_a_csv_row_too_long_to_read_is_dead_lettered_whole_and_the_rows_after_it_read(spec, tmp_path):
+    # Over the 1 MiB a live record may hold, across lines, with quotes: the dead letter keeps every line of
+    # it, and the lines left of it after the csv reader gives up are not taken for rows.
+    src = tmp_path / "logs.csv"
+    row = _log_csv(src, ['java.lang.IllegalStateException: "boom"'] + [f"\tat Svc.m{i}(Svc.java:{i}),x" for i in range(40_000)])
+    assert len(row) > 1024 * 1024
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["rows"] == 4 and summary["dead_letters"] == 1
+    dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
+    assert dead["error_kind"].to_list() == ["UnreadableRow"]
+    assert dead["error"][0] == "line 3: field larger than field limit (1048576)"
+    assert dead["value"][0] == row.encode()
+    assert pl.read_parquet(tmp_path / "out.templates.parquet")["count"].to_list() == [3]
+
+
 def test_inputs_that_cannot_be_replayed_are_one_paragraph_errors(tmp_path, capsys, monkeypatch):
     import kafka
     from kafka.errors import KafkaTimeoutError
