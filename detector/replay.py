@@ -20,6 +20,7 @@ line that holds no row becomes a dead letter rather than stopping the replay; ou
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
@@ -34,6 +35,7 @@ import orjson
 import polars as pl
 
 from detector.config import InputSpec, PipelineSpec
+from detector.decoders import MAX_RECORD_BYTES
 from detector.decoders.logfmt import format_pair
 from detector.decoders.timestamps import column_to_seconds
 from detector.errors import ConfigError, KafkaUnavailable
@@ -88,9 +90,20 @@ def open_rows(path: str | Path, batch_rows: int) -> tuple[list[str], Frames]:
 
 def _csv_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
     # Python's csv reader, not polars: polars stops at the first row with too many fields, and a row
-    # that cannot be read must cost that row only, with its line number.
-    f = open(path, newline="", encoding="utf-8", errors="replace")
-    reader = csv.reader(f)
+    # that cannot be read must cost that row only, with its line number. utf-8-sig drops the byte-order
+    # mark Excel writes, which would otherwise be part of the first column's name.
+    f = open(path, newline="", encoding="utf-8-sig", errors="replace")
+    lines: list[str] = []  # the lines of the row being read, for the dead letter of one that cannot be
+
+    def recorded() -> Iterator[str]:
+        for text in f:
+            lines.append(text)
+            yield text
+
+    # A field may be as long as the largest record the live path takes (a stack trace in a message), not
+    # the csv module's 128 KiB; the limit is one for the whole process, so it is only ever raised.
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES))
+    reader = csv.reader(recorded())
     try:
         header = next(reader)
     except StopIteration:
@@ -110,20 +123,23 @@ def _csv_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
         with f:
             rows: list[list[str]] = []
             bad: list[Unreadable] = []
+            done = len(lines)  # lines read so far
             while True:
-                line = reader.line_num + 1
+                line = done + 1
+                lines.clear()
                 try:
                     row = next(reader)
                 except StopIteration:
                     break
                 except csv.Error as exc:
-                    bad.append(Unreadable(line, b"", f"line {line}: {exc}"))
-                    continue
-                if len(row) > width:
-                    text = ",".join(row).encode("utf-8")
-                    bad.append(Unreadable(line, text, f"line {line}: {len(row)} fields, the header has {width}"))
-                elif row:  # a blank line holds no row
-                    rows.append(row + [""] * (width - len(row)))
+                    _rest_of_row(f, lines)
+                    bad.append(Unreadable(line, _text(lines), f"line {line}: {exc}"))
+                else:
+                    if len(row) > width:
+                        bad.append(Unreadable(line, _text(lines), f"line {line}: {len(row)} fields, the header has {width}"))
+                    elif row:  # a blank line holds no row
+                        rows.append(row + [""] * (width - len(row)))
+                done += len(lines)
                 if len(rows) + len(bad) >= batch_rows:
                     yield _csv_frame(rows, header, schema), bad
                     rows, bad = [], []
@@ -133,6 +149,24 @@ def _csv_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
     return header, frames()
 
 
+def _rest_of_row(f, lines: list[str]) -> None:
+    """Read the lines left of a row the csv reader gave up on, which drops only the rest of the line it
+    was on: while a quoted field is open (an odd number of quotes so far) the next line belongs to it,
+    and would otherwise be read as rows of its own."""
+    quotes = sum(text.count('"') for text in lines)
+    while quotes % 2:
+        text = next(f, "")
+        if not text:
+            return
+        lines.append(text)
+        quotes += text.count('"')
+
+
+def _text(lines: list[str]) -> bytes:
+    """A row's lines as the file holds them, for its dead letter."""
+    return "".join(lines).rstrip("\r\n").encode("utf-8")
+
+
 def _csv_frame(rows: list[list[str]], header: list[str], schema: dict) -> pl.DataFrame:
     # An empty field is a missing value, as polars reads CSV.
     cols = zip(*rows) if rows else [()] * len(header)
@@ -140,13 +174,15 @@ def _csv_frame(rows: list[list[str]], header: list[str], schema: dict) -> pl.Dat
 
 
 def _line_blocks(path: Path, lines: int) -> Iterator[tuple[int, list[bytes]]]:
-    """(number of the first line, the lines) in blocks of ``lines``."""
+    """(number of the first line, the lines) in blocks of ``lines``, without a UTF-8 byte-order mark."""
     with open(path, "rb") as f:
         first = 1
         while True:
             block = list(itertools.islice(f, lines))
             if not block:
                 return
+            if first == 1:
+                block[0] = block[0].removeprefix(codecs.BOM_UTF8)
             yield first, block
             first += len(block)
 
@@ -172,27 +208,51 @@ def _ndjson_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
 
     def frames() -> Frames:
         for first, block in _line_blocks(path, batch_rows):
+            bad: list[Unreadable] = []
             try:
-                yield pl.read_ndjson(io.BytesIO(b"".join(block)), schema=schema), []
-                continue
+                df = pl.read_ndjson(io.BytesIO(b"".join(block)), schema=schema)
             except pl.exceptions.PolarsError:
-                pass
-            # One bad line spoils the block for polars: read it line by line, the good lines together.
-            good, bad = [], []
-            for n, line in enumerate(block, first):
-                if not line.strip():
-                    continue
-                try:
-                    pl.read_ndjson(io.BytesIO(line), schema=schema)
-                except pl.exceptions.PolarsError as exc:
-                    text = line.rstrip(b"\r\n")
-                    bad.append(Unreadable(n, text, f"line {n}: not a JSON object: {str(exc).splitlines()[0]}"))
-                else:
-                    good.append(line if line.endswith(b"\n") else line + b"\n")
-            df = pl.read_ndjson(io.BytesIO(b"".join(good)), schema=schema) if good else pl.DataFrame(schema=schema)
-            yield df, bad
+                # One bad line spoils the block for polars: read it line by line, the good lines together.
+                good = []
+                for n, line in enumerate(block, first):
+                    if not line.strip():
+                        continue
+                    try:
+                        pl.read_ndjson(io.BytesIO(line), schema=schema)
+                    except pl.exceptions.PolarsError as exc:
+                        text = line.rstrip(b"\r\n")
+                        bad.append(Unreadable(n, text, f"line {n}: not a JSON object: {str(exc).splitlines()[0]}"))
+                    else:
+                        good.append(line if line.endswith(b"\n") else line + b"\n")
+                block = good
+                df = pl.read_ndjson(io.BytesIO(b"".join(good)), schema=schema) if good else pl.DataFrame(schema=schema)
+            yield _json_booleans(df, block), bad
 
     return names, frames()
+
+
+def _json_booleans(df: pl.DataFrame, lines: list[bytes]) -> pl.DataFrame:
+    """JSON ``true``/``false`` values as 1/0, as the metric decoders count them (Prometheus' ``up``).
+
+    Read as text they are "true" and "false", which the decoders refuse as not a number, as they rightly
+    refuse the JSON strings "true" and "false"; the few rows with that text are parsed again to tell
+    which they were. ``lines`` are those the frame was read from.
+    """
+    if "value" not in df.columns:
+        return df
+    hits = df["value"].is_in(["true", "false"]).arg_true().to_list()
+    if not hits:
+        return df
+    rows = [line for line in lines if line.strip()]  # polars skips blank lines
+    values = df["value"].to_list()
+    for i in hits:
+        try:
+            value = orjson.loads(rows[i]).get("value")
+        except orjson.JSONDecodeError:  # polars' parser is the laxer: the text stays, for the decoder to refuse
+            continue
+        if type(value) is bool:
+            values[i] = "1" if value else "0"
+    return df.with_columns(pl.Series("value", values, dtype=pl.String))
 
 
 def count_rows(path: str | Path) -> int | None:
@@ -251,6 +311,12 @@ def infer_kind(columns: list[str]) -> str | None:
 def choose_input(spec: PipelineSpec, columns: list[str], topic: str | None) -> InputSpec | None:
     """The pipeline input the rows belong to; None when a ``topic`` column names it per row."""
     spec.require_inputs()
+    if "timestamp" not in columns and "payload" not in columns:
+        # Said up front: every row would be dead-lettered for want of a time. A raw record carries its own.
+        raise ConfigError(
+            f"no 'timestamp' column among the columns {columns}: metric and log rows need one (rename the "
+            "time column to 'timestamp'; raw records in a 'payload' column carry their own)"
+        )
     if topic is not None:
         try:
             return spec.input_for(topic)

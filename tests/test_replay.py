@@ -340,6 +340,51 @@ def test_a_replay_stopped_by_sigterm_removes_its_partial_files_and_keeps_the_pre
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before  # no partial file left either
 
 
+@pytest.mark.parametrize("name", ["m.csv", "m.jsonl"])
+def test_a_byte_order_mark_and_crlf_line_ends_cost_no_row(spec, tmp_path, name):
+    # As Excel exports CSV: the mark would otherwise stick to the first column's name (no 'timestamp'
+    # column) or spoil the first JSON line.
+    rows = metric_rows(100)
+    plain, marked = tmp_path / name, tmp_path / f"bom-{name}"
+    rows.write_csv(plain) if name.endswith(".csv") else rows.write_ndjson(plain)
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r\n"))
+    summary = replay_file(spec, marked, tmp_path / "bom.parquet", progress=False)
+    assert summary["rows"] == summary["scores"] == 100 and summary["dead_letters"] == 0
+    replay_file(spec, plain, tmp_path / "plain.parquet", progress=False)
+    assert pl.read_parquet(tmp_path / "bom.parquet").equals(pl.read_parquet(tmp_path / "plain.parquet"))
+
+
+@pytest.mark.parametrize("name, content, columns", [
+    ("m.csv", "time,value\n2024-01-15T10:00:00Z,1\n", "['time', 'value']"),
+    ("ecs.jsonl", '{"@timestamp": "2024-01-15T10:00:00Z", "message": "hello", "service": "web"}\n',
+     "['@timestamp', 'message', 'service']"),
+])
+def test_rows_without_a_timestamp_column_are_refused_up_front(tmp_path, capsys, name, content, columns):
+    src = tmp_path / name
+    src.write_text(content)
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    out = tmp_path / "o.parquet"
+    assert main(["replay", "--pipeline", str(pipeline), "--input", str(src), "--output", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"outage-detector: error: no 'timestamp' column among the columns {columns}: ")
+    assert err.count("\n") == 1 and "'payload'" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("stamp", ["03/01/2024 00:00:00", "2024-01-15T10:00:60Z"])
+def test_a_timestamp_the_decoders_refuse_stops_the_replay_with_the_value_named(tmp_path, capsys, stamp):
+    # A US export (1 March) that polars would read day first as 3 January, and a leap second that it would
+    # read as the next minute: the live decoders dead-letter both, so the replay must not score them.
+    src = tmp_path / "us.csv"
+    src.write_text(f"timestamp,value\n{stamp},1\n2024-03-01T01:00:00Z,2\n")
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    out = tmp_path / "o.parquet"
+    assert main(["replay", "--pipeline", str(pipeline), "--input", str(src), "--output", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"outage-detector: error: column 'timestamp': not a timestamp: {stamp!r}\n"
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("topic", [[], ["--topic", "metrics"]])
 def test_replay_without_a_pipeline_says_to_pass_one(tmp_path, capsys, monkeypatch, topic):
     monkeypatch.delenv("OUTAGE_DETECTOR_PIPELINE", raising=False)
@@ -373,6 +418,41 @@ def test_a_line_that_holds_no_row_is_dead_lettered_with_its_number_and_the_rest_
     dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
     assert dead["value"].to_list() == [bad_text] and dead["topic"].to_list() == ["metrics"]
     assert dead["error"][0].startswith(f"line {bad_at}: ") and dead["error_kind"][0] == "UnreadableRow"
+
+
+def _log_csv(path: Path, message_lines: list[str]) -> str:
+    """A log CSV of three short lines and, second, one whose message has ``message_lines``; returns that row."""
+    message = "\n".join(message_lines).replace('"', '""')
+    row = f'{T0 + 1},"{message}",error,api'
+    path.write_text("\n".join(["timestamp,message,level,service", f"{T0},request ok,info,api", row,
+                               f"{T0 + 2},request ok,info,api", f"{T0 + 3},request ok,info,api"]) + "\n")
+    return row
+
+
+def test_a_csv_field_longer_than_128_kib_is_read(spec, tmp_path):
+    # A long stack trace: Python's csv reader refuses fields over 128 KiB unless told otherwise.
+    src = tmp_path / "logs.csv"
+    _log_csv(src, ["java.lang.IllegalStateException: boom" + "".join(f" at Svc.m{i}(Svc.java:{i})" for i in range(8000))])
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["rows"] == 4 and summary["dead_letters"] == 0
+    templates = pl.read_parquet(tmp_path / "out.templates.parquet")
+    assert templates["count"].sum() == 4
+    assert any(t.startswith("java.lang.IllegalStateException: boom") for t in templates["template"])
+
+
+def test_a_csv_row_too_long_to_read_is_dead_lettered_whole_and_the_rows_after_it_read(spec, tmp_path):
+    # Over the 1 MiB a live record may hold, across lines, with quotes: the dead letter keeps every line of
+    # it, and the lines left of it after the csv reader gives up are not taken for rows.
+    src = tmp_path / "logs.csv"
+    row = _log_csv(src, ['java.lang.IllegalStateException: "boom"'] + [f"\tat Svc.m{i}(Svc.java:{i}),x" for i in range(40_000)])
+    assert len(row) > 1024 * 1024
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["rows"] == 4 and summary["dead_letters"] == 1
+    dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
+    assert dead["error_kind"].to_list() == ["UnreadableRow"]
+    assert dead["error"][0] == "line 3: field larger than field limit (1048576)"
+    assert dead["value"][0] == row.encode()
+    assert pl.read_parquet(tmp_path / "out.templates.parquet")["count"].to_list() == [3]
 
 
 def test_inputs_that_cannot_be_replayed_are_one_paragraph_errors(tmp_path, capsys, monkeypatch):
@@ -558,6 +638,24 @@ def test_rows_with_bad_labels_or_offsets_are_dead_lettered(spec, tmp_path):
     dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
     assert "column 'labels'" in dead["error"][0] and "column 'offset'" in dead["error"][1]
     assert b"oops" in dead["value"][0]
+
+
+@pytest.mark.parametrize("broken_line", [False, True])
+def test_json_lines_boolean_values_are_scored_as_1_and_0_as_the_live_decoder_scores_them(spec, tmp_path, broken_line):
+    rows = [{"timestamp": T0 + 60 * i, "name": "up", "value": i % 3 != 0} for i in range(60)]
+    lines = [json.dumps(r) for r in rows]
+    lines.insert(30, "")
+    # The JSON string "true" is not a number: the decoder refuses it, and so must the replay.
+    lines.append(json.dumps({"timestamp": T0 + 3600, "name": "up", "value": "true"}))
+    if broken_line:  # read line by line then
+        lines.insert(10, "{oops")
+    src = tmp_path / "up.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["scores"] == 60 and summary["dead_letters"] == 1 + broken_line
+    assert pl.read_parquet(tmp_path / "out.parquet")["value"].to_list() == [float(r["value"]) for r in rows]
+    dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
+    assert dead["error"][-1] == "field 'value' is not a number: 'true'"
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])

@@ -108,7 +108,11 @@ def column_to_seconds(col: pl.Series) -> pl.Series:
         # Numbers first, as the decoders read them (and parsing numbers as dates is slow), then dates.
         text = col.str.strip_chars()
         out = _epoch_numbers(text.cast(pl.Float64, strict=False))
-        rest = (out.is_null() & text.is_not_null()).arg_true()
+        # Only ISO dates (year first, dashes) go to polars: it infers a column's form from its first
+        # value and would read "03/01/2024" day first, a form the decoders refuse. The decoders also
+        # refuse a leap second (":60"), which polars reads as the next minute.
+        iso = text.str.contains(r"^\d{4}-\d\d-\d\d") & ~text.str.contains(":60", literal=True)
+        rest = (out.is_null() & iso).arg_true()
         if len(rest):
             dates = text.gather(rest).str.to_datetime(time_unit="us", strict=False, time_zone="UTC")
             out = out.scatter(rest, dates.dt.epoch(time_unit="us").cast(pl.Float64) / 1e6)
