@@ -44,6 +44,7 @@ import os
 import random
 import signal
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -137,6 +138,16 @@ class SearchSpace(_Strict):
         None, description="lead_time: UTC hours of the day the runs start at, one run per scenario each "
         "(default: those of evaluate incidents)",
     )
+
+    @model_validator(mode="after")
+    def _grid_draws_nothing(self) -> "SearchSpace":
+        # A grid runs every combination once: a trial count or a seed given for it would be ignored (the
+        # seed would still change the study, so a rerun would not find its journalled trials).
+        given = [k for k in ("trials", "seed") if k in self.model_fields_set]
+        if self.method == "grid" and given:
+            raise ValueError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a random search; "
+                             f"a grid search runs every combination once: remove {' and '.join(given)}")
+        return self
 
     @field_validator("start_hours")
     @classmethod
@@ -257,12 +268,9 @@ def _init_worker(space: SearchSpace, data: Data) -> None:
             raise ConfigError(f"objective {space.objective} needs --data-dir and --labels (NAB layout)")
         _WORKER["files"] = read_corpus(data.data_dir, data.labels)
     elif space.objective == "lead_time":
-        import tempfile
-
         from detector.config import load_pipeline
 
         _WORKER["pipeline"] = load_pipeline(data.pipeline)
-        _WORKER["tmp"] = Path(tempfile.mkdtemp(prefix="outage-detector-tune-"))
     elif data.log is None or data.labels is None or data.session_key is None:
         raise ConfigError("objective f1 needs --log, --labels and --session-key")
 
@@ -367,16 +375,18 @@ def _alert_budget(spec, alerting: AlertingSettings, budget: float) -> dict:
 def _lead_time(spec, alerting: AlertingSettings, space: SearchSpace, index: int) -> dict:
     from detector.evaluation.incidents import START_HOURS, evaluate
 
-    # The pipeline loads its models from files: the trial's spec goes to one of its own.
-    path = _WORKER["tmp"] / f"trial-{index}-{spec.kind}.yaml"
-    path.write_text(yaml.safe_dump(spec.model_dump(mode="json")), encoding="utf-8")
-    base = _WORKER["pipeline"]
-    pipeline = base.model_copy(update={
-        "models": base.models.model_copy(update={spec.kind: path}),
-        "alerting": alerting if space.alerting or any(k.startswith("alerting.") for k in space.params) else base.alerting,
-    })
-    result = evaluate(pipeline, hours=space.hours, names=space.scenarios or None,
-                      start_hours=space.start_hours or START_HOURS)
+    # The pipeline loads its models from files: the trial's spec goes to one of its own, removed after.
+    with tempfile.TemporaryDirectory(prefix="outage-detector-trial-") as tmp:
+        path = Path(tmp) / f"trial-{index}-{spec.kind}.yaml"
+        path.write_text(yaml.safe_dump(spec.model_dump(mode="json")), encoding="utf-8")
+        base = _WORKER["pipeline"]
+        pipeline = base.model_copy(update={
+            "models": base.models.model_copy(update={spec.kind: path}),
+            "alerting": alerting if space.alerting or any(k.startswith("alerting.") for k in space.params)
+            else base.alerting,
+        })
+        result = evaluate(pipeline, hours=space.hours, names=space.scenarios or None,
+                          start_hours=space.start_hours or START_HOURS)
     rows = [r for r in result["scenarios"] if r["detected"] is not None]
     leads = [max(r["lead_seconds"], 0.0) if r["detected"] else 0.0 for r in rows]
     return {"mean_lead_seconds": round(sum(leads) / len(leads), 1) if leads else 0.0,

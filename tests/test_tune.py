@@ -43,6 +43,10 @@ def write_space(tmp_path: Path, **fields) -> Path:
                "model.detector.params.alpha": {"low": 0.005, "high": 0.1, "log": True},
                "model.detector.params.refractory": {"values": [25, 100, 200]}}}
     doc.update(fields)
+    if doc["method"] == "grid":  # a grid draws no samples: it takes neither
+        for key in ("trials", "seed"):
+            if key not in fields:
+                doc.pop(key)
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -212,7 +216,13 @@ def test_shipped_search_spaces_load(path):
     assert len(trial_params(space)) > 1
 
 
-def test_lead_time_is_measured_on_the_simulated_incidents_as_evaluate_incidents_does(tmp_path, capsys):
+def test_lead_time_is_measured_on_the_simulated_incidents_as_evaluate_incidents_does(tmp_path, capsys,
+                                                                                      monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     space = load_space(write_space(tmp_path, objective="lead_time", hours=12, trials=1, false_alerts_per_day=1000,
                                    scenarios=["error_burst_after_deploy"],
                                    params={"alerting.fire_after": {"values": [2]}}))
@@ -221,6 +231,7 @@ def test_lead_time_is_measured_on_the_simulated_incidents_as_evaluate_incidents_
     base = outcome["baseline"]
     # One run per start hour of evaluate incidents (00:00 and 09:00), as the command does.
     assert base["error"] is None and base["figures"]["scenarios"] == 1 and base["figures"]["runs"] == 2
+    assert not list(scratch.iterdir())  # the trial's model spec file is not left behind
 
     assert main(["evaluate", "incidents", "--hours", "12", "--scenario", "error_burst_after_deploy", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -263,14 +274,24 @@ def test_a_misspelt_nab_profile_is_refused_when_the_space_is_loaded(tmp_path, ca
            "reward_low_FN_rate" in err
 
 
-def test_trials_with_a_grid_space_is_an_error_not_ignored(tmp_path, capsys):
+@pytest.mark.parametrize("options, expected", [(["--trials", "1"], "--trials applies"),
+                                              (["--seed", "7"], "--seed applies"),
+                                              (["--trials", "1", "--seed", "7"], "--trials and --seed apply")])
+def test_trials_or_seed_with_a_grid_space_is_an_error_not_ignored(tmp_path, capsys, options, expected):
     space = write_space(tmp_path, method="grid", params={"alerting.fire_after": {"values": [1, 2, 3]}})
     out = tmp_path / "tuned.yaml"
     assert main(["tune", "--space", str(space), "--data-dir", str(tmp_path), "--labels", str(tmp_path / "x"),
-                 "--trials", "1", "--output", str(out)]) == 2
+                 *options, "--output", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--trials applies to a random search" in err and "3 combinations" in err
+    assert err.count("\n") == 1 and f"{expected} to a random search" in err and "3 combinations" in err
     assert not out.exists() and not out.with_name("tuned.trials.jsonl").exists()
+
+
+def test_a_grid_space_that_sets_trials_or_a_seed_is_refused_when_loaded(tmp_path, capsys):
+    space = write_space(tmp_path, method="grid", trials=5, params={"alerting.fire_after": {"values": [1, 2, 3]}})
+    assert main(["tune", "--space", str(space), "--data-dir", str(tmp_path), "--labels", str(tmp_path / "x")]) == 2
+    assert "trials applies to a random search; a grid search runs every combination once: remove trials" \
+        in capsys.readouterr().err
 
 
 # -- stopping a search: real processes, signalled mid-run --------------------------------------------

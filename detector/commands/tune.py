@@ -36,7 +36,7 @@ def add_command(sub) -> None:
     p.add_argument("--trials", type=positive_int,
                    help="override the space's trial count of a random search (the unchanged spec runs as one "
                    "more); an error with a grid search, which runs every combination")
-    p.add_argument("--seed", type=int, help="override the space's seed")
+    p.add_argument("--seed", type=int, help="override the space's seed (random search; an error with a grid search)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
@@ -45,13 +45,14 @@ def run(args) -> int:
     from detector import tuning
 
     space = tuning.load_space(args.space)
-    if args.trials is not None and space.method == "grid":
-        raise ConfigError(f"--trials applies to a random search; {args.space} is a grid search of "
-                          f"{len(tuning.trial_params(space)) - 1} combinations, all of which run: drop --trials, "
-                          "or narrow the grid")
     overrides = {k: v for k, v in (("trials", args.trials), ("seed", args.seed)) if v is not None}
+    if overrides and space.method == "grid":
+        options = " and ".join(f"--{k}" for k in overrides)
+        raise ConfigError(f"{options} appl{'y' if len(overrides) > 1 else 'ies'} to a random search; {args.space} "
+                          f"is a grid search of {len(tuning.trial_params(space)) - 1} combinations, all of which "
+                          f"run: drop {options}, or narrow the grid")
     if overrides:
-        space = tuning.SearchSpace(**{**space.model_dump(), **overrides})
+        space = tuning.SearchSpace(**{**space.model_dump(exclude_unset=True), **overrides})
     # Only lead_time runs a pipeline: for the others, a $OUTAGE_DETECTOR_PIPELINE left in the shell
     # must not change the study (and so which journalled trials a rerun reuses).
     pipeline = Path(args.pipeline) if args.pipeline and space.objective == "lead_time" else None
