@@ -130,8 +130,11 @@ class ModelReloader:
                 changed.append(f"{self.pipeline_path} (alerting, incidents)")
         if changed:
             self.reloads += 1
-            self.last_error = None
             log.info("reloaded: %s", ", ".join(changed))
+        elif self.last_error:
+            # A rejected spec put back as it was (the usual fix): what is on disk is what runs again.
+            log.info("the spec files on disk are valid again and match what is in use; nothing to reload")
+        self.last_error = None
         return bool(changed)
 
     def _mtimes(self) -> dict[str, float | None]:

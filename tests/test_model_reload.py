@@ -128,6 +128,21 @@ def test_a_broken_spec_is_refused_with_its_key_and_the_model_in_use_stays(setup,
     assert len(pipeline.partitions[("m", 0)].model.series) == 2  # evicted down to the new limit
 
 
+def test_putting_back_the_spec_in_use_after_a_rejected_one_clears_the_failure(setup):
+    # The usual fix of a bad edit is to restore the file: nothing changes, but the spec on disk is valid.
+    spec, paths, metric, _ = setup
+    reloader = ModelReloader(Pipeline.from_spec(spec), threading.Lock(), interval=0)
+    registry = CollectorRegistry()
+    registry.register(reloader)
+    write(paths["metric"], {**metric, "max_series": -1}, 2)
+    assert not reloader.check()
+    assert registry.get_sample_value("outage_detector_model_reload_last_successful") == 0
+    write(paths["metric"], metric, 3)
+    assert not reloader.check()  # nothing to apply
+    assert registry.get_sample_value("outage_detector_model_reload_last_successful") == 1
+    assert reloader.last_error is None and reloader.reloads == 0
+
+
 def test_sighup_reloads_even_when_the_file_time_did_not_change(setup):
     spec, paths, metric, _ = setup
     pipeline = Pipeline.from_spec(spec)
