@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, TypeAdapter,
+                      ValidationError, field_validator, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
@@ -306,8 +306,12 @@ class PipelineSpec(BaseSettings):
                                for k, v in new.items()}}
         update = {}
         for name, values in sections.items():
+            current = getattr(self, name)
             try:
-                update[name] = type(getattr(self, name)).model_validate(merge(getattr(self, name).model_dump(), values))
+                if isinstance(current, BaseModel):
+                    update[name] = type(current).model_validate(merge(current.model_dump(), values))
+                else:  # a list (the inputs): replaced whole
+                    update[name] = TypeAdapter(type(self).model_fields[name].annotation).validate_python(values)
             except ValidationError as exc:
                 raise ConfigError(format_validation_error(exc, f"command line, {name}")) from None
         return self.model_copy(update=update)

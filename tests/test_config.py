@@ -312,6 +312,14 @@ def test_keys_a_command_pins_win_over_the_environment_and_the_rest_of_it_stays(m
         spec.pinned(sinks={"prometheus": {"port": "not-a-port"}})
 
 
+def test_inputs_a_command_pins_replace_those_of_the_environment(monkeypatch):
+    monkeypatch.setenv("OUTAGE_DETECTOR_INPUTS", '[{"topic": "logs", "kind": "log", "format": "ecs"}]')
+    spec = load_pipeline(None).pinned(inputs=[{"topic": "demo-logs", "kind": "log", "format": "ecs"}])
+    assert [i.topic for i in spec.inputs] == ["demo-logs"]
+    with pytest.raises(ConfigError, match=r"command line, inputs.*\n  0\.kind"):
+        spec.pinned(inputs=[{"topic": "x", "kind": "trace", "format": "ecs"}])
+
+
 def test_a_model_path_from_the_environment_is_relative_to_the_working_directory(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OUTAGE_DETECTOR_MODELS__METRIC", "mine/metric.yaml")

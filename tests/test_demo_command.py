@@ -40,3 +40,23 @@ def test_hours_too_many_to_simulate_in_memory_are_refused_before_anything_starts
     assert main(["demo", "--hours", "5000"]) == 2
     assert "600,000 scrapes; at most 250,000 can be simulated" in capsys.readouterr().err
     assert not started
+
+
+def test_the_environment_cannot_move_the_demo_off_its_topics_or_switch_off_its_metrics(monkeypatch, capsys):
+    import detector.service
+    from detector.errors import DetectorError
+
+    built = []
+
+    class Stop:  # in place of the service: records the spec the demo would run, then ends the demo
+        def __init__(self, spec, **kwargs):
+            built.append(spec)
+            raise DetectorError("stopped after the spec was built")
+
+    monkeypatch.setattr(detector.service, "Service", Stop)
+    monkeypatch.setenv("OUTAGE_DETECTOR_INPUTS", '[{"topic": "logs", "kind": "log", "format": "ecs"}]')
+    monkeypatch.setenv("OUTAGE_DETECTOR_SINKS__PROMETHEUS__ENABLED", "false")
+    assert main(["demo", "--port", "0"]) == 2
+    assert "stopped after the spec was built" in capsys.readouterr().err
+    spec, = built
+    assert [i.topic for i in spec.inputs] == ["demo-logs", "demo-metrics"] and spec.sinks.prometheus.enabled

@@ -71,19 +71,16 @@ def run(args) -> int:
             bootstrap = broker.bootstrap_servers
             print(f"embedded broker on {bootstrap}", flush=True)
         state_dir = tempfile.mkdtemp(prefix="outage-detector-demo-")
-        spec = load_pipeline(
-            None,
-            name="demo",
-            kafka={"session_timeout_ms": 6000},
+        spec = load_pipeline(None, name="demo", kafka={"session_timeout_ms": 6000}).pinned(
+            # The environment may add settings (Kafka credentials for --bootstrap-servers) but not move
+            # the demo onto other topics, broker, port, consumer group or state folder than its own, nor
+            # switch off the /metrics it prints the address of.
             inputs=[
                 {"topic": "demo-logs", "kind": "log", "format": "ecs"},
                 {"topic": "demo-metrics", "kind": "metric", "format": "metric_json"},
             ],
-        ).pinned(
-            # The environment may add settings (Kafka credentials) but not move the demo onto another
-            # broker, port, consumer group or state folder than its own.
             kafka={"bootstrap_servers": bootstrap, "group_id": f"outage-detector-demo-{uuid.uuid4().hex[:8]}"},
-            sinks={"prometheus": {"port": args.port}},
+            sinks={"prometheus": {"port": args.port, "enabled": True}},
             checkpoint={"directory": state_dir},
         )
         opened: list = []  # IncidentEvents of kind "opened", in the order the service raised them
