@@ -14,7 +14,25 @@ from typing import Callable
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from detector.errors import ConfigError
+
 log = logging.getLogger(__name__)
+
+
+def bind(host: str, port: int, handler=BaseHTTPRequestHandler,
+         setting: str = "sinks.prometheus.port") -> ThreadingHTTPServer:
+    """The server socket, or an error naming the address (the OS's own names none) and the setting."""
+    try:
+        return ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc}; choose a free port "
+                          f"with {setting} (0 picks one)") from None
+
+
+def check_free(host: str, port: int, setting: str) -> None:
+    """Fail now, naming the address, if the port is taken: before a command starts what it would
+    otherwise start for nothing."""
+    bind(host, port, setting=setting).server_close()
 
 
 class StatusServer:
@@ -73,7 +91,7 @@ class StatusServer:
         self.healthy = healthy
         self.ready = ready
         self.templates = templates
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = bind(host, port, Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="status-http", daemon=True)
 

@@ -60,3 +60,26 @@ def test_the_environment_cannot_move_the_demo_off_its_topics_or_switch_off_its_m
     assert "stopped after the spec was built" in capsys.readouterr().err
     spec, = built
     assert [i.topic for i in spec.inputs] == ["demo-logs", "demo-metrics"] and spec.sinks.prometheus.enabled
+
+
+def test_a_port_in_use_is_refused_naming_it_before_anything_starts(monkeypatch, capsys):
+    import socket
+
+    started = []
+    monkeypatch.setattr(EmbeddedBroker, "start", lambda self: started.append(self))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["demo", "--port", str(port)]) == 2
+    assert f"cannot serve /metrics on 127.0.0.1:{port}: Address already in use; choose a free port with --port" \
+        in capsys.readouterr().err
+    assert not started
+
+
+def test_a_port_out_of_range_is_an_argument_error(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--port", "70000"])
+    assert exit_.value.code == 2 and "argument --port: must be a port from 0 to 65535, got 70000" in capsys.readouterr().err

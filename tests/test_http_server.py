@@ -42,3 +42,20 @@ def test_head_is_get_without_a_body_and_a_failing_endpoint_answers_500():
         assert request(port, "GET", "/healthz")[:1] == (200,)  # the server goes on answering
     finally:
         server.stop()
+
+
+def test_a_port_in_use_is_an_error_naming_the_address_and_the_setting():
+    import socket
+
+    import pytest
+
+    from detector.errors import ConfigError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"cannot serve /metrics on 127\.0\.0\.1:{port}: Address already in "
+                                              r"use; choose a free port with sinks\.prometheus\.port \(0 picks one\)"):
+            StatusServer("127.0.0.1", port, CollectorRegistry(), healthy=lambda: True, ready=lambda: True,
+                         templates=list)

@@ -38,6 +38,14 @@ def positive_int(text: str) -> int:
     return _whole(text, 1, "at least 1")
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 for any free one."""
+    value = _whole(text, 0, "0 or more")
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {value}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """An argparse type: a whole number of at least 0 (a count, a limit where 0 means "all")."""
     return _whole(text, 0, "0 or more")

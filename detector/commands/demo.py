@@ -16,10 +16,12 @@ import threading
 import time
 import uuid
 
-from detector.commands.common import exit_on_signal, positive_float, setup_logging
+from detector.commands.common import exit_on_signal, port_number, positive_float, setup_logging
 from detector.errors import DetectorError
 
 log = logging.getLogger("detector.demo")
+
+HOST = "127.0.0.1"  # the demo's /metrics: on this machine only
 
 
 def add_command(sub) -> None:
@@ -34,7 +36,7 @@ def add_command(sub) -> None:
     p.add_argument("--scenario", default="error_burst_after_deploy", choices=sorted(SCENARIOS),
                    help="the incident to inject (default error_burst_after_deploy; see simulate --list)")
     p.add_argument("--bootstrap-servers", help="use this Kafka instead of starting the embedded broker")
-    p.add_argument("--port", type=int, default=9108, help="port for /metrics (default 9108; 0 picks a free one)")
+    p.add_argument("--port", type=port_number, default=9108, help="port for /metrics (default 9108; 0 picks a free one)")
     p.add_argument("--hours", type=positive_float, default=24.0, help="simulated hours of traffic (default 24)")
     p.add_argument("--speed", type=positive_float, default=120.0, help="event-seconds per second during the incident (default 120)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated traffic (default 0)")
@@ -46,6 +48,7 @@ def run(args) -> int:
     from detector.broker import EmbeddedBroker
     from detector.commands.run import install_stop_handlers
     from detector.config import load_pipeline
+    from detector.http_server import check_free
     from detector.kafka_io import ensure_topics
     from detector.service import Service
     from detector.simulate import SCENARIOS
@@ -58,6 +61,7 @@ def run(args) -> int:
         raise DetectorError(f"scenario {scenario.name!r} needs at least {scenario.min_hours:g} hours, "
                             f"not {args.hours:g}; raise --hours")
     check_size(args.hours, SCRAPE_INTERVAL)
+    check_free(HOST, args.port, "--port")
     # Until the service's own handlers are in place, SIGTERM ends the demo through the cleanup below
     # (as Ctrl-C does), so the broker it started and its state folder do not outlive it.
     signal.signal(signal.SIGTERM, exit_on_signal)
@@ -80,7 +84,7 @@ def run(args) -> int:
                 {"topic": "demo-metrics", "kind": "metric", "format": "metric_json"},
             ],
             kafka={"bootstrap_servers": bootstrap, "group_id": f"outage-detector-demo-{uuid.uuid4().hex[:8]}"},
-            sinks={"prometheus": {"port": args.port, "enabled": True}},
+            sinks={"prometheus": {"host": HOST, "port": args.port, "enabled": True}},
             checkpoint={"directory": state_dir},
         )
         opened: list = []  # IncidentEvents of kind "opened", in the order the service raised them
