@@ -42,7 +42,8 @@ TopicName = Annotated[str, AfterValidator(_topic_name)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan: an infinite interval or lateness would switch a part of the service off in silence.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class KafkaSettings(Section):
@@ -60,9 +61,31 @@ class KafkaSettings(Section):
     max_partition_fetch_bytes: int = Field(8 * 1024 * 1024, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    # The mechanisms that authenticate with a username and password, the only credentials taken here.
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, servers: str) -> str:
+        # Checked here, not found out as an unreachable broker after the client's timeout.
+        for server in servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{servers!r} is not a comma-separated list of host:port")
+        return servers
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> "KafkaSettings":
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and None in (self.sasl_mechanism, self.sasl_username, self.sasl_password):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism, sasl_username and "
+                             "sasl_password")
+        if self.sasl_mechanism and not sasl:
+            raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs security_protocol SASL_PLAINTEXT or "
+                             "SASL_SSL")
+        return self
 
 
 class FieldMapping(Section):
@@ -214,6 +237,7 @@ class PipelineSpec(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        allow_inf_nan=False,
     )
 
     name: str = "default"

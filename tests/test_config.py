@@ -63,7 +63,7 @@ def test_unknown_keys_are_rejected_not_ignored(tmp_path):
 
 def test_check_config_masks_secrets(tmp_path, capsys):
     p = write(tmp_path, """
-        kafka: {sasl_mechanism: PLAIN, sasl_username: svc, sasl_password: hunter2}
+        kafka: {security_protocol: SASL_SSL, sasl_mechanism: PLAIN, sasl_username: svc, sasl_password: hunter2}
         inputs: [{topic: logs, kind: log, format: ecs}]
         sinks: {alertmanager: {url: "https://am:9093", username: pager, password: pager-s3cret}}
     """)
@@ -85,6 +85,29 @@ def test_check_config_refuses_an_alertmanager_push_that_could_never_succeed(tmp_
     p = write(tmp_path, f"""
         inputs: [{{topic: logs, kind: log, format: ecs}}]
         sinks: {{alertmanager: {alertmanager}}}
+    """)
+    assert main(["check-config", str(p)]) == 2
+    assert expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ("checkpoint: {interval_seconds: .inf}", "checkpoint.interval_seconds: Input should be a finite number"),
+    ("lateness_seconds: .nan", "lateness_seconds: Input should be a finite number"),
+    ("kafka: {bootstrap_servers: ''}", "kafka.bootstrap_servers: Value error, '' is not a comma-separated list of "
+                                      "host:port"),
+    ("kafka: {bootstrap_servers: 'kafka-1:9092,kafka-2'}", "is not a comma-separated list of host:port"),
+    ("kafka: {security_protocol: SASL_SSL, sasl_mechanism: BOGUS}", "kafka.sasl_mechanism: Input should be 'PLAIN', "
+                                                                    "'SCRAM-SHA-256' or 'SCRAM-SHA-512'"),
+    ("kafka: {security_protocol: SASL_PLAINTEXT, sasl_mechanism: PLAIN}", "kafka: Value error, security_protocol "
+     "SASL_PLAINTEXT needs sasl_mechanism, sasl_username and sasl_password"),
+    ("kafka: {sasl_mechanism: PLAIN, sasl_username: u, sasl_password: p}", "sasl_mechanism PLAIN needs "
+                                                                          "security_protocol SASL_PLAINTEXT or SASL_SSL"),
+])
+def test_check_config_refuses_settings_that_would_switch_the_service_off_in_silence(tmp_path, capsys, setting,
+                                                                                    expected):
+    p = write(tmp_path, f"""
+        inputs: [{{topic: logs, kind: log, format: ecs}}]
+        {setting}
     """)
     assert main(["check-config", str(p)]) == 2
     assert expected in capsys.readouterr().err
