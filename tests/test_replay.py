@@ -543,6 +543,18 @@ def _fake_topic(monkeypatch, n=50):
     monkeypatch.setattr(kafka, "KafkaConsumer", FakeConsumer)
 
 
+def _replayed_once(tmp_path, monkeypatch, capsys):
+    """A replay of the fake topic's 50 records: its command line, its output, and the files it wrote."""
+    _fake_topic(monkeypatch)
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+    out = tmp_path / "out" / "scores.parquet"
+    args = ["replay", "--pipeline", str(pipeline), "--input", "kafka:logs", "--output", str(out), "--no-progress",
+            "--bootstrap-servers", "broker:9092"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 50
+    return args, out, {p.name: p.read_bytes() for p in out.parent.iterdir()}
+
+
 @pytest.mark.parametrize("where, error, text", [
     ("poll", "CorruptRecordError", "Record is corrupt"),
     ("end_offsets", "KafkaTimeoutError", "Failed to get offsets by timestamps in 30000 ms"),
@@ -551,15 +563,7 @@ def test_a_kafka_error_during_a_replay_is_one_line_and_leaves_the_previous_resul
         tmp_path, capsys, monkeypatch, where, error, text):
     import kafka.errors
 
-    _fake_topic(monkeypatch)
-    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
-    out = tmp_path / "out" / "scores.parquet"
-    args = ["replay", "--pipeline", str(pipeline), "--input", "kafka:logs", "--output", str(out), "--no-progress",
-            "--bootstrap-servers", "broker:9092"]
-    assert main(args) == 0
-    assert json.loads(capsys.readouterr().out)["rows"] == 50
-    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
-
+    args, out, before = _replayed_once(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(FakeConsumer, "fail", (where, getattr(kafka.errors, error)(text)))
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -609,14 +613,7 @@ def test_kafka_bounds_that_leave_nothing_or_a_negative_offset_are_refused_before
         tmp_path, capsys, monkeypatch, bounds, message):
     import kafka
 
-    _fake_topic(monkeypatch)
-    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
-    out = tmp_path / "out" / "scores.parquet"
-    args = ["replay", "--pipeline", str(pipeline), "--input", "kafka:logs", "--output", str(out), "--no-progress",
-            "--bootstrap-servers", "broker:9092"]
-    assert main(args) == 0
-    capsys.readouterr()
-    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    args, out, before = _replayed_once(tmp_path, monkeypatch, capsys)
 
     def connect(**config):
         raise AssertionError("connected to Kafka")

@@ -20,6 +20,7 @@ import yaml
 from detector.cli import main
 from detector.specs import load_model_spec
 from detector.tuning import Data, SearchSpace, load_space, trial_params, tune
+from tests.test_alertmanager_push import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = ("artificialWithAnomaly/art_daily_jumpsup.csv", "realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv",
@@ -335,15 +336,6 @@ def _group(pgid: int) -> set[int]:
     return pids
 
 
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 @contextmanager
 def _tune_running(tmp_path, corpus):
     """``python -m detector tune`` (30 trials of about a second, 2 workers) in its own process group,
@@ -359,7 +351,7 @@ def _tune_running(tmp_path, corpus):
                             start_new_session=True)
     journal = out.with_name("tuned.trials.jsonl")
     try:
-        started = _wait_for(lambda: journal.is_file() and len(journal.read_text().splitlines()) >= 2, 120)
+        started = wait_until(lambda: journal.is_file() and len(journal.read_text().splitlines()) >= 2, 120)
         assert started, f"no trial journalled: {(tmp_path / 'stderr.txt').read_text()}"
         yield proc, journal, tmp_path / "stderr.txt"
     finally:
@@ -395,7 +387,7 @@ def test_a_signal_stops_the_search_at_once_keeps_the_journal_and_leaves_no_worke
         assert err == (f"outage-detector: tune stopped by {signal.Signals(signum).name}: {len(entries)} of 31 "
                        f"trials done ({len(entries)} in this run), journalled in {journal}; run the same command "
                        "again to resume\n")  # one line: no worker traceback either
-        assert _wait_for(lambda: not _group(proc.pid), 5), f"left running: {_group(proc.pid)} of {children}"
+        assert wait_until(lambda: not _group(proc.pid), 5), f"left running: {_group(proc.pid)} of {children}"
 
 
 def test_workers_exit_when_the_main_process_is_killed_outright(slow_corpus, tmp_path):
@@ -404,4 +396,4 @@ def test_workers_exit_when_the_main_process_is_killed_outright(slow_corpus, tmp_
         assert len(children) >= 2
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        assert _wait_for(lambda: not _group(proc.pid), 10), f"left running: {_group(proc.pid)} of {children}"
+        assert wait_until(lambda: not _group(proc.pid), 10), f"left running: {_group(proc.pid)} of {children}"
