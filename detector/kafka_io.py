@@ -2,7 +2,8 @@
 
 Auto-commit is off: the service commits an offset only after the state that includes it has been
 checkpointed (at-least-once). A dead letter carries the original key and value unchanged, plus
-headers naming the error and where the record came from, so it can be inspected and replayed.
+headers naming the error and where the record came from, so it can be inspected and replayed; only a
+value too large to be written at all is cut to its head, and a header says so.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from detector.config import KafkaSettings
 from detector.records import RawRecord
 
 log = logging.getLogger(__name__)
+
+# The most a dead letter's key and value hold together: the producer's max_request_size and a default
+# broker's message.max.bytes (about 1 MiB each) also hold its headers and framing. A longer record (one
+# dead-lettered for its size, say) could not be written at all, and the stream would stop on it.
+MAX_DEAD_LETTER_BYTES = 1_000_000
 
 Offsets = dict[tuple[str, int], int]
 OnRevoked = Callable[[list[tuple[str, int]]], Offsets]  # checkpoints, returns the offsets to commit
@@ -155,7 +161,12 @@ class DeadLetterProducer(_AckedProducer):
             ("source_partition", str(raw.partition).encode()),
             ("source_offset", str(raw.offset).encode()),
         ]
-        self._pending.append(self.producer.send(self.topic, key=raw.key, value=raw.value, headers=headers))
+        value = raw.value
+        room = max(0, MAX_DEAD_LETTER_BYTES - len(raw.key or b""))
+        if value is not None and len(value) > room:
+            headers.append(("truncated_from", str(len(value)).encode()))  # its size in bytes before the cut
+            value = value[:room]  # the head tells what the record was
+        self._pending.append(self.producer.send(self.topic, key=raw.key, value=value, headers=headers))
 
 
 class IncidentTopicProducer(_AckedProducer):
