@@ -130,6 +130,32 @@ def test_a_record_too_large_to_dead_letter_whole_is_cut_to_its_head_and_the_stre
     assert committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition) == dict(per_partition)
 
 
+def test_a_dead_letter_kafka_refuses_stops_the_service_with_an_error_and_nothing_past_it_committed(broker, tmp_path):
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path)
+    log_topic = spec.inputs[0].topic
+    logs, _ = normal_traffic(200)
+    per_partition, big_at = _produce_around_big(broker.bootstrap_servers, log_topic, logs[:100], logs[100:])
+    cfg = tmp_path / "pipeline.yaml"
+    _write_pipeline(spec, cfg)
+    # Dead letters cut only past 4 MiB: the producer refuses the 2 MiB one.
+    uncut = ("import sys, detector.kafka_io as k; k.MAX_DEAD_LETTER_BYTES = 4 << 20; "
+             "from detector.cli import main; sys.exit(main(sys.argv[1:]))")
+    run = subprocess.run([sys.executable, "-c", uncut, "run", "--pipeline", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    (tp, offset) = big_at
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[-1].startswith(
+        f"outage-detector: error: could not write the dead letter of {tp[0]}[{tp[1]}]@{offset} to topic")
+    assert (committed(broker.bootstrap_servers, spec.kafka.group_id, [tp])[tp] or 0) <= offset
+    saved = CheckpointStore(spec.checkpoint.directory).load(*tp)
+    assert saved is None or saved.next_offset <= offset
+
+    # A restart reads the record again, and its dead letter is written this time.
+    with RunningService(spec):
+        _wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
+    _assert_big_dead_letter(read_all(broker.bootstrap_servers, spec.kafka.dead_letter_topic, 2), big_at)
+
+
 def _write_pipeline(spec, path):
     data = spec.model_dump(mode="json")
     path.write_text(yaml.safe_dump(data))
