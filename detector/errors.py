@@ -45,5 +45,9 @@ class KafkaUnavailable(DetectorError, ConnectionError):
     """The configured Kafka brokers could not be reached at start-up, or failed during a replay."""
 
 
+class DeliveryError(DetectorError, RuntimeError):
+    """A record the service writes (a dead letter, an incident event) was refused by Kafka."""
+
+
 class StateError(DetectorError, RuntimeError):
     """A checkpoint could not be written or read back."""

@@ -2,7 +2,8 @@
 
 Auto-commit is off: the service commits an offset only after the state that includes it has been
 checkpointed (at-least-once). A dead letter carries the original key and value unchanged, plus
-headers naming the error and where the record came from, so it can be inspected and replayed.
+headers naming the error and where the record came from, so it can be inspected and replayed; only a
+value too large to be written at all is cut to its head, and a header says so.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from detector.config import KafkaSettings
+from detector.errors import DeliveryError
 from detector.records import RawRecord
 
 log = logging.getLogger(__name__)
+
+# The most a dead letter's key and value hold together: the producer's max_request_size and a default
+# broker's message.max.bytes (about 1 MiB each) also hold its headers and framing. A longer record (one
+# dead-lettered for its size, say) could not be written at all, and the stream would stop on it.
+MAX_DEAD_LETTER_BYTES = 1_000_000
 
 Offsets = dict[tuple[str, int], int]
 OnRevoked = Callable[[list[tuple[str, int]]], Offsets]  # checkpoints, returns the offsets to commit
@@ -129,15 +136,25 @@ class _AckedProducer:
     def __init__(self, settings: KafkaSettings, topic: str):
         self.topic = topic
         self.producer = KafkaProducer(**client_config(settings), acks="all", linger_ms=20)
-        self._pending = []  # futures since the last flush; checked there so no failure goes unseen
+        self._pending = []  # (what, future) since the last flush; checked there so no failure goes unseen
+
+    def _send(self, what: str, **record) -> None:
+        try:
+            self._pending.append((what, self.producer.send(self.topic, **record)))
+        except KafkaError as exc:  # refused before sending: too large, or no metadata for the topic
+            raise self._refused(what, exc) from None
 
     def flush(self) -> None:
         """Block until every record sent so far is acknowledged; raises if the broker refused one."""
         self.producer.flush()
         pending, self._pending = self._pending, []
-        for fut in pending:
+        for what, fut in pending:
             if fut.failed():
-                raise fut.exception
+                raise self._refused(what, fut.exception)
+
+    def _refused(self, what: str, exc: Exception) -> DeliveryError:
+        return DeliveryError(f"could not write the {what} to topic {self.topic!r}: {exc}; stopped without "
+                             "committing the offsets from there on, so a restart reads those records again")
 
     def close(self) -> None:
         self.producer.close()
@@ -155,7 +172,12 @@ class DeadLetterProducer(_AckedProducer):
             ("source_partition", str(raw.partition).encode()),
             ("source_offset", str(raw.offset).encode()),
         ]
-        self._pending.append(self.producer.send(self.topic, key=raw.key, value=raw.value, headers=headers))
+        value = raw.value
+        room = max(0, MAX_DEAD_LETTER_BYTES - len(raw.key or b""))
+        if value is not None and len(value) > room:
+            headers.append(("truncated_from", str(len(value)).encode()))  # its size in bytes before the cut
+            value = value[:room]  # the head tells what the record was
+        self._send(f"dead letter of {raw.topic}[{raw.partition}]@{raw.offset}", key=raw.key, value=value, headers=headers)
 
 
 class IncidentTopicProducer(_AckedProducer):
@@ -166,7 +188,7 @@ class IncidentTopicProducer(_AckedProducer):
         for ev in events:
             inc = ev.incident
             doc = {"kind": ev.kind, "timestamp": ev.timestamp, "incident": dataclasses.asdict(inc)}
-            self._pending.append(self.producer.send(self.topic, key=inc.entity.encode(), value=orjson.dumps(doc)))
+            self._send(f"incident event ({ev.kind}) of {inc.entity}", key=inc.entity.encode(), value=orjson.dumps(doc))
 
 
 def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitions: int = 3) -> None:

@@ -5,7 +5,8 @@ scores -> alerting. Undecodable records come back as dead letters with their rea
 dropped. All model state is kept per (topic, partition), so a partition's state can be checkpointed,
 handed over on a rebalance and restored on its own. Event time comes from the records: the watermark of
 a partition is the newest event time seen there minus the allowed lateness, and log windows close when
-it passes them. Nothing here reads the wall clock, so a replay gives the scores the live service gave.
+it passes them. The wall clock is read for one check only, that no record is dated in the future; history
+is in the past, so a replay gives the scores the live service gave.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 # How far a record's event time may run ahead of its Kafka timestamp (the producer's or the broker's
 # clock): more is a wrong clock or unit, not a record that could ever be on time.
 MAX_AHEAD_SECONDS = 3600.0
+# How far it may run ahead of this process's clock: a producer whose clock is wrong stamps the Kafka
+# timestamp with the same wrong clock, so only the wall clock catches it. Synchronised hosts are within a
+# second; the bound stays well under twice the incident window (30 min by default), as the incidents of an
+# entity that fell silent resolve once the newest event time anywhere is that far past them.
+MAX_CLOCK_SKEW_SECONDS = 300.0
 
 
 class DeadLetter(NamedTuple):
@@ -83,6 +89,21 @@ def _warming_up(s: Score, drift: DriftMonitor) -> bool:
         return False
     before = drift.level_before_restart(s.series, s.timestamp)
     return before is not None and observed <= before
+
+
+def _future(newest: float, kafka_time: float | None, wall: float) -> str | None:
+    """Why a record whose newest event time is ``newest`` is dated in the future, or None."""
+    if kafka_time is not None and newest - kafka_time > MAX_AHEAD_SECONDS:
+        return (f"event time {_span(newest - kafka_time)} after the record's Kafka timestamp "
+                "(a wrong clock or timestamp unit)")
+    if newest - wall > MAX_CLOCK_SKEW_SECONDS:
+        return (f"event time {_span(newest - wall)} ahead of the detector's clock "
+                "(a wrong clock on the producer, or a wrong timestamp unit)")
+    return None
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def load_models(spec: PipelineSpec) -> tuple[MetricModelSpec, LogModelSpec]:
@@ -173,6 +194,7 @@ class Pipeline:
         scores = result.scores
         drifts = result.drift
         lateness = self.spec.lateness_seconds
+        wall = time.time()
         touched: dict[tuple[str, int], PartitionState] = {}
         for raw in raws:
             self.consumed[raw.topic] += 1
@@ -189,15 +211,13 @@ class Pipeline:
                 self._dead(result, raw, str(exc), type(exc).__name__)
                 st.next_offset = raw.offset + 1
                 continue
-            if raw.timestamp is not None and records:
-                ahead = max(rec.timestamp for rec in records) - raw.timestamp
-                if ahead > MAX_AHEAD_SECONDS:
-                    # One record dated years ahead would carry the partition's event time with it:
-                    # every later record would be late, and no log window would close again.
-                    self._dead(result, raw, f"event time {ahead / 3600:.1f} h after the record's Kafka timestamp "
-                               "(a wrong clock or timestamp unit)", "FutureTimestamp")
-                    st.next_offset = raw.offset + 1
-                    continue
+            future = records and _future(max(rec.timestamp for rec in records), raw.timestamp, wall)
+            if future:
+                # One record dated far ahead would carry event time with it: its partition's (every later
+                # record late, no log window closing again) and the incidents' (all resolved at once).
+                self._dead(result, raw, future, "FutureTimestamp")
+                st.next_offset = raw.offset + 1
+                continue
             self.decoded[raw.topic] += 1
             model = st.model
             drift = st.drift

@@ -3,8 +3,9 @@
 Rows become the very ``RawRecord``s the live source would have produced (structured rows are encoded
 as the JSON the input's decoder reads; a ``payload`` column is passed through byte for byte), and go
 through :meth:`Pipeline.process` in batches, then :meth:`Pipeline.flush` at the end. Nothing here reads
-the wall clock on the data path, so the same input gives the same output, and the same records give
-the scores the live service gave.
+the wall clock on the data path (the pipeline's only use of it, refusing records dated in the future,
+never touches history), so the same input gives the same output, and the same records give the scores
+the live service gave.
 
 Files are streamed in chunks (Parquet with polars' lazy scan, JSON lines in blocks of lines read by
 polars, CSV by Python's csv reader), so a file larger than memory replays in bounded memory, and a

@@ -52,6 +52,7 @@ class Service:
         self.resume_at: dict[tuple[str, int], int] = {}
         self.highwaters: dict[tuple[str, int], int] = {}
         self.last_loop = time.monotonic()
+        self.failed = False  # set when the loop ends on an error: nothing more is checkpointed or committed
         self.source: KafkaSource | None = None
         self.dead_letters: DeadLetterProducer | None = None
         self.incident_topic: IncidentTopicProducer | None = None
@@ -110,6 +111,12 @@ class Service:
                     self.checkpoint_and_commit()
                     last_checkpoint = time.monotonic()
             self.checkpoint_and_commit()
+        except BaseException:
+            # What was processed since the last checkpoint may not have reached its outputs (a dead
+            # letter refused, say): checkpointing or committing it now, as handing the partitions back
+            # in ``close`` would, loses it. Left as it is, a restart reads it again.
+            self.failed = True
+            raise
         finally:
             self.close()
 
@@ -209,7 +216,7 @@ class Service:
 
     def _on_revoked(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         mine = [tp for tp in tps if tp in self.assigned]
-        offsets = self.checkpoint(mine) if mine else {}
+        offsets = self.checkpoint(mine) if mine and not self.failed else {}
         with self.lock:
             for tp in mine:
                 self.pipeline.partitions.pop(tp, None)

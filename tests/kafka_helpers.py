@@ -30,9 +30,9 @@ def metric_point(ts: float, service: str, name: str, value: float) -> bytes:
     return orjson.dumps({"name": name, "labels": {"service": service}, "value": value, "timestamp": ts})
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> Counter:
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], **config) -> Counter:
     """Send (key, value) pairs; returns the number of records per (topic, partition)."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **config)
     futures = [producer.send(topic, key=k, value=v) for k, v in records]
     producer.flush()
     per_partition = Counter()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import random
+import time
 
 import orjson
 import pytest
@@ -141,3 +143,25 @@ def test_a_record_dated_far_after_its_kafka_timestamp_is_dead_lettered_and_log_w
     assert p.state("logs", 0).max_event_time < t0 + 3000
     scored = p.process(later).scores
     assert scored and max(s.timestamp for s in scored) > t0 + 2000  # windows after it still close and score
+
+
+def test_a_record_from_a_clock_running_ahead_is_dead_lettered_and_leaves_open_incidents_open():
+    # The producer's clock is a year ahead, so its Kafka timestamp is too: only the wall clock tells.
+    p = Pipeline.from_spec(spec())
+    rng = random.Random(1)
+    t0 = (time.time() // 86400 - 1) * 86400  # yesterday, midnight UTC
+    spike = [metric(i, t0 + 60 * i, rng.gauss(100.0, 3.0) if i < 300 else 5000.0) for i in range(310)]
+    assert [e.kind for e in p.process(spike).incidents] == ["opened"]
+    p.process([log(i, t0 + 60 * i, f"request {i % 5} served", partition=1) for i in range(10)])
+    now_before, logs_before = p.incidents.now, p.state("logs", 1).max_event_time
+
+    ahead = time.time() + 365 * 86400
+    wrong = [metric(310, ahead, 100.0, service="batch-job")._replace(timestamp=ahead),
+             log(10, ahead, "nightly export done", partition=1, service="batch-job")._replace(timestamp=ahead)]
+    result = p.process(wrong)
+    assert [(d.raw.topic, d.kind) for d in result.dead_letters] == [("metrics", "FutureTimestamp"), ("logs", "FutureTimestamp")]
+    assert "8760.0 h ahead of the detector's clock" in result.dead_letters[0].reason
+    assert p.dead_lettered == {("metrics", "FutureTimestamp"): 1, ("logs", "FutureTimestamp"): 1}
+    assert result.incidents == [] and [i.entity for i in p.incidents.open_incidents()] == ["api"]
+    assert p.incidents.now == now_before and p.state("logs", 1).max_event_time == logs_before
+    assert p.state("metrics", 0).next_offset == 311 and p.state("logs", 1).next_offset == 11

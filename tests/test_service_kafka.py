@@ -16,6 +16,7 @@ import yaml
 from detector.broker import free_port
 from detector.checkpoint import CheckpointStore
 from detector.cli import main
+from detector.kafka_io import MAX_DEAD_LETTER_BYTES
 from tests.kafka_helpers import (
     RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, read_all, samples, scrape,
 )
@@ -86,6 +87,73 @@ def test_scores_are_exported_offsets_committed_and_bad_records_dead_lettered(bro
         assert h["source_topic"].decode() == log_topic
         assert int(h["source_offset"]) >= 0 and int(h["source_partition"]) in (0, 1)
         assert h["error"] and h["error_kind"].decode() == kinds[r.value]
+
+
+BIG = ecs_line(T0, "checkout", "x" * (2 << 20))  # 2 MiB: over the input limit and a producer's request limit
+
+
+def _produce_around_big(bootstrap: str, topic: str, before, after):
+    """``before``, then one 2 MiB record and one broken one, then ``after``; returns the records per
+    partition and where the big one is."""
+    per_partition = produce(bootstrap, topic, before)
+    (big_tp,) = sent = produce(bootstrap, topic, [(b"checkout", BIG)], max_request_size=4 << 20)
+    big_at = (big_tp, per_partition[big_tp])
+    per_partition += sent + produce(bootstrap, topic, [(b"checkout", b"{not json")] + after)
+    return per_partition, big_at
+
+
+def _assert_big_dead_letter(dead, big_at) -> None:
+    (big,) = [r for r in dead if dict(r.headers)["error_kind"] == b"OversizedRecord"]
+    h = dict(big.headers)
+    assert ((h["source_topic"].decode(), int(h["source_partition"])), int(h["source_offset"])) == big_at
+    assert len(big.value) == MAX_DEAD_LETTER_BYTES - len(b"checkout") and BIG.startswith(big.value)
+    assert int(h["truncated_from"]) == len(BIG)
+    (broken,) = [r for r in dead if r is not big]
+    assert broken.value == b"{not json" and "truncated_from" not in dict(broken.headers)
+
+
+def test_a_record_too_large_to_dead_letter_whole_is_cut_to_its_head_and_the_stream_goes_on(broker, tmp_path):
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path)
+    log_topic = spec.inputs[0].topic
+    logs, _ = normal_traffic(400)
+    running = RunningService(spec)
+    with running as service:
+        per_partition, big_at = _produce_around_big(broker.bootstrap_servers, log_topic, logs[:200], [])
+        dead = read_all(broker.bootstrap_servers, spec.kafka.dead_letter_topic, 2)
+        _assert_big_dead_letter(dead, big_at)
+        per_partition += produce(broker.bootstrap_servers, log_topic, logs[200:])  # and later records
+        assert running.wait_consumed(len(logs) + 2) == len(logs) + 2
+        assert running.thread.is_alive()
+        with service.lock:
+            assert service.pipeline.decoded[log_topic] == len(logs)
+    assert not running.thread.is_alive()
+    assert committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition) == dict(per_partition)
+
+
+def test_a_dead_letter_kafka_refuses_stops_the_service_with_an_error_and_nothing_past_it_committed(broker, tmp_path):
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path)
+    log_topic = spec.inputs[0].topic
+    logs, _ = normal_traffic(200)
+    per_partition, big_at = _produce_around_big(broker.bootstrap_servers, log_topic, logs[:100], logs[100:])
+    cfg = tmp_path / "pipeline.yaml"
+    _write_pipeline(spec, cfg)
+    # Dead letters cut only past 4 MiB: the producer refuses the 2 MiB one.
+    uncut = ("import sys, detector.kafka_io as k; k.MAX_DEAD_LETTER_BYTES = 4 << 20; "
+             "from detector.cli import main; sys.exit(main(sys.argv[1:]))")
+    run = subprocess.run([sys.executable, "-c", uncut, "run", "--pipeline", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    (tp, offset) = big_at
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[-1].startswith(
+        f"outage-detector: error: could not write the dead letter of {tp[0]}[{tp[1]}]@{offset} to topic")
+    assert (committed(broker.bootstrap_servers, spec.kafka.group_id, [tp])[tp] or 0) <= offset
+    saved = CheckpointStore(spec.checkpoint.directory).load(*tp)
+    assert saved is None or saved.next_offset <= offset
+
+    # A restart reads the record again, and its dead letter is written this time.
+    with RunningService(spec):
+        _wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
+    _assert_big_dead_letter(read_all(broker.bootstrap_servers, spec.kafka.dead_letter_topic, 2), big_at)
 
 
 def _write_pipeline(spec, path):
