@@ -187,7 +187,11 @@ class Service:
             self.dead_letters.flush()
             if self.incident_topic is not None:
                 self.incident_topic.flush()
-            self.store.save_many({**states, (ENTITY_STATE, None): (self.pipeline.alerting, self.pipeline.incidents)})
+            # Incidents that ended while Alertmanager was unreachable are in no other state: they are saved
+            # before the offsets of the records that produced them are committed.
+            owed = self.alertmanager.owed() if self.alertmanager is not None else []
+            entity_state = (self.pipeline.alerting, self.pipeline.incidents, owed)
+            self.store.save_many({**states, (ENTITY_STATE, None): entity_state})
             return {tp: st.next_offset for tp, st in states.items() if st.next_offset is not None}
 
     def _restore_entity_state(self) -> None:
@@ -198,13 +202,17 @@ class Service:
             log.warning("starting without the saved alert and incident state: %s", exc)
             return
         if saved is not None:
-            self.pipeline.alerting, self.pipeline.incidents = saved
+            # A checkpoint written before ended incidents were saved for Alertmanager has two items.
+            self.pipeline.alerting, self.pipeline.incidents, owed = saved if len(saved) == 3 else (*saved, [])
             # Thresholds and windows come from the current config, not from the checkpoint.
             self.pipeline.use_settings(self.pipeline.spec.alerting, self.pipeline.spec.incidents)
             tracker = self.pipeline.incidents
             still_open = tracker.open_incidents()
             log.info("restored %d open incident(s)", len(still_open))
             if self.alertmanager is not None:
+                if owed:
+                    log.info("%d ended incident(s) still to be delivered to Alertmanager", len(owed))
+                self.alertmanager.restore(owed)
                 # Pushes from before the restart expire: incidents still open go on being pushed, so
                 # Alertmanager sees them firing until they resolve, not a resolve and then a re-page.
                 self.alertmanager.emit([IncidentEvent("updated", tracker.now, inc) for inc in still_open])

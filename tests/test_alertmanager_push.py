@@ -260,3 +260,28 @@ def test_incidents_open_at_a_restart_go_on_being_pushed_as_firing(port, tmp_path
     (received, alert), = alerts_named(am.posts, "checkout")
     assert alert["annotations"]["incident_id"] == opened[0].incident.id
     assert ts(alert["endsAt"]) > received  # firing, not resolved
+
+
+def test_ended_incidents_still_waiting_are_handed_over_across_a_restart(port):
+    before = pusher(port)  # nothing listens: Alertmanager is down
+    before.emit([event("opened", iid="a1"), event("resolved", iid="a1", end=T0 + 60),
+                 event("opened", iid="b2", entity="payments")])
+    before.close()
+    owed = before.owed()
+    # b2 is open: the incident tracker's checkpoint brings it back, not this.
+    assert [(inc.id, shown) for inc, shown in owed] == [("a1", False)]
+
+    am = FakeAlertmanager(port)
+    after = pusher(port, resend_seconds=0.5)
+    try:
+        # search ended after Alertmanager had it firing: only its end was still owed.
+        after.restore(owed + [(snapshot(iid="c3", entity="search", end=T0 + 60), True)])
+        assert am.wait(lambda posts: len(alerts_named(posts, "checkout")) >= 2 and alerts_named(posts, "search"))
+        assert wait_until(lambda: after.pending() == 0)
+    finally:
+        after.close()
+        am.close()
+    (t1, first), (t2, second) = alerts_named(am.posts, "checkout")
+    assert ts(first["endsAt"]) > t1 and ts(second["endsAt"]) <= t2  # firing, then resolved
+    ((t3, ended),) = alerts_named(am.posts, "search")
+    assert ts(ended["endsAt"]) <= t3

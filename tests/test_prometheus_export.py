@@ -14,15 +14,17 @@ from detector.records import RawRecord
 from detector.sinks.prometheus import PrometheusSink
 
 
-def metric_records(topic: str, n_series: int, points: int, seed: int = 1):
+def metric_records(topic: str, n_series: int, points: int, seed: int = 1, partition: int = 0, start: float = 1e9,
+                   service: str = "svc"):
     rng = random.Random(seed)
     out = []
     offset = 0
     for i in range(points):
         for s in range(n_series):
             value = rng.gauss(100.0, 5.0)
-            payload = {"name": "latency_ms", "labels": {"service": f"svc-{s}"}, "value": value, "timestamp": 1e9 + 15 * i}
-            out.append(RawRecord(topic, 0, offset, None, f"svc-{s}".encode(), orjson.dumps(payload)))
+            payload = {"name": "latency_ms", "labels": {"service": f"{service}-{s}"}, "value": value,
+                       "timestamp": start + 15 * i}
+            out.append(RawRecord(topic, partition, offset, None, f"{service}-{s}".encode(), orjson.dumps(payload)))
             offset += 1
     return out
 
@@ -62,6 +64,17 @@ def test_series_over_budget_are_counted_not_exported():
     exported = [ln for ln in text.splitlines() if ln.startswith("outage_detector_anomaly_score{")]
     assert len(exported) == 5
     assert registry.get_sample_value("outage_detector_model_series_over_budget") == 7
+
+
+def test_the_budget_goes_to_the_most_recent_series_of_all_partitions():
+    # A high-cardinality partition seen first must not hide the series another partition updates now.
+    pipeline, sink, registry = make(budget=5)
+    pipeline.process(metric_records("m", n_series=8, points=3, service="batch"))
+    pipeline.process(metric_records("m", n_series=3, points=3, partition=1, start=1e9 + 3600, service="live"))
+    exported = {s.labels["entity"] for f in registry.collect() if f.name == "outage_detector_anomaly_confidence_ratio"
+                for s in f.samples}
+    assert {"live-0", "live-1", "live-2"} <= exported and len(exported) == 5
+    assert registry.get_sample_value("outage_detector_model_series_over_budget") == 6  # 8 stale, 2 of them exported
 
 
 def test_template_text_never_becomes_a_label_value():

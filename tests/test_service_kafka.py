@@ -1,6 +1,7 @@
 """The service against a real Kafka-protocol broker: scores out, offsets committed, bad records
-dead-lettered with their reason and origin, nothing lost across a kill and restart, and alerting
-settings edited in the pipeline file applied on SIGHUP."""
+dead-lettered with their reason and origin, nothing lost across a kill and restart, alerting
+settings edited in the pipeline file applied on SIGHUP, and incidents waiting for an unreachable
+Alertmanager delivered by the restarted service."""
 
 from __future__ import annotations
 
@@ -218,7 +219,7 @@ def test_a_killed_service_restarts_from_its_checkpoint_and_loses_nothing(broker,
     assert committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition) == dict(per_partition)
     # Alert and incident state is checkpointed too (an open incident keeps its id across restarts),
     # and what was saved reflects the whole stream.
-    _, incidents = store.load("alerting")
+    _, incidents, _ = store.load("alerting")
     assert incidents.now >= T0 + 15 * (len(logs) - 1) - 120
 
 
@@ -284,3 +285,33 @@ def test_alerting_settings_edited_in_the_pipeline_file_apply_on_sighup(broker, t
     finally:
         service.send_signal(signal.SIGTERM)
         assert service.wait(30) == 0
+
+
+def test_incidents_waiting_for_an_unreachable_alertmanager_are_delivered_after_a_restart(
+    broker, tmp_path, alertmanager, webhook
+):
+    from tests.test_prometheus_rules import with_alertmanager
+
+    # An incident opens and ends while nothing listens at the Alertmanager url; the service is then
+    # stopped (a rolling deploy, a node drain) and commits the records that produced it.
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path, alerting={"fire_after": 1, "incident_window_seconds": 120},
+                         incidents={"min_duration_seconds": 0})
+    down = with_alertmanager(spec, f"http://127.0.0.1:{free_port()}", resend_seconds=2.0)
+    per_partition = produce(broker.bootstrap_servers, spec.inputs[1].topic, one_spike_each(0, 500, spike_at=400))
+    events = []
+    with RunningService(down, listeners=[lambda result: events.extend(result.incidents)]) as first:
+        _wait_until(lambda: [e.kind for e in events] == ["opened", "resolved"] and first.alertmanager.pushes_failed > 0)
+        assert first.alertmanager.pending() == 1
+    assert committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition) == dict(per_partition)
+    incident_id = events[0].incident.id
+
+    # Restarted with Alertmanager reachable: the receiver is paged for it, then told it is over.
+    def notified(status):
+        return lambda a: a["annotations"].get("incident_id") == incident_id and a["status"] == status
+
+    with RunningService(with_alertmanager(spec, alertmanager.url, resend_seconds=2.0)):
+        firing = webhook.wait_for(notified("firing"), timeout=30)
+        resolved = webhook.wait_for(notified("resolved"), timeout=30)
+    assert firing is not None, f"the incident never reached the receiver\n{alertmanager.log()}"
+    assert resolved is not None and resolved[0] > firing[0]
+    assert firing[1]["labels"]["entity"] == "checkout"

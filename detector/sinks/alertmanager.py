@@ -11,7 +11,9 @@ Alertmanager ever received it firing is sent firing, then resolved one resend pe
 Alertmanager notifies nobody about an alert it only ever sees resolved. If more incidents than
 ``max_pending`` wait at once, the oldest resolved ones that Alertmanager has seen firing are dropped
 first (it ends those by their last ``endsAt`` anyway), then the oldest other resolved ones, then the
-oldest active ones; every drop is counted.
+oldest active ones; every drop is counted. The ended incidents still waiting are saved with the
+service's checkpoint (``owed``) and taken back at start-up (``restore``), so a restart while
+Alertmanager is down loses none of them.
 
 Alert labels identify an alert to Alertmanager, so a change of severity or of the signal kinds of an
 incident resolves the alert under its old labels and fires it under the new ones.
@@ -112,20 +114,42 @@ class AlertmanagerPusher:
             return
         with self._cond:
             for ev in events:
-                inc = ev.incident
-                entry = self._entries.get(inc.id)
-                if entry is None:
-                    entry = self._entries[inc.id] = _Entry()
-                    self._bound()
-                entry.snapshot = inc
-                entry.resolved = ev.kind == "resolved"
-                entry.version += 1
+                self._put(ev.incident, ev.kind == "resolved")
             self._cond.notify()
 
     def pending(self) -> int:
         """Incidents whose newest state has not reached Alertmanager yet."""
         with self._cond:
             return sum(1 for e in self._entries.values() if e.version != e.sent_version or e.stale)
+
+    # -- across a restart: open incidents come back from the incident tracker, ended ones from here --
+
+    def owed(self) -> list[tuple[IncidentSnapshot, bool]]:
+        """Each ended incident whose end Alertmanager has not received, and whether it was shown firing."""
+        now = time.monotonic()
+        with self._cond:
+            # One still held after its firing push may not have been notified yet (group wait): it goes
+            # out firing again after the restart.
+            return [(e.snapshot, e.shown and e.hold_until <= now) for e in self._entries.values()
+                    if e.resolved and e.version != e.sent_version]
+
+    def restore(self, owed: list[tuple[IncidentSnapshot, bool]]) -> None:
+        """Take back what ``owed`` returned before a restart; delivered like any waiting state."""
+        with self._cond:
+            for inc, shown in owed:
+                self._put(inc, resolved=True).shown = shown
+            self._cond.notify()
+
+    def _put(self, inc: IncidentSnapshot, resolved: bool) -> _Entry:
+        # Called under the lock: the incident's newest state replaces what was waiting.
+        entry = self._entries.get(inc.id)
+        if entry is None:
+            entry = self._entries[inc.id] = _Entry()
+            self._bound()
+        entry.snapshot = inc
+        entry.resolved = resolved
+        entry.version += 1
+        return entry
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -3,15 +3,17 @@
 Model values (scores, confidence, expected bands, alert state) are not pushed with a ``set()`` per
 record: the collector reads them from the pipeline when Prometheus scrapes, under the same lock the
 processing loop holds per batch. Label values are bounded: entity and signal come from bounded
-vocabularies, and the number of model series exported is capped by ``series_budget``; what is over
-budget is reported, never silently cut.
+vocabularies, and the number of model series exported is capped by ``series_budget`` (the series with
+the newest points, whichever partition holds them); what is over budget is reported, never silently cut.
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections import OrderedDict
+from itertools import chain
 from typing import TYPE_CHECKING, Callable
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -22,9 +24,14 @@ from detector import __version__
 from detector.records import Score
 
 if TYPE_CHECKING:
+    from detector.metric_model import SeriesEntry
     from detector.pipeline import BatchResult, Pipeline
 
 P = "outage_detector_"
+
+
+def _last_point(item: tuple[str, "SeriesEntry"]) -> float:
+    return item[1].timestamp  # event time of the series' newest point
 
 
 class LogSignalTable:
@@ -128,24 +135,26 @@ class PipelineCollector(Collector):
             score.add_metric([entity, signal, ""], s.score)
             conf.add_metric([entity, signal, ""], s.confidence)
             exported += 1
-        over = 0
-        for st in self.pipeline.partitions.values():
-            if st.kind != "metric":
-                continue
-            for key, entry in reversed(st.model.series.items()):  # most recently seen first
-                if exported >= self.budget:
-                    over += 1
-                    continue
-                lv = [entry.entity, entry.name, key]
-                score.add_metric(lv, entry.score)
-                conf.add_metric(lv, entry.confidence)
-                observed.add_metric(lv, entry.value)
-                band = entry.model.explain()
-                if band:
-                    for fam, field in ((expected, "expected"), (lower, "lower"), (upper, "upper")):
-                        if band.get(field) is not None:
-                            fam.add_metric(lv, band[field])
-                exported += 1
+        # What is left of the budget goes to the series with the newest points across all partitions,
+        # not partition by partition: a high-cardinality topic seen first must not hide the live series
+        # of the others. Each partition is walked most recently seen first, so that order breaks ties;
+        # when everything fits, nothing needs ordering.
+        models = [st.model.series for st in self.pipeline.partitions.values() if st.kind == "metric"]
+        room, held_series = self.budget - exported, sum(map(len, models))
+        chosen = chain.from_iterable(reversed(m.items()) for m in models)
+        if held_series > room:
+            chosen = heapq.nlargest(room, chosen, key=_last_point)
+        over = max(0, held_series - room)
+        for key, entry in chosen:
+            lv = [entry.entity, entry.name, key]
+            score.add_metric(lv, entry.score)
+            conf.add_metric(lv, entry.confidence)
+            observed.add_metric(lv, entry.value)
+            band = entry.model.explain()
+            if band:
+                for fam, field in ((expected, "expected"), (lower, "lower"), (upper, "upper")):
+                    if band.get(field) is not None:
+                        fam.add_metric(lv, band[field])
         yield from (score, conf, observed, expected, lower, upper)
         firing = GaugeMetricFamily(P + "alert_firing", "1 while an alert fires for the entity and signal.", labels=labels)
         for (entity, signal, series), *_ in self.pipeline.alerting.firing():
