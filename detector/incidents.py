@@ -12,8 +12,11 @@ newest event time anywhere, for an entity that fell silent); a signal that becom
 again after that opens a new incident, so a flapping signal keeps one incident open rather than
 paging again and again.
 
-The id is derived from the entity and the start, both from event time, so a replay of the same
-records gives the same incidents with the same ids. Nothing here reads the wall clock.
+The id is derived from the entity, the start and the event time the incident opened at, all from
+event time, so a replay of the same records gives the same incidents with the same ids; the opening
+time tells apart incidents of one entity whose first signal is the same (a new error template that
+comes back after its incident resolved counts from its first line each time). Nothing here reads
+the wall clock.
 
 New templates never open an incident on their own (a deploy brings many); they are listed as
 evidence of an incident that is open.
@@ -34,9 +37,11 @@ SUPPORTING_ONLY = frozenset({"log_new_template"})
 CORROBORATED = frozenset({"metric_drift"})
 
 
-def incident_id(entity: str, start: float) -> str:
-    """Stable id: the same entity and event-time start always give the same id."""
-    return hashlib.sha256(f"{entity}\x00{start:.3f}".encode()).hexdigest()[:16]
+def incident_id(entity: str, start: float, opened: float) -> str:
+    """Stable id: the same entity, event-time start and opening time always give the same id. Two
+    incidents of one entity can share a start, not an opening: the second opens after the first
+    resolved."""
+    return hashlib.sha256(f"{entity}\x00{start:.3f}\x00{opened:.3f}".encode()).hexdigest()[:16]
 
 
 def signal_kind(signal: str) -> str:
@@ -81,12 +86,12 @@ class _Key:
 
 
 class _Incident:
-    def __init__(self, entity: str, start: float):
-        self.id = incident_id(entity, start)
+    def __init__(self, entity: str, start: float, opened: float):
+        self.id = incident_id(entity, start, opened)
         self.entity = entity
         self.start = start
         self.last_hot = start
-        self.now = start  # newest event time among this entity's scores
+        self.now = opened  # newest event time among this entity's scores
         self.severity = "warning"
         self.signals: dict[str, dict] = {}
         self.templates: dict[str, dict] = {}
@@ -184,8 +189,7 @@ class IncidentTracker:
                 if opening is None:
                     continue  # a drift alone: active, waiting for a second signal to agree
                 since = min(self._keys[k].since for k in opening)
-                inc = self._open[s.entity] = _Incident(s.entity, since)
-                inc.now = s.timestamp
+                inc = self._open[s.entity] = _Incident(s.entity, since, s.timestamp)
                 for k in opening:
                     self._join(inc, k, self._keys[k], self._keys[k].last)
                 self.opened[inc.severity] += 1

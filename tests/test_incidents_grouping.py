@@ -292,6 +292,22 @@ def test_a_new_error_template_that_keeps_recurring_opens_an_incident_but_a_rare_
     assert opened.timestamp < start + 900  # within a quarter of an hour of the first line
 
 
+def test_an_error_template_that_comes_back_after_its_incident_resolved_opens_one_with_a_new_id():
+    # The template's run counts from its first line, so both incidents start there; they are still
+    # two incidents, and an id must name one of them (Alertmanager and the incident topic key on it).
+    tr = tracker(min_duration_seconds=300.0)
+    first = [T0 + 13 + 150 * k for k in range(12)]  # half an hour of a recurring KeyError
+    events = tr.observe([alarm_template(T0 + 60 * w, first) for w in range(1, 31)])
+    events += tr.observe([quiet_metric(T0 + 1800 + 15 * i) for i in range(120)])  # quiet for half an hour
+    back = T0 + 3600 + 13
+    again = first + [back + 150 * k for k in range(12)]
+    events += tr.observe([alarm_template(T0 + 3600 + 60 * w, again) for w in range(1, 31)])
+    assert [e.kind for e in events] == ["opened", "resolved", "opened"]
+    one, two = events[0].incident, events[2].incident
+    assert one.start == two.start == first[0]
+    assert one.id != two.id
+
+
 def test_a_slow_drift_of_one_series_waits_for_a_second_signal_of_the_service():
     tr = tracker(min_duration_seconds=300.0, drift_min_duration_seconds=900.0)
     one = [drift(T0 + 30 * i) for i in range(80)]  # forty minutes of one series drifting
