@@ -169,6 +169,10 @@ class IncidentSettings(Section):
     evidence_templates: int = Field(5, ge=0, description="templates kept as evidence per incident")
     evidence_series: int = Field(5, ge=0, description="metric series kept as evidence per incident")
     max_keys: int = Field(100_000, gt=0, description="signal states held; quiet ones are evicted first")
+    stream_stall_seconds: float = Field(
+        300.0, gt=0, description="a partition with records left to read that delivers none for this long "
+        "(wall clock) no longer holds incident resolution back"
+    )
     runbook_url: str = Field("docs/alerting.md#incident-runbook", description="set to your own runbook page")
 
 

@@ -8,12 +8,18 @@ becomes active after ``fire_after`` consecutive hot evaluations, and the first a
 entity opens an incident whose start is when that signal's hot run began. Any signal of the entity
 that becomes active while the incident is open joins it. The incident resolves once none of its
 signals has been hot for ``incident_window_seconds`` of the entity's event time (twice that of the
-newest event time anywhere, for an entity that fell silent); a signal that becomes active
-again after that opens a new incident, so a flapping signal keeps one incident open rather than
-paging again and again.
+newest event time anywhere, for an entity that fell silent), and only once every input stream that
+may still hold older records has been read that far (``observe``'s ``stream_time``): while the
+service catches up, one topic can run hours ahead of another, and the signals of the lagging one
+would otherwise come after their incident had ended. A signal that becomes active again after that
+opens a new incident, so a flapping signal keeps one incident open rather than paging again and
+again.
 
-The id is derived from the entity and the start, both from event time, so a replay of the same
-records gives the same incidents with the same ids. Nothing here reads the wall clock.
+The id is derived from the entity, the start and the event time the incident opened at, all from
+event time, so a replay of the same records gives the same incidents with the same ids; the opening
+time tells apart incidents of one entity whose first signal is the same (a new error template that
+comes back after its incident resolved counts from its first line each time). Nothing here reads
+the wall clock.
 
 New templates never open an incident on their own (a deploy brings many); they are listed as
 evidence of an incident that is open.
@@ -34,9 +40,11 @@ SUPPORTING_ONLY = frozenset({"log_new_template"})
 CORROBORATED = frozenset({"metric_drift"})
 
 
-def incident_id(entity: str, start: float) -> str:
-    """Stable id: the same entity and event-time start always give the same id."""
-    return hashlib.sha256(f"{entity}\x00{start:.3f}".encode()).hexdigest()[:16]
+def incident_id(entity: str, start: float, opened: float) -> str:
+    """Stable id: the same entity, event-time start and opening time always give the same id. Two
+    incidents of one entity can share a start, not an opening: the second opens after the first
+    resolved."""
+    return hashlib.sha256(f"{entity}\x00{start:.3f}\x00{opened:.3f}".encode()).hexdigest()[:16]
 
 
 def signal_kind(signal: str) -> str:
@@ -81,12 +89,12 @@ class _Key:
 
 
 class _Incident:
-    def __init__(self, entity: str, start: float):
-        self.id = incident_id(entity, start)
+    def __init__(self, entity: str, start: float, opened: float):
+        self.id = incident_id(entity, start, opened)
         self.entity = entity
         self.start = start
         self.last_hot = start
-        self.now = start  # newest event time among this entity's scores
+        self.now = opened  # newest event time among this entity's scores
         self.severity = "warning"
         self.signals: dict[str, dict] = {}
         self.templates: dict[str, dict] = {}
@@ -133,7 +141,11 @@ class IncidentTracker:
 
     # -- per batch -------------------------------------------------------------------------------
 
-    def observe(self, scores: list[Score]) -> list[IncidentEvent]:
+    def observe(self, scores: list[Score], stream_time: float = float("inf")) -> list[IncidentEvent]:
+        """Judge a batch of scores, in event-time order. ``stream_time`` is the event time up to which
+        every input stream that may still hold older records has been read (the pipeline's lowest
+        partition watermark): no incident resolves on time those streams have not reached yet.
+        Infinite when none lags behind the scores (live, in step; the end of a replay)."""
         if not self.settings.enabled:
             return []
         events: list[IncidentEvent] = []
@@ -184,8 +196,7 @@ class IncidentTracker:
                 if opening is None:
                     continue  # a drift alone: active, waiting for a second signal to agree
                 since = min(self._keys[k].since for k in opening)
-                inc = self._open[s.entity] = _Incident(s.entity, since)
-                inc.now = s.timestamp
+                inc = self._open[s.entity] = _Incident(s.entity, since, s.timestamp)
                 for k in opening:
                     self._join(inc, k, self._keys[k], self._keys[k].last)
                 self.opened[inc.severity] += 1
@@ -199,7 +210,7 @@ class IncidentTracker:
         for inc in changed.values():
             if self._open.get(inc.entity) is inc:
                 events.append(IncidentEvent("updated", self.now, inc.snapshot(self.settings)))
-        events.extend(self._resolve_quiet())
+        events.extend(self._resolve_quiet(stream_time))
         return events
 
     def open_incidents(self) -> list[IncidentSnapshot]:
@@ -314,14 +325,17 @@ class IncidentTracker:
             for k, _ in sorted(rows.items(), key=lambda kv: weight(kv[1]))[: len(rows) - 2 * keep]:
                 del rows[k]
 
-    def _resolve_quiet(self) -> list[IncidentEvent]:
-        # The entity's own event time decides, so a partition that runs ahead (catching up, or simply
-        # another topic) does not end an incident early; an entity that fell silent altogether still
-        # resolves once the newest event time anywhere is twice the window past its last hot score.
+    def _resolve_quiet(self, stream_time: float) -> list[IncidentEvent]:
+        # The entity's own event time decides, so another entity's partition running ahead does not end
+        # an incident early; an entity that fell silent altogether still resolves once the newest event
+        # time anywhere is twice the window past its last hot score. Neither clock may pass the streams
+        # that lag: while catching up, the entity's metrics can be hours ahead of its logs, whose
+        # signals still belong to this incident.
         out = []
         window = self.alerting.incident_window_seconds
+        everywhere = min(self.now, stream_time)
         for entity, inc in list(self._open.items()):
-            if inc.now - inc.last_hot < window and self.now - inc.last_hot < 2 * window:
+            if min(inc.now, stream_time) - inc.last_hot < window and everywhere - inc.last_hot < 2 * window:
                 continue
             del self._open[entity]
             for key in inc.keys:

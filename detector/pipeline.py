@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Iterable, NamedTuple
+from typing import Collection, Iterable, Mapping, NamedTuple
 
 from detector.alerting import Alerting, AlertTransition
 from detector.config import AlertingSettings, IncidentSettings, PipelineSpec
@@ -188,7 +188,10 @@ class Pipeline:
 
     # -- processing ----------------------------------------------------------------------------
 
-    def process(self, raws: Iterable[RawRecord]) -> BatchResult:
+    def process(self, raws: Iterable[RawRecord], ends: Mapping[tuple[str, int], int | None] | None = None,
+                stalled: Collection[tuple[str, int]] = ()) -> BatchResult:
+        """One poll batch. ``ends`` and ``stalled`` tell which partitions may still deliver older
+        records (see ``stream_time``); only the live service knows them."""
         started = time.perf_counter()
         result = BatchResult()
         scores = result.scores
@@ -260,9 +263,30 @@ class Pipeline:
         # count as later than metric points that came after it.
         observed = sorted(scores + drifts if drifts else scores, key=_event_time)
         result.transitions = self.alerting.observe(observed)
-        result.incidents = self.incidents.observe(observed)
+        result.incidents = self.incidents.observe(observed, self.stream_time(ends, stalled))
         self.last_batch_seconds = time.perf_counter() - started
         return result
+
+    def stream_time(self, ends: Mapping[tuple[str, int], int | None] | None = None,
+                    stalled: Collection[tuple[str, int]] = ()) -> float:
+        """The lowest watermark of the partitions that may still deliver older records: event time up
+        to which every stream has been read. While the service catches up, poll batches hand out
+        large chunks of one partition at a time, so one topic runs hours ahead of another; an
+        incident must not end on the time of the one ahead while the other may still add to it.
+
+        ``ends`` (live): the partitions held, with their end offsets as last fetched (None before the
+        first fetch). One read up to its end does not count, as what it delivers next is new; one not
+        read from yet holds everything back. ``stalled``: partitions the service no longer waits for.
+        Without ``ends`` (a replay reads a backlog), every partition read so far counts, until
+        ``flush``."""
+        lowest = float("inf")
+        for tp, end in (dict.fromkeys(self.partitions) if ends is None else ends).items():
+            st = self.partitions.get(tp)
+            offset = st.next_offset if st is not None and st.next_offset is not None else 0
+            if tp in stalled or (end is not None and offset >= end):
+                continue
+            lowest = min(lowest, st.max_event_time if st is not None else float("-inf"))
+        return lowest - self.spec.lateness_seconds
 
     def flush(self) -> BatchResult:
         """Close every open window, as at the end of a replay: event time is over for all partitions."""
@@ -271,7 +295,7 @@ class Pipeline:
             if st.kind == "log":
                 result.scores.extend(st.model.advance(float("inf")))
         result.transitions = self.alerting.observe(result.scores)
-        result.incidents = self.incidents.observe(result.scores)
+        result.incidents = self.incidents.observe(result.scores)  # no stream holds anything back any more
         return result
 
     def _dead(self, result: BatchResult, raw: RawRecord, reason: str, kind: str) -> None:

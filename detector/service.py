@@ -51,6 +51,7 @@ class Service:
         # checkpoint's state has processed up to (see ``_skip_processed``).
         self.resume_at: dict[tuple[str, int], int] = {}
         self.highwaters: dict[tuple[str, int], int] = {}
+        self.heard: dict[tuple[str, int], float] = {}  # monotonic time of each partition's last record
         self.last_loop = time.monotonic()
         self.failed = False  # set when the loop ends on an error: nothing more is checkpointed or committed
         self.source: KafkaSource | None = None
@@ -143,8 +144,10 @@ class Service:
 
     def process(self, batch) -> None:
         with self.lock:
-            result = self.pipeline.process(self._skip_processed(batch) if self.resume_at else batch)
             self.highwaters = self.source.highwaters()
+            ends = {tp: self.highwaters.get(tp) for tp in self.assigned}
+            result = self.pipeline.process(self._skip_processed(batch) if self.resume_at else batch,
+                                           ends, self._stalled(batch))
             self.prometheus.emit(result, self.pipeline.last_batch_seconds)
         for dl in result.dead_letters:
             log.warning("dead letter %s[%d]@%d: %s", dl.raw.topic, dl.raw.partition, dl.raw.offset, dl.reason)
@@ -157,6 +160,18 @@ class Service:
             self.console.emit(result)
         for listener in self.listeners:
             listener(result)
+
+    def _stalled(self, batch: list) -> set[tuple[str, int]]:
+        """The partitions that delivered no record for ``incidents.stream_stall_seconds``: whatever they
+        seem to have left to read (a partition that cannot be read, one whose end is a transaction
+        marker that no record follows), they no longer hold incident resolution back, so that none
+        keeps incidents open for good. A partition's wait starts with the first batch that finds it
+        assigned."""
+        now = time.monotonic()
+        for raw in batch:
+            self.heard[(raw.topic, raw.partition)] = now
+        stall = self.pipeline.spec.incidents.stream_stall_seconds
+        return {tp for tp in self.assigned if now - self.heard.setdefault(tp, now) > stall}
 
     def _skip_processed(self, batch: list) -> list:
         """A restored partition resumes where the group committed, which may be behind its checkpoint
@@ -229,6 +244,7 @@ class Service:
             for tp in mine:
                 self.pipeline.partitions.pop(tp, None)
                 self.resume_at.pop(tp, None)
+                self.heard.pop(tp, None)
                 self.assigned.discard(tp)
         log.info("revoked %s", mine)
         return offsets

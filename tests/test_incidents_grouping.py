@@ -164,6 +164,24 @@ def test_an_entity_that_falls_silent_still_resolves_when_time_moves_on_elsewhere
     assert [e.kind for e in events] == ["resolved"] and events[0].incident.entity == "checkout"
 
 
+def test_an_incident_waits_for_a_stream_hours_behind_and_takes_in_its_signals():
+    # Catching up, the metrics partition is read hours ahead of the logs partition: the incident the
+    # latency opened must not end before the logs of the same minutes are read, and they join it.
+    tr = tracker()  # 600 s window
+    logs_read_to = T0 - 30  # the log stream's watermark: its lines from T0 on are still to be read
+    events = tr.observe([metric(T0 + 15 * i) for i in range(8)], stream_time=logs_read_to)
+    events += tr.observe([quiet_metric(T0 + 120 + 15 * i) for i in range(4 * 240)], stream_time=logs_read_to)
+    assert [e.kind for e in events] == ["opened"]
+    logs = [log_rate(T0 + 60 * k) for k in range(1, 5)] + [error_ratio(T0 + 60 * k) for k in range(1, 5)]
+    events = tr.observe(sorted(logs, key=lambda s: s.timestamp), stream_time=T0 + 240)
+    assert [e.kind for e in events] == ["updated"]
+    (inc,) = tr.open_incidents()
+    assert inc.kinds == ("log", "metric") and inc.severity == "critical"
+    # Once the logs are read up to the metrics, the quiet window has passed everywhere: it resolves.
+    events = tr.observe([], stream_time=T0 + 4 * 3600)
+    assert [(e.kind, e.incident.id) for e in events] == [("resolved", inc.id)]
+
+
 def test_new_templates_alone_never_page_but_are_evidence_of_an_open_incident():
     tr = tracker()
     new = [Score(T0 + i, "checkout", "log_new_template", 3.0, 0.999,
@@ -213,27 +231,54 @@ def test_incidents_are_exported_with_bounded_labels_and_printed_with_their_evide
     assert TEMPLATE in text and EXAMPLE in text and "expected band 80..120" in text
 
 
+INPUTS = [{"topic": "logs", "kind": "log", "format": "ecs"},
+          {"topic": "metrics", "kind": "metric", "format": "metric_json"}]
+
+
+def simulator_pipeline():
+    from detector.pipeline import Pipeline
+
+    return Pipeline.from_spec(load_pipeline(None, inputs=INPUTS))
+
+
+def simulated(scenario: str, hours: float, start: float = 1_714_521_600.0) -> list:
+    """A simulated day as a consumer reads it: topic by kind, one partition each, in event time."""
+    from detector.records import RawRecord
+    from detector.simulate import SCENARIOS, generate
+
+    offsets, out = {"logs": 0, "metrics": 0}, []
+    for rec in generate(SCENARIOS[scenario], start=start, hours=hours, seed=0):
+        topic = "logs" if rec.kind == "log" else "metrics"
+        out.append(RawRecord(topic, 0, offsets[topic], rec.timestamp, rec.key, rec.value))
+        offsets[topic] += 1
+    return out
+
+
+def raw_line(offset: int, ts: float):
+    from detector.records import RawRecord
+    from tests.kafka_helpers import ecs_line
+
+    return RawRecord("logs", 0, offset, None, b"checkout", ecs_line(ts, "checkout", "GET /cart 200"))
+
+
+def raw_point(offset: int, ts: float):
+    from detector.records import RawRecord
+    from tests.kafka_helpers import metric_point
+
+    return RawRecord("metrics", 0, offset, None, b"checkout", metric_point(ts, "checkout", "queue_depth", 3.0))
+
+
 @pytest.mark.parametrize("scenario", ["quiet", "error_burst_after_deploy"])
 def test_simulated_day_pages_only_for_the_disrupted_services(scenario):
     """The whole pipeline on simulated fleet traffic: a quiet day opens no incident; a disruption
     opens incidents only on the services it involves, none before it begins."""
-    from detector.pipeline import Pipeline
-    from detector.records import RawRecord
-    from detector.simulate import SCENARIOS, generate
+    from detector.simulate import SCENARIOS
 
-    spec = load_pipeline(None, inputs=[{"topic": "logs", "kind": "log", "format": "ecs"},
-                                       {"topic": "metrics", "kind": "metric", "format": "metric_json"}])
-    pipe = Pipeline.from_spec(spec)
+    pipe = simulator_pipeline()
     sc, start, hours = SCENARIOS[scenario], 1_714_521_600.0, 4.0
-    offsets, batch, events = {"logs": 0, "metrics": 0}, [], []
-    for rec in generate(sc, start=start, hours=hours, seed=0):
-        topic = "logs" if rec.kind == "log" else "metrics"
-        batch.append(RawRecord(topic, 0, offsets[topic], rec.timestamp, rec.key, rec.value))
-        offsets[topic] += 1
-        if len(batch) == 5000:
-            events += pipe.process(batch).incidents
-            batch = []
-    events += pipe.process(batch).incidents
+    records, events = simulated(scenario, hours, start), []
+    for i in range(0, len(records), 5000):
+        events += pipe.process(records[i:i + 5000]).incidents
     opened = [e.incident for e in events if e.kind == "opened"]
     if sc.entity is None:
         assert opened == []
@@ -241,6 +286,77 @@ def test_simulated_day_pages_only_for_the_disrupted_services(scenario):
     assert sc.entity in {i.entity for i in opened}
     assert all(sc.involves(i.entity) for i in opened)
     assert all(i.start >= sc.disruption_start(start, hours) for i in opened)
+
+
+def test_a_backlog_read_a_partition_at_a_time_gives_the_one_incident_a_live_day_gives():
+    """Catching up, a consumer hands out large chunks of one partition at a time, so the metrics are
+    read hours ahead of the logs. The disruption is still one incident holding its log and metric
+    signals, as when the same day is processed as it happens; not one per stream, nor a page per
+    chunk of logs."""
+    records = simulated("error_burst_after_deploy", 24.0)
+    logs = [r for r in records if r.topic == "logs"]
+    metrics = [r for r in records if r.topic == "metrics"]
+    pipe, events = simulator_pipeline(), []
+    for n in range(len(logs) // 5000 + 1):  # by turns, 2.6 h of metrics and 1.3 h of logs
+        for chunk in (metrics[n * 20_000:(n + 1) * 20_000], logs[n * 5000:(n + 1) * 5000]):
+            if chunk:
+                events += pipe.process(chunk).incidents
+    opened = [e.incident for e in events if e.kind == "opened" and e.incident.entity == "checkout"]
+    assert len(opened) == 1
+    final = [e.incident for e in events if e.incident.entity == "checkout"][-1]
+    assert final.kinds == ("log", "metric") and final.severity == "critical"
+    assert "log_new_alarm_template" in {s["signal"] for s in final.signals}
+
+
+def test_the_partitions_that_may_still_deliver_older_records_are_the_ones_waited_for():
+    pipe = simulator_pipeline()
+    pipe.process([raw_line(k, T0 + k) for k in range(10)] + [raw_point(k, T0 + 3600 + 15 * k) for k in range(10)])
+    logs, metrics = T0 + 9 - 30, T0 + 3600 + 135 - 30  # their watermarks: newest event time - lateness
+    assert pipe.stream_time() == logs  # a replay: every partition is read from a backlog
+    ends = {("logs", 0): 10, ("metrics", 0): 500}
+    assert pipe.stream_time(ends) == metrics  # the logs are read to their end: what comes next is new
+    assert pipe.stream_time({**ends, ("logs", 1): 7}) == float("-inf")  # assigned, not read from yet
+    assert pipe.stream_time({**ends, ("logs", 1): 0}) == metrics  # ... and empty
+    assert pipe.stream_time(ends, stalled={("metrics", 0)}) == float("inf")
+
+
+def test_a_partition_with_records_left_holds_incidents_open_but_not_once_it_stalls(tmp_path, monkeypatch):
+    """In the service, a partition with records left to read holds incident resolution back, as its
+    records may still add to an incident; not once it has delivered nothing for
+    incidents.stream_stall_seconds, whatever it seems to have left (a partition that cannot be read,
+    or whose end is a transaction marker): a stalled topic cannot keep an incident open for good."""
+    from types import SimpleNamespace
+
+    import detector.service
+
+    spec = load_pipeline(None, inputs=INPUTS, sinks={"console": {"enabled": False}},
+                         checkpoint={"directory": str(tmp_path)}, alerting={"incident_window_seconds": 600},
+                         incidents={"stream_stall_seconds": 300, "min_duration_seconds": 0.0})
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(detector.service, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    service = detector.service.Service(spec)
+    ends = {("logs", 0): 500, ("metrics", 0): 0}
+    service.source = SimpleNamespace(highwaters=lambda: dict(ends))
+    service.assigned = set(ends)
+    tracker = service.pipeline.incidents
+    tracker.observe([metric(T0 + 15 * i) for i in range(8)])  # latency opened an incident on checkout
+    offsets = iter(range(10_000))
+
+    def points(first: float) -> list:
+        out = [raw_point(next(offsets), first + 15 * i) for i in range(20)]
+        ends[("metrics", 0)] = out[-1].offset + 1  # the metrics partition is read to its end
+        return out
+
+    # Catching up: the logs partition, read from T0 on, has lines left; the metrics are hours ahead.
+    service.process([raw_line(k, T0 + k) for k in range(10)] + points(T0 + 4 * 3600))
+    assert [i.entity for i in tracker.open_incidents()] == ["checkout"]
+    clock.now += 200
+    service.process(points(T0 + 5 * 3600))
+    assert [i.entity for i in tracker.open_incidents()] == ["checkout"]
+    # The logs partition delivered nothing for longer than stream_stall_seconds: it is waited for no more.
+    clock.now += 200
+    service.process(points(T0 + 6 * 3600))
+    assert tracker.open_incidents() == [] and tracker.resolved == 1
 
 
 # -- how long a signal must last, recurring new templates, slow drifts --------------------------------
@@ -290,6 +406,22 @@ def test_a_new_error_template_that_keeps_recurring_opens_an_incident_but_a_rare_
     assert inc.start == start  # since its first line
     assert inc.kinds == ("log",) and inc.templates[0]["example"] == "KeyError: 'country_code'"
     assert opened.timestamp < start + 900  # within a quarter of an hour of the first line
+
+
+def test_an_error_template_that_comes_back_after_its_incident_resolved_opens_one_with_a_new_id():
+    # The template's run counts from its first line, so both incidents start there; they are still
+    # two incidents, and an id must name one of them (Alertmanager and the incident topic key on it).
+    tr = tracker(min_duration_seconds=300.0)
+    first = [T0 + 13 + 150 * k for k in range(12)]  # half an hour of a recurring KeyError
+    events = tr.observe([alarm_template(T0 + 60 * w, first) for w in range(1, 31)])
+    events += tr.observe([quiet_metric(T0 + 1800 + 15 * i) for i in range(120)])  # quiet for half an hour
+    back = T0 + 3600 + 13
+    again = first + [back + 150 * k for k in range(12)]
+    events += tr.observe([alarm_template(T0 + 3600 + 60 * w, again) for w in range(1, 31)])
+    assert [e.kind for e in events] == ["opened", "resolved", "opened"]
+    one, two = events[0].incident, events[2].incident
+    assert one.start == two.start == first[0]
+    assert one.id != two.id
 
 
 def test_a_slow_drift_of_one_series_waits_for_a_second_signal_of_the_service():

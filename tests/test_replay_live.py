@@ -61,8 +61,8 @@ def test_replay_gives_the_scores_and_alerts_the_live_service_gave(broker, tmp_pa
     running = RunningService(spec)
     process = running.service.pipeline.process
 
-    def capture(batch):
-        result = process(batch)
+    def capture(batch, *partitions):
+        result = process(batch, *partitions)
         live_scores.extend(result.scores)
         live_alerts.extend(result.transitions)
         return result
