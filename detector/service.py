@@ -5,6 +5,9 @@ dead letters for the records before it are acknowledged by the broker. On a reba
 partitions are checkpointed and committed before they are let go, and assigned partitions have their
 state restored (and the consumer moved to the checkpoint's offset) before any of their records are
 processed.
+
+A checkpoint writes only the states that changed since their last one, so an idle service writes
+nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 # Alert and incident state is per entity, not per partition: one named checkpoint holds it, so an
 # incident that is open when the service restarts keeps its id instead of opening again.
 ENTITY_STATE = "alerting"
+ENTITY_KEY = (ENTITY_STATE, None)
 
 
 class Service:
@@ -51,6 +55,12 @@ class Service:
         # checkpoint's state has processed up to (see ``_skip_processed``).
         self.resume_at: dict[tuple[str, int], int] = {}
         self.highwaters: dict[tuple[str, int], int] = {}
+        # The mark (see ``checkpoint``) of what each checkpoint file holds, and the offset last committed
+        # per partition: what has not changed since is neither written nor committed again. The alert
+        # and incident state stays as restored until the pipeline takes a record.
+        self.saved: dict[tuple[str, int | None], int | None] = {ENTITY_KEY: 0}
+        self.committed: dict[tuple[str, int], int] = {}
+        self.checkpointed_at: float | None = None  # wall clock when all held state was last saved and committed
         self.last_loop = time.monotonic()
         self.source: KafkaSource | None = None
         self.dead_letters: DeadLetterProducer | None = None
@@ -58,7 +68,7 @@ class Service:
         self.console = ConsoleSink(signals=spec.sinks.console.signals) if spec.sinks.console.enabled else None
         self.prometheus = PrometheusSink(
             self.pipeline, self.lock, spec.sinks.prometheus.series_budget,
-            lag=self._lag, checkpoint_time=lambda: self.store.last_write,
+            lag=self._lag, checkpoint_time=lambda: self.checkpointed_at,
         )
         self.prometheus.registry.register(self.reloader)
         self.http: StatusServer | None = None
@@ -70,6 +80,7 @@ class Service:
 
     def start(self) -> None:
         self._restore_entity_state()
+        self.checkpointed_at = time.time()  # nothing processed yet: the state on disk is current
         prom = self.spec.sinks.prometheus
         if prom.enabled:
             self.http = StatusServer(
@@ -163,6 +174,7 @@ class Service:
             at = self.resume_at.get(tp)
             if at is not None:
                 if raw.offset < at:
+                    self.committed.pop(tp, None)  # the group's offset is behind the checkpoint's: commit that
                     continue
                 del self.resume_at[tp]
                 if raw.offset > at:
@@ -172,16 +184,33 @@ class Service:
         return out
 
     def checkpoint(self, partitions) -> dict[tuple[str, int], int]:
-        """Make the dead letters durable, write the partitions' state; returns the offsets that are
-        now safe to commit."""
+        """Make the dead letters durable, write the state of the partitions, and the alert and incident
+        state, where it changed since its last checkpoint; returns the partitions' offsets that are now
+        safe to commit.
+
+        What changed is told by a mark per state: a partition's next offset (every record processed moves
+        it) and the number of records the pipeline took (for the alert and incident state). A reload
+        changes state without moving them, and needs no write: a restored checkpoint is brought to the
+        specs in use anyway."""
+        # Dead letters first: once the offset is committed the source record is gone for us. Flushed
+        # outside the lock, as it waits on the broker: only the processing loop sends them, and it is
+        # here or, for a rebalance, waiting on the consumer.
+        self.dead_letters.flush()
+        if self.incident_topic is not None:
+            self.incident_topic.flush()
         with self.lock:
-            states = {tp: self.pipeline.partitions[tp] for tp in sorted(partitions) if tp in self.pipeline.partitions}
-            # Dead letters first: once the offset is committed the source record is gone for us.
-            self.dead_letters.flush()
-            if self.incident_topic is not None:
-                self.incident_topic.flush()
-            self.store.save_many({**states, (ENTITY_STATE, None): (self.pipeline.alerting, self.pipeline.incidents)})
-            return {tp: st.next_offset for tp, st in states.items() if st.next_offset is not None}
+            held = {tp: self.pipeline.partitions[tp] for tp in sorted(partitions) if tp in self.pipeline.partitions}
+            marks = {tp: st.next_offset for tp, st in held.items()}
+            marks[ENTITY_KEY] = sum(self.pipeline.consumed.values())
+            states = {**held, ENTITY_KEY: (self.pipeline.alerting, self.pipeline.incidents)}
+            changed = [key for key, mark in marks.items() if self.saved.get(key) != mark]
+            # Pickled under the lock, so that no batch changes the states meanwhile; made durable after
+            # it, so that scrapes do not wait on the disk.
+            pending = self.store.write({key: states[key] for key in changed}) if changed else []
+        if pending:
+            self.store.sync(pending)
+        self.saved.update((key, marks[key]) for key in changed)
+        return {tp: mark for tp, mark in marks.items() if tp != ENTITY_KEY and mark is not None}
 
     def _restore_entity_state(self) -> None:
         try:
@@ -203,31 +232,43 @@ class Service:
                 self.alertmanager.emit([IncidentEvent("updated", tracker.now, inc) for inc in still_open])
 
     def checkpoint_and_commit(self) -> None:
-        self.source.commit(self.checkpoint(self.assigned))
+        """Checkpoint every assigned partition, then commit the offsets that moved."""
+        offsets = self._uncommitted(self.checkpoint(self.assigned))
+        self.source.commit(offsets)
+        self.committed.update(offsets)
+        self.checkpointed_at = time.time()
+
+    def _uncommitted(self, offsets: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        return {tp: o for tp, o in offsets.items() if self.committed.get(tp) != o}
 
     # -- rebalance (called on the consumer's IO loop: no blocking consumer calls here) ------------
 
     def _on_revoked(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         mine = [tp for tp in tps if tp in self.assigned]
-        offsets = self.checkpoint(mine) if mine else {}
+        offsets = self._uncommitted(self.checkpoint(mine)) if mine else {}
         with self.lock:
             for tp in mine:
                 self.pipeline.partitions.pop(tp, None)
                 self.resume_at.pop(tp, None)
                 self.assigned.discard(tp)
+                self.saved.pop(tp, None)
+                self.committed.pop(tp, None)
         log.info("revoked %s", mine)
         return offsets
 
     def _on_assigned(self, tps: list[tuple[str, int]]) -> None:
         with self.lock:
-            for topic, partition in tps:
-                state = self.store.load(topic, partition)
+            for tp in tps:
+                state = self.store.load(*tp)
                 if state is not None:
-                    self.pipeline.partitions[(topic, partition)] = state
+                    self.pipeline.partitions[tp] = state
                     self.reloader.conform(state)  # a checkpoint from before a reload
+                    # As saved; and not to be committed unchanged, as the group's offset may be ahead
+                    # (another member processed beyond it) -- unless records before it come again.
+                    self.saved[tp] = self.committed[tp] = state.next_offset
                     if state.next_offset is not None:
-                        self.resume_at[(topic, partition)] = state.next_offset
-                self.assigned.add((topic, partition))
+                        self.resume_at[tp] = state.next_offset
+                self.assigned.add(tp)
         log.info("assigned %s", tps)
 
     # -- status ----------------------------------------------------------------------------------

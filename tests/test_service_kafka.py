@@ -17,7 +17,8 @@ from detector.broker import free_port
 from detector.checkpoint import CheckpointStore
 from detector.cli import main
 from tests.kafka_helpers import (
-    RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, read_all, samples, scrape,
+    RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, read_all, samples, scrape, wait_committed,
+    write_pipeline,
 )
 
 pytestmark = pytest.mark.integration
@@ -88,11 +89,6 @@ def test_scores_are_exported_offsets_committed_and_bad_records_dead_lettered(bro
         assert h["error"] and h["error_kind"].decode() == kinds[r.value]
 
 
-def _write_pipeline(spec, path):
-    data = spec.model_dump(mode="json")
-    path.write_text(yaml.safe_dump(data))
-
-
 def _consumed(port: int) -> float:
     try:
         body = scrape(f"http://127.0.0.1:{port}/metrics")
@@ -108,13 +104,13 @@ def test_a_killed_service_restarts_from_its_checkpoint_and_loses_nothing(broker,
     logs, _ = normal_traffic(20_000)
     first_half, second_half = logs[:10_000], logs[10_000:]
     cfg = tmp_path / "pipeline.yaml"
-    _write_pipeline(spec, cfg)
+    write_pipeline(spec, cfg)
     cmd = [sys.executable, "-m", "detector", "run", "--pipeline", str(cfg)]
 
     per_partition = produce(broker.bootstrap_servers, log_topic, first_half)
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)  # one checkpoint done
+        wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)  # one checkpoint done
         per_partition += produce(broker.bootstrap_servers, log_topic, second_half)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _consumed(port) <= len(first_half):
@@ -133,7 +129,7 @@ def test_a_killed_service_restarts_from_its_checkpoint_and_loses_nothing(broker,
 
     second = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
+        wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
@@ -152,15 +148,6 @@ def test_a_killed_service_restarts_from_its_checkpoint_and_loses_nothing(broker,
     # and what was saved reflects the whole stream.
     _, incidents = store.load("alerting")
     assert incidents.now >= T0 + 15 * (len(logs) - 1) - 120
-
-
-def _wait_committed(bootstrap: str, group: str, per_partition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if committed(bootstrap, group, per_partition) == dict(per_partition):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"offsets not committed to the end within {timeout:.0f}s")
 
 
 def one_spike_each(start: int, n: int, spike_at: int):
@@ -192,7 +179,7 @@ def test_alerting_settings_edited_in_the_pipeline_file_apply_on_sighup(broker, t
     spec = pipeline_spec(broker.bootstrap_servers, tmp_path, port=port, alerting={"fire_after": 3})
     metric_topic = spec.inputs[1].topic
     cfg = tmp_path / "pipeline.yaml"
-    _write_pipeline(spec, cfg)
+    write_pipeline(spec, cfg)
     service = subprocess.Popen([sys.executable, "-m", "detector", "run", "--pipeline", str(cfg)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
