@@ -43,6 +43,7 @@ class CheckpointStore:
         until ``sync``. Apart from it so that a caller can hold a lock while the states are pickled (they
         must not change meanwhile), and not while the files are made durable, which can take longer."""
         pending: list[tuple[BinaryIO, Path]] = []
+        target = self.directory
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             for (topic, partition), state in states.items():
@@ -51,8 +52,11 @@ class CheckpointStore:
                 pending.append((fh, target))
                 fh.write(MAGIC)
                 pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        except OSError as exc:
-            raise StateError(f"cannot write checkpoint in {self.directory}: {exc}") from exc
+        except BaseException as exc:
+            self._discard(pending)
+            if isinstance(exc, OSError):
+                raise self._write_error(target, exc) from exc
+            raise
         return pending
 
     def sync(self, pending: list[tuple[BinaryIO, Path]]) -> None:
@@ -63,13 +67,29 @@ class CheckpointStore:
                 os.fsync(fh.fileno())
                 fh.close()
                 os.replace(fh.name, target)
+            target = self.directory
             dir_fd = os.open(self.directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)  # make the renames durable before offsets are committed
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise StateError(f"cannot write checkpoint in {self.directory}: {exc}") from exc
+            self._discard(pending)
+            raise self._write_error(target, exc) from exc
+
+    @staticmethod
+    def _discard(pending: list[tuple[BinaryIO, Path]]) -> None:
+        """A write that failed leaves no temporary file behind (it would hold a full disk's space)."""
+        for fh, _ in pending:
+            try:
+                fh.close()
+            except OSError:
+                pass  # its buffer could not be written either: the write has failed already
+            Path(fh.name).unlink(missing_ok=True)
+
+    @staticmethod
+    def _write_error(path: Path, exc: OSError) -> StateError:
+        return StateError(f"cannot write checkpoint {path}: {exc}")
 
     def load(self, topic: str, partition: int | None = None) -> Any | None:
         """The saved state, or None when this partition has never been checkpointed here."""

@@ -7,7 +7,9 @@ state restored (and the consumer moved to the checkpoint's offset) before any of
 processed.
 
 A checkpoint writes only the states that changed since their last one, so an idle service writes
-nothing.
+nothing. A checkpoint or commit that fails (a full disk, Kafka unreachable) is logged, counted and
+retried at the next interval while processing goes on; nothing is committed past what is saved, and
+``checkpoint_age_seconds`` grows until both succeed again.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import time
 from pathlib import Path
 
 from kafka.errors import KafkaError
+from prometheus_client import Counter
 
 from detector.checkpoint import CheckpointStore
 from detector.config import PipelineSpec
-from detector.errors import KafkaUnavailable, StateError
+from detector.errors import DetectorError, KafkaUnavailable, StateError
 from detector.http_server import StatusServer
 from detector.incidents import IncidentEvent
 from detector.kafka_io import DeadLetterProducer, IncidentTopicProducer, KafkaSource
@@ -61,6 +64,11 @@ class Service:
         self.saved: dict[tuple[str, int | None], int | None] = {ENTITY_KEY: 0}
         self.committed: dict[tuple[str, int], int] = {}
         self.checkpointed_at: float | None = None  # wall clock when all held state was last saved and committed
+        self.failing: set[str] = set()  # steps failing since the last checkpoint and commit: logged once each
+        self.last_failure: StateError | KafkaUnavailable | None = None
+        # Found in a rebalance callback, which must not raise into kafka-python (it would bury the error
+        # under its own); ends the loop before any record of the partition is processed.
+        self.fatal: DetectorError | None = None
         self.last_loop = time.monotonic()
         self.source: KafkaSource | None = None
         self.dead_letters: DeadLetterProducer | None = None
@@ -71,6 +79,12 @@ class Service:
             lag=self._lag, checkpoint_time=lambda: self.checkpointed_at,
         )
         self.prometheus.registry.register(self.reloader)
+        self.checkpoint_failures = Counter(
+            "outage_detector_checkpoint_failures", "Checkpoints that failed, by step: write (the state to "
+            "checkpoint.directory) or commit (dead letters and offsets to Kafka).", ["step"],
+            registry=self.prometheus.registry)
+        for step in ("write", "commit"):
+            self.checkpoint_failures.labels(step)
         self.http: StatusServer | None = None
         self.alertmanager: AlertmanagerPusher | None = None
         if spec.sinks.alertmanager.url:
@@ -113,16 +127,23 @@ class Service:
         try:
             while not self.stop_event.is_set():
                 batch = self.source.poll()
+                if self.fatal is not None:
+                    break
                 self.last_loop = time.monotonic()
                 if batch:
                     self.process(batch)
                 self.reloader.check()
                 if time.monotonic() - last_checkpoint >= interval:
-                    self.checkpoint_and_commit()
+                    self.try_checkpoint_and_commit()
                     last_checkpoint = time.monotonic()
-            self.checkpoint_and_commit()
+            if self.fatal is None and not self.try_checkpoint_and_commit():
+                self.fatal = type(self.last_failure)(  # a StateError or KafkaUnavailable, as what failed
+                    f"stopped without a final checkpoint and commit: {self.last_failure}; the records since the "
+                    "last one will be read again on the next start")
         finally:
             self.close()
+        if self.fatal is not None:
+            raise self.fatal
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -186,7 +207,7 @@ class Service:
     def checkpoint(self, partitions) -> dict[tuple[str, int], int]:
         """Make the dead letters durable, write the state of the partitions, and the alert and incident
         state, where it changed since its last checkpoint; returns the partitions' offsets that are now
-        safe to commit.
+        safe to commit. Raises StateError or KafkaError: then nothing may be committed.
 
         What changed is told by a mark per state: a partition's next offset (every record processed moves
         it) and the number of records the pipeline took (for the alert and incident state). A reload
@@ -232,11 +253,35 @@ class Service:
                 self.alertmanager.emit([IncidentEvent("updated", tracker.now, inc) for inc in still_open])
 
     def checkpoint_and_commit(self) -> None:
-        """Checkpoint every assigned partition, then commit the offsets that moved."""
+        """Checkpoint every assigned partition, then commit the offsets that moved. Raises StateError or
+        KafkaError (nothing past the saved state is committed)."""
         offsets = self._uncommitted(self.checkpoint(self.assigned))
         self.source.commit(offsets)
         self.committed.update(offsets)
         self.checkpointed_at = time.time()
+
+    def try_checkpoint_and_commit(self) -> bool:
+        """``checkpoint_and_commit``; a failure is logged (once until it succeeds again) and counted, and
+        the next interval tries again: the service goes on, its checkpoint getting older."""
+        try:
+            self.checkpoint_and_commit()
+        except (StateError, KafkaError) as exc:
+            self._failed(exc)
+            return False
+        if self.failing:
+            log.info("checkpoint and commit succeed again")
+            self.failing.clear()
+        return True
+
+    def _failed(self, exc: StateError | KafkaError) -> None:
+        step = "write" if isinstance(exc, StateError) else "commit"
+        self.checkpoint_failures.labels(step).inc()
+        self.last_failure = exc if step == "write" else KafkaUnavailable(
+            f"commit to Kafka at {self.spec.kafka.bootstrap_servers} failed: {exc}")
+        if step not in self.failing:
+            self.failing.add(step)
+            log.error("checkpoint failed: %s; nothing is committed past the last checkpoint, and it is tried again "
+                      "every %gs", self.last_failure, self.spec.checkpoint.interval_seconds)
 
     def _uncommitted(self, offsets: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
         return {tp: o for tp, o in offsets.items() if self.committed.get(tp) != o}
@@ -245,7 +290,12 @@ class Service:
 
     def _on_revoked(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         mine = [tp for tp in tps if tp in self.assigned]
-        offsets = self._uncommitted(self.checkpoint(mine)) if mine else {}
+        offsets = {}
+        try:
+            offsets = self._uncommitted(self.checkpoint(mine)) if mine else {}
+        except (StateError, KafkaError) as exc:
+            self._failed(exc)  # the partitions go all the same: their next owner reads from the last commit
+            log.warning("revoked %s without a checkpoint: their records since the last one will be read again", mine)
         with self.lock:
             for tp in mine:
                 self.pipeline.partitions.pop(tp, None)
@@ -259,7 +309,11 @@ class Service:
     def _on_assigned(self, tps: list[tuple[str, int]]) -> None:
         with self.lock:
             for tp in tps:
-                state = self.store.load(*tp)
+                try:
+                    state = self.store.load(*tp)
+                except StateError as exc:
+                    self.fatal = self.fatal or exc
+                    continue
                 if state is not None:
                     self.pipeline.partitions[tp] = state
                     self.reloader.conform(state)  # a checkpoint from before a reload
@@ -288,7 +342,8 @@ class Service:
         return time.monotonic() - self.last_loop < stall
 
     def _ready(self) -> bool:
-        return self.source is not None and bool(self.assigned)
+        # Not while checkpoints fail: consuming on without saving or committing is no steady state.
+        return self.source is not None and bool(self.assigned) and not self.failing
 
     def _templates(self) -> list[dict]:
         with self.lock:
