@@ -42,6 +42,13 @@ ENTITY_STATE = "alerting"
 ENTITY_KEY = (ENTITY_STATE, None)
 
 
+def _reason(exc: BaseException) -> str:
+    """"Name: message", as kafka-python's errors print (but not "Name: None" when raised without one)."""
+    name = type(exc).__name__
+    text = str(exc).removeprefix(name).removeprefix(": ")
+    return f"{name}: {text}" if text and text != "None" else name
+
+
 class Service:
     def __init__(self, spec: PipelineSpec, pipeline: Pipeline | None = None, listeners=(),
                  pipeline_path: Path | None = None):
@@ -140,6 +147,11 @@ class Service:
                 self.fatal = type(self.last_failure)(  # a StateError or KafkaUnavailable, as what failed
                     f"stopped without a final checkpoint and commit: {self.last_failure}; the records since the "
                     "last one will be read again on the next start")
+        except KafkaError as exc:
+            # What kafka-python does not retry itself ends the service: one paragraph naming the cause
+            # (also of an error it wrapped), not a traceback.
+            cause = _reason(exc) + (f" (from {_reason(exc.__cause__)})" if exc.__cause__ is not None else "")
+            raise KafkaUnavailable(f"stopped: Kafka at {self.spec.kafka.bootstrap_servers} failed: {cause}") from None
         finally:
             self.close()
         if self.fatal is not None:
@@ -277,7 +289,7 @@ class Service:
         step = "write" if isinstance(exc, StateError) else "commit"
         self.checkpoint_failures.labels(step).inc()
         self.last_failure = exc if step == "write" else KafkaUnavailable(
-            f"commit to Kafka at {self.spec.kafka.bootstrap_servers} failed: {exc}")
+            f"commit to Kafka at {self.spec.kafka.bootstrap_servers} failed: {_reason(exc)}")
         if step not in self.failing:
             self.failing.add(step)
             log.error("checkpoint failed: %s; nothing is committed past the last checkpoint, and it is tried again "

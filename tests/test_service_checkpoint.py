@@ -1,6 +1,6 @@
 """The service's checkpoints against a real broker: only state that changed is written again, and a
-checkpoint that cannot be written or read does not end the service in a traceback: it goes on without
-committing past what is saved, or stops with one paragraph (exit 2)."""
+checkpoint that cannot be written or read, or a broker that goes away, does not end the service in a
+traceback: it goes on without committing past what is saved, or stops with one paragraph (exit 2)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from detector.broker import free_port
+from detector.broker import EmbeddedBroker, free_port
 from detector.checkpoint import CheckpointStore
+from detector.kafka_io import ensure_topics
 from tests.kafka_helpers import (
     RunningService, committed, ecs_line, pipeline_spec, produce, samples, scrape, wait_committed, write_pipeline,
 )
@@ -189,3 +191,62 @@ def test_a_corrupt_checkpoint_at_start_up_is_a_one_paragraph_error(broker, tmp_p
     # Left as it was, for the operator to look at; and nothing of the partition processed or committed.
     assert path.read_bytes() == truncated
     assert committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition) == {tp: None for tp in per_partition}
+
+
+def test_the_service_rides_out_a_broker_outage(tmp_path):
+    port = free_port()
+    with EmbeddedBroker() as own:  # its own broker, to stop and start again on the same port
+        spec = pipeline_spec(own.bootstrap_servers, tmp_path, port=port, checkpoint_seconds=5.0)
+        log_topic, group = spec.inputs[0].topic, spec.kafka.group_id
+        topics = [i.topic for i in spec.inputs] + [spec.kafka.dead_letter_topic]
+        runner = RunningService(spec)
+        with runner as service:
+            sent = Counter()
+            while True:
+                sent += produce(own.bootstrap_servers, log_topic, log_lines(sum(sent.values()), 100))
+                runner.wait_consumed(sum(sent.values()))
+                with service.lock:  # no checkpoint gets past its start meanwhile
+                    if committed(own.bootstrap_servers, group, sent) != dict(sent):
+                        own.stop()  # processed, not committed: the next commit finds the broker gone
+                        break
+            time.sleep(15)  # longer than the session timeout (6 s)
+            assert runner.thread.is_alive()
+            own.start()
+            # The embedded broker keeps nothing across a restart: its topics start again from offset 0,
+            # so records are sent until past the offsets the service has processed.
+            ensure_topics(spec.kafka, topics, partitions=2)
+            again = produce(own.bootstrap_servers, log_topic, log_lines(1000, 3 * sum(sent.values())))
+            assert all(again[tp] > sent[tp] for tp in sent)
+            wait_committed(own.bootstrap_servers, group, again, timeout=90)
+            with service.lock:
+                assert {tp: service.pipeline.partitions[tp].next_offset for tp in again} == dict(again)
+            assert runner.thread.is_alive()
+            wait_until(lambda: metric(port, "outage_detector_checkpoint_age_seconds") < 6, what="a fresh checkpoint")
+            assert metric(port, "outage_detector_checkpoint_failures_total", step="commit") >= 1
+
+
+def test_a_kafka_error_that_ends_the_service_is_one_paragraph_naming_its_cause(tmp_path):
+    """What kafka-python gives up on ends the service. No broker fails like that on demand: a consumer
+    raising what kafka-python raised when a rebalance callback's commit found the coordinator gone
+    stands in for it."""
+    from kafka.errors import KafkaError, NodeNotReadyError
+
+    from detector.config import load_pipeline
+    from detector.errors import KafkaUnavailable
+    from detector.service import Service
+
+    class Source:
+        def poll(self):
+            raise KafkaError("User rebalance callback throws an error") from NodeNotReadyError("coordinator")
+
+        def close(self):
+            pass
+
+    spec = load_pipeline(None, kafka={"bootstrap_servers": "127.0.0.1:9"}, checkpoint={"directory": str(tmp_path)},
+                         inputs=[{"topic": "m", "kind": "metric", "format": "metric_json"}])
+    service = Service(spec)
+    service.source = Source()
+    with pytest.raises(KafkaUnavailable) as stopped:
+        service.run()
+    assert str(stopped.value) == ("stopped: Kafka at 127.0.0.1:9 failed: KafkaError: User rebalance callback throws an "
+                                  "error (from NodeNotReadyError: coordinator)")
