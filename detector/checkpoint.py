@@ -14,9 +14,8 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from detector.errors import StateError
 
@@ -27,7 +26,6 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 class CheckpointStore:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
-        self.last_write: float | None = None  # wall-clock time of the last successful write
 
     def path(self, topic: str, partition: int | None = None) -> Path:
         if partition is None:  # a named state
@@ -38,25 +36,60 @@ class CheckpointStore:
         self.save_many({(topic, partition): state})
 
     def save_many(self, states: dict[tuple[str, int | None], Any]) -> None:
+        self.sync(self.write(states))
+
+    def write(self, states: dict[tuple[str, int | None], Any]) -> list[tuple[BinaryIO, Path]]:
+        """Pickle each state to a temporary file beside its checkpoint; nothing replaces a checkpoint
+        until ``sync``. Apart from it so that a caller can hold a lock while the states are pickled (they
+        must not change meanwhile), and not while the files are made durable, which can take longer."""
+        pending: list[tuple[BinaryIO, Path]] = []
+        target = self.directory
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             for (topic, partition), state in states.items():
                 target = self.path(topic, partition)
-                tmp = target.with_suffix(".tmp")
-                with open(tmp, "wb") as fh:
-                    fh.write(MAGIC)
-                    pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
+                fh = open(target.with_suffix(".tmp"), "wb")
+                pending.append((fh, target))
+                fh.write(MAGIC)
+                pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as exc:
+            self._discard(pending)
+            if isinstance(exc, OSError):
+                raise self._write_error(target, exc) from exc
+            raise
+        return pending
+
+    def sync(self, pending: list[tuple[BinaryIO, Path]]) -> None:
+        """Make what ``write`` pickled durable, then rename it over the checkpoints."""
+        try:
+            for fh, target in pending:
+                fh.flush()
+                os.fsync(fh.fileno())
+                fh.close()
+                os.replace(fh.name, target)
+            target = self.directory
             dir_fd = os.open(self.directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)  # make the renames durable before offsets are committed
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise StateError(f"cannot write checkpoint in {self.directory}: {exc}") from exc
-        self.last_write = time.time()
+            self._discard(pending)
+            raise self._write_error(target, exc) from exc
+
+    @staticmethod
+    def _discard(pending: list[tuple[BinaryIO, Path]]) -> None:
+        """A write that failed leaves no temporary file behind (it would hold a full disk's space)."""
+        for fh, _ in pending:
+            try:
+                fh.close()
+            except OSError:
+                pass  # its buffer could not be written either: the write has failed already
+            Path(fh.name).unlink(missing_ok=True)
+
+    @staticmethod
+    def _write_error(path: Path, exc: OSError) -> StateError:
+        return StateError(f"cannot write checkpoint {path}: {exc}")
 
     def load(self, topic: str, partition: int | None = None) -> Any | None:
         """The saved state, or None when this partition has never been checkpointed here."""

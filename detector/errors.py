@@ -42,7 +42,8 @@ class InvalidField(DecodeError):
 
 
 class KafkaUnavailable(DetectorError, ConnectionError):
-    """The configured Kafka brokers could not be reached at start-up, or failed during a replay."""
+    """The configured Kafka brokers could not be reached at start-up, failed during a replay, or failed
+    the live service in a way the client does not retry."""
 
 
 class DeliveryError(DetectorError, RuntimeError):

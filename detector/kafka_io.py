@@ -76,7 +76,12 @@ class _Listener(AsyncConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked):
         offsets = self._on_revoked(sorted((tp.topic, tp.partition) for tp in revoked))
         if offsets:
-            await self._consumer.commit_async(_offsets(offsets))
+            try:
+                await self._consumer.commit_async(_offsets(offsets))
+            except KafkaError as exc:
+                # Not raised: kafka-python would end the service with it. At least once all the same,
+                # as the partitions' next owner reads again from the last commit.
+                log.warning("could not commit the offsets of revoked partitions %s: %s", sorted(offsets), exc)
 
     async def on_partitions_assigned(self, assigned):
         self._on_assigned(sorted((tp.topic, tp.partition) for tp in assigned))

@@ -5,6 +5,11 @@ dead letters for the records before it are acknowledged by the broker. On a reba
 partitions are checkpointed and committed before they are let go, and assigned partitions have their
 state restored (and the consumer moved to the checkpoint's offset) before any of their records are
 processed.
+
+A checkpoint writes only the states that changed since their last one, so an idle service writes
+nothing. A checkpoint or commit that fails (a full disk, Kafka unreachable) is logged, counted and
+retried at the next interval while processing goes on; nothing is committed past what is saved, and
+``checkpoint_age_seconds`` grows until both succeed again.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import time
 from pathlib import Path
 
 from kafka.errors import KafkaError
+from prometheus_client import Counter
 
 from detector.checkpoint import CheckpointStore
 from detector.config import PipelineSpec
-from detector.errors import KafkaUnavailable, StateError
+from detector.errors import DetectorError, KafkaUnavailable, StateError
 from detector.http_server import StatusServer
 from detector.incidents import IncidentEvent
 from detector.kafka_io import DeadLetterProducer, IncidentTopicProducer, KafkaSource
@@ -33,6 +39,14 @@ log = logging.getLogger(__name__)
 # Alert and incident state is per entity, not per partition: one named checkpoint holds it, so an
 # incident that is open when the service restarts keeps its id instead of opening again.
 ENTITY_STATE = "alerting"
+ENTITY_KEY = (ENTITY_STATE, None)
+
+
+def _reason(exc: BaseException) -> str:
+    """"Name: message", as kafka-python's errors print (but not "Name: None" when raised without one)."""
+    name = type(exc).__name__
+    text = str(exc).removeprefix(name).removeprefix(": ")
+    return f"{name}: {text}" if text and text != "None" else name
 
 
 class Service:
@@ -52,6 +66,17 @@ class Service:
         self.resume_at: dict[tuple[str, int], int] = {}
         self.highwaters: dict[tuple[str, int], int] = {}
         self.heard: dict[tuple[str, int], float] = {}  # monotonic time of each partition's last record
+        # The mark (see ``checkpoint``) of what each checkpoint file holds, and the offset last committed
+        # per partition: what has not changed since is neither written nor committed again. The alert
+        # and incident state stays as restored until the pipeline takes a record.
+        self.saved: dict[tuple[str, int | None], object] = {ENTITY_KEY: (0, ())}
+        self.committed: dict[tuple[str, int], int] = {}
+        self.checkpointed_at: float | None = None  # wall clock when all held state was last saved and committed
+        self.failing: set[str] = set()  # steps failing since the last checkpoint and commit: logged once each
+        self.last_failure: StateError | KafkaUnavailable | None = None
+        # Found in a rebalance callback, which must not raise into kafka-python (it would bury the error
+        # under its own); ends the loop before any record of the partition is processed.
+        self.fatal: DetectorError | None = None
         self.last_loop = time.monotonic()
         self.failed = False  # set when the loop ends on an error: nothing more is checkpointed or committed
         self.source: KafkaSource | None = None
@@ -60,9 +85,15 @@ class Service:
         self.console = ConsoleSink(signals=spec.sinks.console.signals) if spec.sinks.console.enabled else None
         self.prometheus = PrometheusSink(
             self.pipeline, self.lock, spec.sinks.prometheus.series_budget,
-            lag=self._lag, checkpoint_time=lambda: self.store.last_write,
+            lag=self._lag, checkpoint_time=lambda: self.checkpointed_at,
         )
         self.prometheus.registry.register(self.reloader)
+        self.checkpoint_failures = Counter(
+            "outage_detector_checkpoint_failures", "Checkpoints that failed, by step: write (the state to "
+            "checkpoint.directory) or commit (dead letters and offsets to Kafka).", ["step"],
+            registry=self.prometheus.registry)
+        for step in ("write", "commit"):
+            self.checkpoint_failures.labels(step)
         self.http: StatusServer | None = None
         self.alertmanager: AlertmanagerPusher | None = None
         if spec.sinks.alertmanager.url:
@@ -72,6 +103,7 @@ class Service:
 
     def start(self) -> None:
         self._restore_entity_state()
+        self.checkpointed_at = time.time()  # nothing processed yet: the state on disk is current
         prom = self.spec.sinks.prometheus
         if prom.enabled:
             self.http = StatusServer(
@@ -104,14 +136,25 @@ class Service:
         try:
             while not self.stop_event.is_set():
                 batch = self.source.poll()
+                if self.fatal is not None:
+                    break
                 self.last_loop = time.monotonic()
                 if batch:
                     self.process(batch)
                 self.reloader.check()
                 if time.monotonic() - last_checkpoint >= interval:
-                    self.checkpoint_and_commit()
+                    self.try_checkpoint_and_commit()
                     last_checkpoint = time.monotonic()
-            self.checkpoint_and_commit()
+            if self.fatal is None and not self.try_checkpoint_and_commit():
+                self.fatal = type(self.last_failure)(  # a StateError or KafkaUnavailable, as what failed
+                    f"stopped without a final checkpoint and commit: {self.last_failure}; the records since the "
+                    "last one will be read again on the next start")
+        except KafkaError as exc:
+            # What kafka-python does not retry itself ends the service: one paragraph naming the cause
+            # (also of an error it wrapped), not a traceback.
+            cause = _reason(exc) + (f" (from {_reason(exc.__cause__)})" if exc.__cause__ is not None else "")
+            self.failed = True
+            raise KafkaUnavailable(f"stopped: Kafka at {self.spec.kafka.bootstrap_servers} failed: {cause}") from None
         except BaseException:
             # What was processed since the last checkpoint may not have reached its outputs (a dead
             # letter refused, say): checkpointing or committing it now, as handing the partitions back
@@ -120,6 +163,8 @@ class Service:
             raise
         finally:
             self.close()
+        if self.fatal is not None:
+            raise self.fatal
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -185,6 +230,7 @@ class Service:
             at = self.resume_at.get(tp)
             if at is not None:
                 if raw.offset < at:
+                    self.committed.pop(tp, None)  # the group's offset is behind the checkpoint's: commit that
                     continue
                 del self.resume_at[tp]
                 if raw.offset > at:
@@ -194,20 +240,36 @@ class Service:
         return out
 
     def checkpoint(self, partitions) -> dict[tuple[str, int], int]:
-        """Make the dead letters durable, write the partitions' state; returns the offsets that are
-        now safe to commit."""
+        """Make the dead letters durable, write the state of the partitions, and the alert and incident
+        state, where it changed since its last checkpoint; returns the partitions' offsets that are now
+        safe to commit. Raises StateError or KafkaError: then nothing may be committed.
+
+        What changed is told by a mark per state: a partition's next offset (every record processed moves
+        it) and the number of records the pipeline took (for the alert and incident state). A reload
+        changes state without moving them, and needs no write: a restored checkpoint is brought to the
+        specs in use anyway."""
+        # Dead letters first: once the offset is committed the source record is gone for us. Flushed
+        # outside the lock, as it waits on the broker: only the processing loop sends them, and it is
+        # here or, for a rebalance, waiting on the consumer.
+        self.dead_letters.flush()
+        if self.incident_topic is not None:
+            self.incident_topic.flush()
         with self.lock:
-            states = {tp: self.pipeline.partitions[tp] for tp in sorted(partitions) if tp in self.pipeline.partitions}
-            # Dead letters first: once the offset is committed the source record is gone for us.
-            self.dead_letters.flush()
-            if self.incident_topic is not None:
-                self.incident_topic.flush()
+            held = {tp: self.pipeline.partitions[tp] for tp in sorted(partitions) if tp in self.pipeline.partitions}
+            marks = {tp: st.next_offset for tp, st in held.items()}
             # Incidents that ended while Alertmanager was unreachable are in no other state: they are saved
-            # before the offsets of the records that produced them are committed.
+            # before the offsets of the records that produced them are committed, and again once delivered.
             owed = self.alertmanager.owed() if self.alertmanager is not None else []
-            entity_state = (self.pipeline.alerting, self.pipeline.incidents, owed)
-            self.store.save_many({**states, (ENTITY_STATE, None): entity_state})
-            return {tp: st.next_offset for tp, st in states.items() if st.next_offset is not None}
+            marks[ENTITY_KEY] = (sum(self.pipeline.consumed.values()), tuple((inc.id, shown) for inc, shown in owed))
+            states = {**held, ENTITY_KEY: (self.pipeline.alerting, self.pipeline.incidents, owed)}
+            changed = [key for key, mark in marks.items() if self.saved.get(key) != mark]
+            # Pickled under the lock, so that no batch changes the states meanwhile; made durable after
+            # it, so that scrapes do not wait on the disk.
+            pending = self.store.write({key: states[key] for key in changed}) if changed else []
+        if pending:
+            self.store.sync(pending)
+        self.saved.update((key, marks[key]) for key in changed)
+        return {tp: mark for tp, mark in marks.items() if tp != ENTITY_KEY and mark is not None}
 
     def _restore_entity_state(self) -> None:
         try:
@@ -233,32 +295,77 @@ class Service:
                 self.alertmanager.emit([IncidentEvent("updated", tracker.now, inc) for inc in still_open])
 
     def checkpoint_and_commit(self) -> None:
-        self.source.commit(self.checkpoint(self.assigned))
+        """Checkpoint every assigned partition, then commit the offsets that moved. Raises StateError or
+        KafkaError (nothing past the saved state is committed)."""
+        offsets = self._uncommitted(self.checkpoint(self.assigned))
+        self.source.commit(offsets)
+        self.committed.update(offsets)
+        self.checkpointed_at = time.time()
+
+    def try_checkpoint_and_commit(self) -> bool:
+        """``checkpoint_and_commit``; a failure is logged (once until it succeeds again) and counted, and
+        the next interval tries again: the service goes on, its checkpoint getting older."""
+        try:
+            self.checkpoint_and_commit()
+        except (StateError, KafkaError) as exc:
+            self._failed(exc)
+            return False
+        if self.failing:
+            log.info("checkpoint and commit succeed again")
+            self.failing.clear()
+        return True
+
+    def _failed(self, exc: StateError | KafkaError) -> None:
+        step = "write" if isinstance(exc, StateError) else "commit"
+        self.checkpoint_failures.labels(step).inc()
+        self.last_failure = exc if step == "write" else KafkaUnavailable(
+            f"commit to Kafka at {self.spec.kafka.bootstrap_servers} failed: {_reason(exc)}")
+        if step not in self.failing:
+            self.failing.add(step)
+            log.error("checkpoint failed: %s; nothing is committed past the last checkpoint, and it is tried again "
+                      "every %gs", self.last_failure, self.spec.checkpoint.interval_seconds)
+
+    def _uncommitted(self, offsets: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        return {tp: o for tp, o in offsets.items() if self.committed.get(tp) != o}
 
     # -- rebalance (called on the consumer's IO loop: no blocking consumer calls here) ------------
 
     def _on_revoked(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         mine = [tp for tp in tps if tp in self.assigned]
-        offsets = self.checkpoint(mine) if mine and not self.failed else {}
+        offsets = {}
+        try:
+            offsets = self._uncommitted(self.checkpoint(mine)) if mine and not self.failed else {}
+        except (StateError, KafkaError) as exc:
+            self._failed(exc)  # the partitions go all the same: their next owner reads from the last commit
+            log.warning("revoked %s without a checkpoint: their records since the last one will be read again", mine)
         with self.lock:
             for tp in mine:
                 self.pipeline.partitions.pop(tp, None)
                 self.resume_at.pop(tp, None)
                 self.heard.pop(tp, None)
                 self.assigned.discard(tp)
+                self.saved.pop(tp, None)
+                self.committed.pop(tp, None)
         log.info("revoked %s", mine)
         return offsets
 
     def _on_assigned(self, tps: list[tuple[str, int]]) -> None:
         with self.lock:
-            for topic, partition in tps:
-                state = self.store.load(topic, partition)
+            for tp in tps:
+                try:
+                    state = self.store.load(*tp)
+                except StateError as exc:
+                    self.fatal = self.fatal or exc
+                    continue
                 if state is not None:
-                    self.pipeline.partitions[(topic, partition)] = state
+                    self.pipeline.partitions[tp] = state
                     self.reloader.conform(state)  # a checkpoint from before a reload
+                    # As saved; and not to be committed unchanged, as the group's offset may be ahead
+                    # (another member processed beyond it) -- unless records before it come again.
+                    self.saved[tp] = self.committed[tp] = state.next_offset
                     if state.next_offset is not None:
-                        self.resume_at[(topic, partition)] = state.next_offset
-                self.assigned.add((topic, partition))
+                        self.resume_at[tp] = state.next_offset
+                self.assigned.add(tp)
         log.info("assigned %s", tps)
 
     # -- status ----------------------------------------------------------------------------------
@@ -278,7 +385,8 @@ class Service:
         return time.monotonic() - self.last_loop < stall
 
     def _ready(self) -> bool:
-        return self.source is not None and bool(self.assigned)
+        # Not while checkpoints fail: consuming on without saving or committing is no steady state.
+        return self.source is not None and bool(self.assigned) and not self.failing
 
     def _templates(self) -> list[dict]:
         with self.lock:

@@ -51,6 +51,15 @@ def committed(bootstrap: str, group: str, partitions) -> dict:
         consumer.close()
 
 
+def wait_committed(bootstrap: str, group: str, per_partition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if committed(bootstrap, group, per_partition) == dict(per_partition):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"offsets not committed to the end within {timeout:.0f}s")
+
+
 def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) -> list:
     """Every record of ``topic`` (counting them, since the broker's end offsets can lag)."""
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
@@ -77,6 +86,13 @@ def pipeline_spec(bootstrap: str, tmp_path, port: int = 0, checkpoint_seconds: f
     )
     ensure_topics(spec.kafka, [logs, metrics, spec.kafka.dead_letter_topic], partitions=2)
     return spec
+
+
+def write_pipeline(spec, path) -> None:
+    """The spec as a pipeline file, for the service run as a command."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
 
 
 def scrape(url: str) -> str:

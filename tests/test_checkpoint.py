@@ -14,8 +14,26 @@ def test_round_trip_and_overwrite(tmp_path):
     store.save("logs", 0, {"offset": 10, "templates": ["a <*>"]})
     store.save("logs", 0, {"offset": 20, "templates": ["a <*>", "b"]})
     assert store.load("logs", 0) == {"offset": 20, "templates": ["a <*>", "b"]}
-    assert store.last_write is not None
     assert not list((tmp_path / "state").glob("*.tmp"))
+
+
+class DiskFull:
+    """Pickles as a write that finds the disk full, after what came before it was written."""
+
+    def __reduce__(self):
+        import errno
+
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_no_temporary_file(tmp_path):
+    store = CheckpointStore(tmp_path)
+    store.save_many({("logs", 0): "before", ("logs", 1): "before"})
+    with pytest.raises(StateError) as failed:
+        store.save_many({("logs", 0): "after", ("logs", 1): [list(range(100_000)), DiskFull()]})
+    assert str(failed.value) == f"cannot write checkpoint {store.path('logs', 1)}: [Errno 28] No space left on device"
+    assert store.load("logs", 0) == "before" and store.load("logs", 1) == "before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs-0.ckpt", "logs-1.ckpt"]
 
 
 def test_topic_names_cannot_escape_the_directory(tmp_path):

@@ -19,7 +19,8 @@ from detector.checkpoint import CheckpointStore
 from detector.cli import main
 from detector.kafka_io import MAX_DEAD_LETTER_BYTES
 from tests.kafka_helpers import (
-    RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, read_all, samples, scrape,
+    RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, read_all, samples, scrape, wait_committed,
+    write_pipeline,
 )
 
 pytestmark = pytest.mark.integration
@@ -137,7 +138,7 @@ def test_a_dead_letter_kafka_refuses_stops_the_service_with_an_error_and_nothing
     logs, _ = normal_traffic(200)
     per_partition, big_at = _produce_around_big(broker.bootstrap_servers, log_topic, logs[:100], logs[100:])
     cfg = tmp_path / "pipeline.yaml"
-    _write_pipeline(spec, cfg)
+    write_pipeline(spec, cfg)
     # Dead letters cut only past 4 MiB: the producer refuses the 2 MiB one.
     uncut = ("import sys, detector.kafka_io as k; k.MAX_DEAD_LETTER_BYTES = 4 << 20; "
              "from detector.cli import main; sys.exit(main(sys.argv[1:]))")
@@ -153,13 +154,8 @@ def test_a_dead_letter_kafka_refuses_stops_the_service_with_an_error_and_nothing
 
     # A restart reads the record again, and its dead letter is written this time.
     with RunningService(spec):
-        _wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
+        wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
     _assert_big_dead_letter(read_all(broker.bootstrap_servers, spec.kafka.dead_letter_topic, 2), big_at)
-
-
-def _write_pipeline(spec, path):
-    data = spec.model_dump(mode="json")
-    path.write_text(yaml.safe_dump(data))
 
 
 def _consumed(port: int) -> float:
@@ -177,13 +173,13 @@ def test_a_killed_service_restarts_from_its_checkpoint_and_loses_nothing(broker,
     logs, _ = normal_traffic(20_000)
     first_half, second_half = logs[:10_000], logs[10_000:]
     cfg = tmp_path / "pipeline.yaml"
-    _write_pipeline(spec, cfg)
+    write_pipeline(spec, cfg)
     cmd = [sys.executable, "-m", "detector", "run", "--pipeline", str(cfg)]
 
     per_partition = produce(broker.bootstrap_servers, log_topic, first_half)
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)  # one checkpoint done
+        wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)  # one checkpoint done
         per_partition += produce(broker.bootstrap_servers, log_topic, second_half)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _consumed(port) <= len(first_half):
@@ -202,7 +198,7 @@ def test_a_killed_service_restarts_from_its_checkpoint_and_loses_nothing(broker,
 
     second = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
+        wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
@@ -221,15 +217,6 @@ def test_a_killed_service_restarts_from_its_checkpoint_and_loses_nothing(broker,
     # and what was saved reflects the whole stream.
     _, incidents, _ = store.load("alerting")
     assert incidents.now >= T0 + 15 * (len(logs) - 1) - 120
-
-
-def _wait_committed(bootstrap: str, group: str, per_partition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if committed(bootstrap, group, per_partition) == dict(per_partition):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"offsets not committed to the end within {timeout:.0f}s")
 
 
 def one_spike_each(start: int, n: int, spike_at: int):
@@ -261,7 +248,7 @@ def test_alerting_settings_edited_in_the_pipeline_file_apply_on_sighup(broker, t
     spec = pipeline_spec(broker.bootstrap_servers, tmp_path, port=port, alerting={"fire_after": 3})
     metric_topic = spec.inputs[1].topic
     cfg = tmp_path / "pipeline.yaml"
-    _write_pipeline(spec, cfg)
+    write_pipeline(spec, cfg)
     service = subprocess.Popen([sys.executable, "-m", "detector", "run", "--pipeline", str(cfg)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
