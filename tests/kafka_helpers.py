@@ -140,3 +140,13 @@ class RunningService:
     def __exit__(self, *exc):
         self.service.stop()
         self.thread.join(30)
+
+
+def wait_for(check, timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll ``check`` until it holds; fail the test, naming ``what``, after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not reached within {timeout:.0f}s")

@@ -19,7 +19,8 @@ from detector.broker import EmbeddedBroker, free_port
 from detector.checkpoint import CheckpointStore
 from detector.kafka_io import ensure_topics
 from tests.kafka_helpers import (
-    RunningService, committed, ecs_line, pipeline_spec, produce, samples, scrape, wait_committed, write_pipeline,
+    RunningService, committed, ecs_line, pipeline_spec, produce, samples, scrape, wait_committed, wait_for,
+    write_pipeline,
 )
 
 pytestmark = pytest.mark.integration
@@ -55,15 +56,6 @@ def status(port: int, path: str) -> int:
             return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code
-
-
-def wait_until(check, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout:.0f}s")
 
 
 def test_an_idle_service_rewrites_no_checkpoint_and_its_checkpoint_stays_current(broker, tmp_path):
@@ -134,8 +126,8 @@ def test_a_checkpoint_that_cannot_be_written_is_retried_while_the_service_goes_o
         # The disk fills up: no partition's checkpoint fits any more.
         service.limit_file_size(1024)
         more = produce(broker.bootstrap_servers, log_topic, log_lines(300, 300))
-        wait_until(lambda: metric(port, "outage_detector_records_consumed_total") == 600, what="consumption")
-        wait_until(lambda: metric(port, "outage_detector_checkpoint_failures_total", step="write") >= 3,
+        wait_for(lambda: metric(port, "outage_detector_records_consumed_total") == 600, what="consumption")
+        wait_for(lambda: metric(port, "outage_detector_checkpoint_failures_total", step="write") >= 3,
                    what="failed checkpoints")
         assert service.process.poll() is None
         assert committed(broker.bootstrap_servers, group, first) == dict(first)  # nothing past the saved state
@@ -149,14 +141,14 @@ def test_a_checkpoint_that_cannot_be_written_is_retried_while_the_service_goes_o
         # Space again: the next checkpoint saves and commits everything.
         service.limit_file_size(resource.RLIM_INFINITY)
         wait_committed(broker.bootstrap_servers, group, first + more)
-        wait_until(lambda: metric(port, "outage_detector_checkpoint_age_seconds") < 1.0, what="a fresh checkpoint")
+        wait_for(lambda: metric(port, "outage_detector_checkpoint_age_seconds") < 1.0, what="a fresh checkpoint")
         assert status(port, "/readyz") == 200
         assert CheckpointStore(state).load(*next(iter(more))).next_offset == (first + more)[next(iter(more))]
 
         # Full again when told to stop: nothing is committed, and one paragraph says why (exit 2).
         service.limit_file_size(1024)
         produce(broker.bootstrap_servers, log_topic, log_lines(600, 50))
-        wait_until(lambda: metric(port, "outage_detector_records_consumed_total") == 650, what="consumption")
+        wait_for(lambda: metric(port, "outage_detector_records_consumed_total") == 650, what="consumption")
         assert service.stop() == 2
         log = "".join(service.lines)
         assert "Traceback" not in log
@@ -221,7 +213,7 @@ def test_the_service_rides_out_a_broker_outage(tmp_path):
             with service.lock:
                 assert {tp: service.pipeline.partitions[tp].next_offset for tp in again} == dict(again)
             assert runner.thread.is_alive()
-            wait_until(lambda: metric(port, "outage_detector_checkpoint_age_seconds") < 6, what="a fresh checkpoint")
+            wait_for(lambda: metric(port, "outage_detector_checkpoint_age_seconds") < 6, what="a fresh checkpoint")
             assert metric(port, "outage_detector_checkpoint_failures_total", step="commit") >= 1
 
 

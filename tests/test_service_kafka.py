@@ -20,7 +20,7 @@ from detector.cli import main
 from detector.kafka_io import MAX_DEAD_LETTER_BYTES
 from tests.kafka_helpers import (
     RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, read_all, samples, scrape, wait_committed,
-    write_pipeline,
+    wait_for, write_pipeline,
 )
 
 pytestmark = pytest.mark.integration
@@ -234,15 +234,6 @@ def _metric(port: int, name: str) -> float:
     return sum(v for _, v in samples(scrape(f"http://127.0.0.1:{port}/metrics"), name))
 
 
-def _wait_until(check, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not reached within {timeout:.0f}s")
-
-
 def test_alerting_settings_edited_in_the_pipeline_file_apply_on_sighup(broker, tmp_path):
     port = free_port()
     spec = pipeline_spec(broker.bootstrap_servers, tmp_path, port=port, alerting={"fire_after": 3})
@@ -254,18 +245,18 @@ def test_alerting_settings_edited_in_the_pipeline_file_apply_on_sighup(broker, t
     try:
         # One anomalous point is not three in a row: nothing fires.
         produce(broker.bootstrap_servers, metric_topic, one_spike_each(0, 400, spike_at=392))
-        _wait_until(lambda: _consumed(port) >= 400)
+        wait_for(lambda: _consumed(port) >= 400)
         assert _metric(port, "outage_detector_alert_firing") == 0
 
         doc = yaml.safe_load(cfg.read_text())
         doc["alerting"]["fire_after"] = 1
         cfg.write_text(yaml.safe_dump(doc))
         service.send_signal(signal.SIGHUP)
-        _wait_until(lambda: _metric(port, "outage_detector_model_reloads_total") == 1)
+        wait_for(lambda: _metric(port, "outage_detector_model_reloads_total") == 1)
 
         # The same single point now pages, without a restart.
         produce(broker.bootstrap_servers, metric_topic, one_spike_each(400, 400, spike_at=792))
-        _wait_until(lambda: _consumed(port) >= 800)
+        wait_for(lambda: _consumed(port) >= 800)
         body = scrape(f"http://127.0.0.1:{port}/metrics")
         firing = [(lv["entity"], lv["signal"]) for lv, v in samples(body, "outage_detector_alert_firing") if v == 1]
         assert ("checkout", "http_request_duration_ms") in firing and {e for e, _ in firing} == {"checkout"}
@@ -287,7 +278,7 @@ def test_incidents_waiting_for_an_unreachable_alertmanager_are_delivered_after_a
     per_partition = produce(broker.bootstrap_servers, spec.inputs[1].topic, one_spike_each(0, 500, spike_at=400))
     events = []
     with RunningService(down, listeners=[lambda result: events.extend(result.incidents)]) as first:
-        _wait_until(lambda: [e.kind for e in events] == ["opened", "resolved"] and first.alertmanager.pushes_failed > 0)
+        wait_for(lambda: [e.kind for e in events] == ["opened", "resolved"] and first.alertmanager.pushes_failed > 0)
         assert first.alertmanager.pending() == 1
     assert committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition) == dict(per_partition)
     incident_id = events[0].incident.id
