@@ -228,6 +228,24 @@ def test_a_noise_free_periodic_series_raises_nothing_after_its_first_days():
     assert max(scores[288 * 3 : missed[0]]) < max(scores[i] for i in missed)
 
 
+def test_a_steady_counter_is_not_confident_when_its_first_day_wraps():
+    # A new pod's http_requests_total, ~10 requests a second scraped every 15 s from 0, starting at an
+    # odd time of day. After a day the profile's phases hold values from a day ago, far below the
+    # counter: taken as the prediction, they read as a collapse.
+    rng = random.Random(1)
+    start, total, ts, vs = 80_000.0, 0, [], []
+    for i in range(30 * 240):
+        total += rng.randint(140, 160)
+        ts.append(start + 15.0 * i)
+        vs.append(float(total))
+    _, confidences = _model().update_many(ts, vs)
+    assert max(confidences[240:]) < 0.99
+    # Once the counter's rate changes, it is news.
+    burst = [vs[-1] + 1500.0 * k for k in range(1, 41)]
+    _, after = _model().update_many(ts + [ts[-1] + 15.0 * k for k in range(1, 41)], vs + burst)
+    assert max(after[-40:]) >= 0.99
+
+
 def test_a_detector_checkpointed_by_an_older_version_restores_and_keeps_scoring():
     ts, vs = _daily_series()
     current = RobustSeasonal()

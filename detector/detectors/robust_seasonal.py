@@ -178,14 +178,15 @@ class RobustSeasonal(Detector):
     # -- state -------------------------------------------------------------------------------
     # Scalars live in one list so that a step can load them into locals and store them back.
     # (u, b) pairs are the tail models of spike, level shift, sustained shift, deviation and rank evidence;
-    # held, held_by and climb are a climb of reports waiting for its peak.
+    # held, held_by and climb are a climb of reports waiting for its peak; first is the first point's
+    # time and rising the last value while the series has only risen (a counter), until its first day ends.
     _FIELDS = ("n", "level", "scale", "scale_season", "cusum_up", "shift", "u1", "b1", "u2", "b2",
                "hi", "lo", "m1", "a1", "m2", "a2", "evidence", "expected", "sigma", "fired", "z",
                "cusum_down", "u3", "b3", "deviation", "u4", "b4", "z1", "z2", "rank_mean", "u6", "b6",
-               "held", "held_by", "climb")
+               "held", "held_by", "climb", "first", "rising")
     _INITIAL = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0,
                 -math.inf, math.inf, 0.0, 0.0, 0.0, 0.0, 0.0, math.nan, math.nan, 0.0, 0.0,
-                0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0)
+                0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, math.nan, math.nan)
 
     def _state(self) -> list:
         st = self.__dict__.get("_st")
@@ -241,7 +242,7 @@ class RobustSeasonal(Detector):
         st = self._state()
         (n, level, scale, scale_s, cu, shift, u1, b1, u2, b2, hi, lo, m1, a1, m2, a2,
          evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2, rm, u6, b6,
-         held, held_by, climb) = st
+         held, held_by, climb, first, rising) = st
         season, counts = self._season, self._counts
         alpha, kshift, q = self.alpha, self.shift_rate, self.tail_quantile
         up, down = 0.05 * q, 0.05 * (1.0 - q)  # quantile tracking steps, in z units
@@ -292,6 +293,19 @@ class RobustSeasonal(Detector):
                     sp = s + ph * (s_next - s)
                 else:
                     bn, ph = b, 0.0
+            if n == 0:
+                first, rising = t, v
+            if rising == rising:
+                # During its first day the profile predicts each phase from the values just seen there,
+                # which follow a climbing series closely; once the day wraps it predicts from a day
+                # ago, which for a counter is far behind. A series that has only risen (resets of a
+                # counter apart) so far starts the next day with the profile's error at the level's,
+                # so the profile must earn its use again (it will not, for a counter).
+                rising = v if v >= rising or v < 0.1 * rising else math.nan
+                if t - first >= period * (1.0 - 2.0 / buckets):
+                    rising = math.nan
+                    if scale_s < scale:
+                        scale_s = scale
             # The profile is used only while it predicts clearly better than the level, and then the
             # residual is scaled by the profile's own error: a seasonal series is calm around its
             # profile even when its swings are large.
@@ -464,7 +478,7 @@ class RobustSeasonal(Detector):
         if learn:
             st[:] = (n, level, scale, scale_s, cu, shift, u1, b1, u2, b2, hi, lo, m1, a1, m2, a2,
                      evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2, rm, u6, b6,
-                     held, held_by, climb)
+                     held, held_by, climb, first, rising)
         else:
             st[16:21] = (evidence, expected, sigma, fired, za)
         return out
