@@ -35,6 +35,23 @@ class AlertTransition(NamedTuple):
     evidence: dict | None
 
 
+def still_anomalous(s: Score, before: dict | None, sustain: float) -> bool:
+    """Whether a score below the confidence threshold still continues a run of anomalous scores whose
+    latest evidence was ``before`` (hysteresis): at or above ``sustain``, and on the same side of the
+    expected value. A lasting change joins its series' history, and its confidence falls point by
+    point; without this a step stays anomalous for a number of points, not of minutes. A series that
+    swings back past an expected value still catching up with a blip is not the same change."""
+    if s.confidence < sustain:
+        return False
+    now = s.evidence
+    if not now or not before:
+        return True
+    o, e, o0, e0 = now.get("observed"), now.get("expected"), before.get("observed"), before.get("expected")
+    if o is None or e is None or o0 is None or e0 is None:
+        return True
+    return (o - e) * (o0 - e0) > 0
+
+
 class _KeyState:
     __slots__ = ("anomalous_run", "quiet_run", "firing", "since", "confidence", "evidence", "last", "gap")
 
@@ -73,6 +90,7 @@ class Alerting:
 
     def observe(self, scores: list[Score]) -> list[AlertTransition]:
         threshold = self.settings.confidence_threshold
+        sustain = self.settings.sustain_confidence
         fire_after = self.settings.fire_after
         resolve_after = self.settings.resolve_after
         out: list[AlertTransition] = []
@@ -89,7 +107,8 @@ class Alerting:
                     seen[0] = t
             key = (s.entity, s.signal, s.series)
             st = self._keys.get(key)
-            anomalous = s.confidence >= threshold
+            anomalous = s.confidence >= threshold or (
+                st is not None and st.anomalous_run > 0 and still_anomalous(s, st.evidence, sustain))
             if st is None:
                 if not anomalous:
                     continue  # nothing to remember about a quiet key

@@ -123,9 +123,19 @@ class ModelsSection(Section):
 
 class AlertingSettings(Section):
     confidence_threshold: float = Field(0.99, ge=0.0, le=1.0, description="a score at or above this is anomalous")
+    sustain_confidence: float = Field(
+        0.95, ge=0.0, le=1.0, description="a signal already anomalous stays so while its score is at or above this"
+    )
     fire_after: int = Field(3, ge=1, description="consecutive anomalous evaluations before an alert fires")
     resolve_after: int = Field(5, ge=1, description="consecutive quiet evaluations before it resolves")
     incident_window_seconds: float = Field(900.0, gt=0, description="signals of one entity this close join one incident")
+
+    @model_validator(mode="after")
+    def _sustain_below_threshold(self) -> "AlertingSettings":
+        if self.sustain_confidence > self.confidence_threshold:
+            raise ValueError(f"sustain_confidence ({self.sustain_confidence}) must not be above "
+                             f"confidence_threshold ({self.confidence_threshold})")
+        return self
 
 
 class IncidentSettings(Section):

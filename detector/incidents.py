@@ -32,6 +32,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from detector.alerting import still_anomalous
 from detector.config import AlertingSettings, IncidentSettings
 from detector.records import Score
 
@@ -151,10 +152,16 @@ class IncidentTracker:
         events: list[IncidentEvent] = []
         changed: dict[str, _Incident] = {}
         threshold = self.alerting.confidence_threshold
+        sustain = self.alerting.sustain_confidence
         for s in scores:
             if s.timestamp > self.now:
                 self.now = s.timestamp
-            confident = s.confidence >= threshold
+            key = (s.entity, s.signal, s.series)
+            st = self._keys.get(key)
+            # A hot run goes on below the threshold (see still_anomalous): whether a step lasts
+            # min_duration_seconds must not depend on how many points a minute its series has.
+            confident = s.confidence >= threshold or (
+                st is not None and st.hot_run > 0 and still_anomalous(s, st.last.evidence, sustain))
             inc = self._open.get(s.entity)
             if inc is not None and s.timestamp > inc.now:
                 inc.now = s.timestamp
@@ -165,8 +172,6 @@ class IncidentTracker:
             hot = confident and self._passes_floor(s)
             if confident and not hot:
                 self.below_floor += 1
-            key = (s.entity, s.signal, s.series)
-            st = self._keys.get(key)
             if st is None:
                 if not hot:
                     continue  # nothing to remember about a quiet signal
