@@ -90,7 +90,7 @@ class Alerting:
 
     def observe(self, scores: list[Score]) -> list[AlertTransition]:
         threshold = self.settings.confidence_threshold
-        sustain = self.settings.sustain_confidence
+        sustain = self.settings.sustain
         fire_after = self.settings.fire_after
         resolve_after = self.settings.resolve_after
         out: list[AlertTransition] = []

@@ -133,9 +133,16 @@ class AlertingSettings(Section):
     @model_validator(mode="after")
     def _sustain_below_threshold(self) -> "AlertingSettings":
         if self.sustain_confidence > self.confidence_threshold:
-            raise ValueError(f"sustain_confidence ({self.sustain_confidence}) must not be above "
-                             f"confidence_threshold ({self.confidence_threshold})")
+            if "sustain_confidence" in self.model_fields_set:
+                raise ValueError(f"sustain_confidence ({self.sustain_confidence}) must not be above "
+                                 f"confidence_threshold ({self.confidence_threshold})")
         return self
+
+    @property
+    def sustain(self) -> float:
+        """The confidence a run of anomalous scores must keep: a threshold lowered below the default
+        ``sustain_confidence`` takes the bar down with it."""
+        return min(self.sustain_confidence, self.confidence_threshold)
 
 
 class IncidentSettings(Section):

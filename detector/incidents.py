@@ -152,7 +152,7 @@ class IncidentTracker:
         events: list[IncidentEvent] = []
         changed: dict[str, _Incident] = {}
         threshold = self.alerting.confidence_threshold
-        sustain = self.alerting.sustain_confidence
+        sustain = self.alerting.sustain
         for s in scores:
             if s.timestamp > self.now:
                 self.now = s.timestamp

@@ -151,7 +151,7 @@ class Pipeline:
         kind = self.decoders[topic][0]
         if kind == "log":
             return PartitionState(kind, LogModel.from_spec(self.log_spec))
-        return PartitionState(kind, MetricModel(self.metric_spec, self.spec.alerting.sustain_confidence),
+        return PartitionState(kind, MetricModel(self.metric_spec, self.spec.alerting.sustain),
                               self.new_drift())
 
     def new_drift(self) -> DriftMonitor | None:
@@ -173,7 +173,7 @@ class Pipeline:
         """Bring one partition (held, or just restored from a checkpoint) to the current settings."""
         if st.kind != "metric":
             return
-        st.model.evidence_threshold = self.spec.alerting.sustain_confidence
+        st.model.evidence_threshold = self.spec.alerting.sustain
         inc = self.spec.incidents
         wanted = None if inc.drift_detector is None else (inc.drift_detector, inc.drift_params, inc.drift_max_series)
         held = None if st.drift is None else (st.drift.detector, st.drift.params, st.drift.max_series)

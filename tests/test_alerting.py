@@ -25,6 +25,15 @@ def test_one_quiet_point_inside_a_firing_run_does_not_resolve():
     assert len(a.firing()) == 1
 
 
+def test_a_run_goes_on_while_its_confidence_stays_above_the_sustain_bar():
+    # A lasting change joins its series' history: its confidence falls point by point.
+    a = Alerting(AlertingSettings(confidence_threshold=0.99, sustain_confidence=0.95, fire_after=3, resolve_after=2))
+    out = a.observe(scores([0.995, 0.97, 0.96, 0.955, 0.5, 0.5]))
+    assert [(t.state, t.timestamp) for t in out] == [("firing", 2.0), ("resolved", 5.0)]
+    # The lower bar only carries a run on; it never starts one.
+    assert a.observe(scores([0.97] * 6, entity="other", start=10.0)) == []
+
+
 def test_keys_are_independent():
     a = Alerting(AlertingSettings(confidence_threshold=0.9, fire_after=2, resolve_after=2))
     mixed = [s for pair in zip(scores([0.99] * 3, entity="a"), scores([0.1] * 3, entity="b")) for s in pair]

@@ -394,6 +394,20 @@ def test_an_isolated_blip_does_not_page_but_the_same_change_sustained_does():
     assert opened.incident.start == later and opened.timestamp >= later + 300
 
 
+def test_a_lasting_step_pages_while_its_confidence_falls_but_not_once_it_swings_back():
+    # At 15 s scrapes a step stays above 0.99 for a few points only, as it joins the series' history.
+    tr = tracker(min_duration_seconds=300.0)
+    falling = [0.999, 0.995, 0.991] + [0.985 - 0.001 * i for i in range(20)]
+    events = tr.observe([metric(T0 + 15 * i, confidence=c) for i, c in enumerate(falling)])
+    (opened,) = [e for e in events if e.kind == "opened"]
+    assert opened.incident.start == T0 and opened.timestamp == T0 + 300
+    # A blip, then the series back below an expected value still catching up with it: not one change.
+    later = T0 + 7200
+    blip = [metric(later + 15 * i, entity="search") for i in range(3)]
+    back = [metric(later + 45 + 15 * i, entity="search", observed=40.0, confidence=0.98) for i in range(20)]
+    assert [e for e in tr.observe(blip + back) if e.kind == "opened"] == []
+
+
 def test_a_new_error_template_that_keeps_recurring_opens_an_incident_but_a_rare_one_does_not():
     tr = tracker(min_duration_seconds=300.0)
     rare = [T0 + 600 * k + 7 for k in range(8)]  # one line every ten minutes, for over an hour

@@ -165,3 +165,19 @@ def test_a_record_from_a_clock_running_ahead_is_dead_lettered_and_leaves_open_in
     assert result.incidents == [] and [i.entity for i in p.incidents.open_incidents()] == ["api"]
     assert p.incidents.now == now_before and p.state("logs", 1).max_event_time == logs_before
     assert p.state("metrics", 0).next_offset == 311 and p.state("logs", 1).next_offset == 11
+
+
+def test_a_tripled_latency_lasting_40_minutes_pages_at_a_15_second_scrape_interval():
+    # The model takes a step in a few dozen points; at 15 s scrapes that is minutes, not the 5 an
+    # incident needs, unless the run is judged by how long it lasts rather than by its points.
+    rng = random.Random(5)
+    p = Pipeline.from_spec(spec())
+    t0, normal, step = 1_700_000_000.0, 12 * 240, 40 * 4
+    raws = []
+    for i in range(normal + step):
+        v = (100 + rng.gauss(0, 8)) * (3 if i >= normal else 1)
+        body = {"name": "latency_ms", "labels": {"service": "api"}, "value": v, "timestamp": t0 + 15 * i}
+        raws.append(RawRecord("metrics", 0, i, None, b"api", orjson.dumps(body)))
+    opened = [e for k in range(0, len(raws), 100) for e in p.process(raws[k:k + 100]).incidents if e.kind == "opened"]
+    assert len(opened) == 1
+    assert 300 <= opened[0].timestamp - (t0 + 15 * normal) <= 600
