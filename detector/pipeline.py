@@ -184,6 +184,8 @@ class Pipeline:
         st = self.partitions.get((topic, partition))
         if st is None:
             st = self.partitions[(topic, partition)] = self.new_state(topic)
+        if st.kind == "log" and not st.model.name:
+            st.model.name = f"{topic}[{partition}]"  # for its log lines (also once restored)
         return st
 
     # -- processing ----------------------------------------------------------------------------
@@ -309,6 +311,9 @@ class Pipeline:
 
     def templates_held(self) -> int:
         return sum(st.model.templates_held() for st in self.partitions.values() if st.kind == "log")
+
+    def templates_evicted(self) -> int:
+        return sum(st.model.miner.evicted_templates for st in self.partitions.values() if st.kind == "log")
 
     def evictions(self) -> int:
         return (self.alerting.evictions + self.incidents.evictions

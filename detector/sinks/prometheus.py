@@ -103,6 +103,11 @@ class PipelineCollector(Collector):
         yield GaugeMetricFamily(P + "series_held", "Metric series with a model in memory.", value=pipe.series_held())
         yield GaugeMetricFamily(P + "templates_held", "Log templates known to the miners.", value=pipe.templates_held())
         yield CounterMetricFamily(
+            P + "log_templates_evicted",
+            "Log templates evicted at the template cap (miner.max_templates) to make room for new ones.",
+            value=pipe.templates_evicted(),
+        )
+        yield CounterMetricFamily(
             P + "evictions", "Series, entities, sessions or alert keys evicted to bound memory.", value=pipe.evictions()
         )
         if self.lag is not None:
