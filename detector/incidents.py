@@ -243,7 +243,7 @@ class IncidentTracker:
     def _passes_floor(self, s: Score) -> bool:
         p = self.settings
         ev = s.evidence or {}
-        if s.series:
+        if signal_kind(s.signal) == "metric":
             observed, expected = ev.get("observed"), ev.get("expected")
             if observed is None or expected is None:
                 return True  # a detector without an expected value: its confidence is all there is
@@ -318,6 +318,8 @@ class IncidentTracker:
                 continue
             row = {"template": text, "example": t.get("example"), "count": t.get("count", 0),
                    "expected": t.get("expected", 0.0), "signal": s.signal}
+            if s.series:
+                row["input"] = s.series  # the log topic: an entity may have several
             if t.get("since") is not None:
                 # A watched new template counts its lines since it first appeared, not in one window.
                 row["since"], row["most_in_window"] = t["since"], t.get("most_in_window")
@@ -428,6 +430,8 @@ def describe(inc: IncidentSnapshot, max_chars: int = 300) -> str:
             counted = f"{t['count']} lines since {_utc(t['since'])}{most}, new"
         else:
             counted = f"{t['count']} lines in a window, expected {t['expected']:.3g}"
+        if t.get("input"):
+            counted += f", on {t['input']}"
         out.append(f"template ({counted}): {t['template'][:max_chars]}")
         if t.get("example"):
             out.append(f"  e.g. {str(t['example']).replace(chr(10), ' | ')[:max_chars]}")
