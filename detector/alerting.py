@@ -28,7 +28,7 @@ class AlertTransition(NamedTuple):
     timestamp: float  # event time of the evaluation that caused the change
     entity: str
     signal: str
-    series: str  # the metric series, or "" for log signals
+    series: str  # the metric series, or the input topic of a log signal
     state: str  # "firing" | "resolved"
     confidence: float
     since: float  # event time the anomalous run began

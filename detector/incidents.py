@@ -243,7 +243,7 @@ class IncidentTracker:
     def _passes_floor(self, s: Score) -> bool:
         p = self.settings
         ev = s.evidence or {}
-        if s.series:
+        if signal_kind(s.signal) == "metric":
             observed, expected = ev.get("observed"), ev.get("expected")
             if observed is None or expected is None:
                 return True  # a detector without an expected value: its confidence is all there is
@@ -318,6 +318,11 @@ class IncidentTracker:
                 continue
             row = {"template": text, "example": t.get("example"), "count": t.get("count", 0),
                    "expected": t.get("expected", 0.0), "signal": s.signal}
+            if s.series:
+                row["input"] = s.series  # the log topic: an entity may have several
+            if t.get("since") is not None:
+                # A watched new template counts its lines since it first appeared, not in one window.
+                row["since"], row["most_in_window"] = t["since"], t.get("most_in_window")
             old = inc.templates.get(text)
             if old is None or _template_weight(row) >= _template_weight(old):
                 inc.templates[text] = row
@@ -420,7 +425,14 @@ def describe(inc: IncidentSnapshot, max_chars: int = 300) -> str:
         exp = f" expected {r['expected']:.4g}" if r.get("expected") is not None else ""
         out.append(f"series {r['series']}: observed {r['observed']:.4g},{exp}{band} at {_utc(r['at'])}")
     for t in inc.templates:
-        out.append(f"template ({t['count']} lines in a window, expected {t['expected']:.3g}): {t['template'][:max_chars]}")
+        if t.get("since") is not None:
+            most = f", at most {t['most_in_window']} in a window" if t.get("most_in_window") is not None else ""
+            counted = f"{t['count']} lines since {_utc(t['since'])}{most}, new"
+        else:
+            counted = f"{t['count']} lines in a window, expected {t['expected']:.3g}"
+        if t.get("input"):
+            counted += f", on {t['input']}"
+        out.append(f"template ({counted}): {t['template'][:max_chars]}")
         if t.get("example"):
             out.append(f"  e.g. {str(t['example']).replace(chr(10), ' | ')[:max_chars]}")
     return "\n".join(out)

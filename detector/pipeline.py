@@ -79,6 +79,13 @@ class PartitionState:
 _event_time = attrgetter("timestamp")
 
 
+def _on_topic(scores: list[Score], topic: str) -> list[Score]:
+    """Log scores carry their input topic as their series: one entity on two log inputs (its app log
+    and its access log) has two streams of each log signal, which alerting, incidents and /metrics
+    must keep apart rather than let the quiet one's scores cancel the hot one's."""
+    return [s._replace(series=topic) for s in scores] if scores else scores
+
+
 def _warming_up(s: Score, drift: DriftMonitor) -> bool:
     """A series that came back after a gap in its scrapes belongs to a restarted process, which
     starts empty (heap, caches, pools) and fills up over many minutes: reading below its level from
@@ -184,6 +191,8 @@ class Pipeline:
         st = self.partitions.get((topic, partition))
         if st is None:
             st = self.partitions[(topic, partition)] = self.new_state(topic)
+        if st.kind == "log" and not st.model.name:
+            st.model.name = f"{topic}[{partition}]"  # for its log lines (also once restored)
         return st
 
     # -- processing ----------------------------------------------------------------------------
@@ -232,7 +241,7 @@ class Pipeline:
                     elif rec.timestamp < st.max_event_time - lateness:
                         late = True
                     if isinstance(rec, LogRecord):
-                        scores.extend(model.process(rec))
+                        scores.extend(_on_topic(model.process(rec), raw.topic))
                         continue
                     if rec.name == START_TIME:
                         # The process's start time tells of its restarts; as a value it says nothing.
@@ -255,9 +264,9 @@ class Pipeline:
             result.late += late
             st.records += 1
             st.next_offset = raw.offset + 1
-        for st in touched.values():
+        for (topic, _), st in touched.items():
             if st.kind == "log":
-                scores.extend(st.model.advance(st.max_event_time - lateness))
+                scores.extend(_on_topic(st.model.advance(st.max_event_time - lateness), topic))
         # In event-time order: a poll batch can span many minutes of event time, and the log windows
         # it closes are scored after all of its records; judged in arrival order, a window would
         # count as later than metric points that came after it.
@@ -291,9 +300,9 @@ class Pipeline:
     def flush(self) -> BatchResult:
         """Close every open window, as at the end of a replay: event time is over for all partitions."""
         result = BatchResult()
-        for st in self.partitions.values():
+        for (topic, _), st in self.partitions.items():
             if st.kind == "log":
-                result.scores.extend(st.model.advance(float("inf")))
+                result.scores.extend(_on_topic(st.model.advance(float("inf")), topic))
         result.transitions = self.alerting.observe(result.scores)
         result.incidents = self.incidents.observe(result.scores)  # no stream holds anything back any more
         return result
@@ -309,6 +318,9 @@ class Pipeline:
 
     def templates_held(self) -> int:
         return sum(st.model.templates_held() for st in self.partitions.values() if st.kind == "log")
+
+    def templates_evicted(self) -> int:
+        return sum(st.model.miner.evicted_templates for st in self.partitions.values() if st.kind == "log")
 
     def evictions(self) -> int:
         return (self.alerting.evictions + self.incidents.evictions

@@ -52,5 +52,5 @@ class Score(NamedTuple):
     score: float  # raw detector score, higher is more anomalous
     confidence: float  # calibrated, in [0, 1]
     evidence: dict | None = None  # what an SRE needs to see: expected band, templates, example lines
-    series: str = ""  # the metric series within the signal; "" for log signals
+    series: str = ""  # the metric series within the signal; for log signals, the input topic
     value: float | None = None  # the observed metric value the score is about; None for log signals

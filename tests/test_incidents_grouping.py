@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from detector.config import AlertingSettings, IncidentSettings, load_pipeline
-from detector.incidents import IncidentTracker
+from detector.incidents import IncidentTracker, describe
 from detector.records import Score
 from detector.sinks.console import ConsoleSink
 
@@ -481,3 +481,48 @@ def test_a_small_drift_never_pages_however_confident():
     tr = tracker(min_duration_seconds=0.0, drift_min_duration_seconds=0.0)
     small = [drift(T0 + 30 * i, instance=f"node-{i % 2}", observed=1060.0, expected=1000.0) for i in range(200)]
     assert tr.observe(small) == []  # 6 % off: under the drift floor
+
+
+def test_one_service_on_two_log_inputs_keeps_the_two_streams_apart():
+    # checkout's app log and access log come on two topics: the app log fills with errors while the
+    # access log stays as it was. The access log's quiet windows must not cancel the app log's.
+    from detector.pipeline import Pipeline
+    from detector.records import RawRecord
+    from detector.sinks.prometheus import PrometheusSink
+    import threading
+
+    import orjson
+
+    inputs = [{"topic": "app", "kind": "log", "format": "json"}, {"topic": "access", "kind": "log", "format": "json"}]
+    pipeline = Pipeline.from_spec(load_pipeline(None, inputs=inputs))
+    registry = CollectorRegistry()
+    sink = PrometheusSink(pipeline, threading.Lock(), 1000, registry=registry)
+    offsets = {"app": 0, "access": 0}
+
+    def raw(topic, ts, message, level):
+        body = {"message": message, "timestamp": ts, "service": "checkout", "level": level}
+        offsets[topic] += 1
+        return RawRecord(topic, 0, offsets[topic], None, b"checkout", orjson.dumps(body))
+
+    transitions = []
+    for minute in range(47):
+        t = T0 + 60 * minute
+        batch = []
+        for i in range(20):
+            batch.append(raw("access", t + 3 * i, f"GET /cart/{i} 200 in {i + 3} ms", "info"))
+            batch.append(raw("app", t + 3 * i + 1, f"cart {i} priced in {i + 2} ms", "info"))
+            if minute >= 40:
+                batch += [raw("app", t + 3 * i + 2, f"payment gateway refused connection attempt {i}", "error")]
+        result = pipeline.process(batch)
+        sink.emit(result, 0.0)
+        transitions += result.transitions
+    firing = {(e, sig, series) for (e, sig, series), *_ in pipeline.alerting.firing()}
+    assert ("checkout", "log_error_ratio", "app") in firing
+    assert not any(series == "access" for _, _, series in firing)
+    assert not [tr for tr in transitions if tr.signal == "log_error_ratio" and tr.state == "resolved"]
+    (incident,) = pipeline.incidents.open_incidents()
+    assert any(t.get("input") == "app" and "refused" in t["template"] for t in incident.templates)
+    assert ", on app): payment gateway refused" in describe(incident)
+    exported = {(s.labels["signal"], s.labels["series"]) for f in registry.collect()
+                if f.name == "outage_detector_anomaly_confidence_ratio" for s in f.samples}
+    assert {("log_error_ratio", "app"), ("log_error_ratio", "access")} <= exported

@@ -166,3 +166,36 @@ def test_open_sessions_are_bounded_by_the_idle_timeout_and_the_cap():
     assert len(capped.sessions.open) == 100
     assert capped.evictions == 900
     assert len([s for s in closed if s.signal == "log_session"]) == 900  # evicted sessions are still scored
+
+
+def _flood(model, start, lines, entity="batch"):
+    """One minute of one-off debug lines: five random-looking words each, so each is a new template."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    for i in range(lines):
+        words = " ".join(letters[(i * 7 + k * 3) % 26] + letters[(i // 26 + k) % 26] + "xq" + letters[k]
+                         for k in range(5))
+        model.process(LogRecord(start + i * 60 / lines, entity, f"debug {words}", "debug"))
+
+
+def test_a_flood_of_one_off_lines_from_one_entity_does_not_blind_another_to_new_errors(caplog):
+    # Scaled down (the cap is 50,000 by default): three hours of "api", then "batch" on the same
+    # partition dumps more one-off lines in a minute than the cap holds.
+    model = LogModel(miner={"max_templates": 300})
+    _steady(model, 0.0, 180)
+    _flood(model, 180 * 60.0, 600)
+    assert "cap" in caplog.text and "'batch'" in caplog.text
+    _steady(model, 181 * 60.0, 20)
+    out = []
+    t = 201 * 60.0
+    for m in range(10):
+        for k in range(3):
+            out += model.process(LogRecord(t + 60 * m + 10 + 15 * k, "api",
+                                           f"ERROR payment gateway timeout for order {m * 10 + k}", "error"))
+        out += _steady(model, t + 60 * m, 1)
+    new = [s for s in out if s.signal == "log_new_template"]
+    assert [s.evidence["template"] for s in new] == ["ERROR payment gateway timeout for order <*>"]
+    assert new[0].confidence >= 0.99
+    alarm = [s for s in out if s.signal == "log_new_alarm_template"]
+    assert alarm and all(s.confidence >= 0.99 for s in alarm)
+    assert model.stats()["evicted_templates"] >= 300
+    assert model.templates_held() == 300

@@ -97,8 +97,32 @@ def test_template_count_is_capped():
     m = TemplateMiner(max_templates=10)
     for i in range(100):
         m.add(f"event{chr(65 + i % 26)}{chr(65 + i // 26)} happened")
-    assert len(m) <= 11
-    assert m.overflow_lines > 0
+    assert len(m) <= 10
+    assert m.evicted_templates == 90
+
+
+def _one_off(i: int) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return "debug " + " ".join(letters[(i * 7 + k * 3) % 26] + letters[(i // 26 + k) % 26] + "xq" + letters[k]
+                               for k in range(5))
+
+
+def test_at_the_cap_one_off_lines_make_room_for_each_other_not_for_recurring_templates():
+    m = TemplateMiner(max_templates=50)
+    steady = ["request served for user <*> in <*> ms", "cache refreshed"]
+    ids = [m.add(x).template.id for x in steady for _ in range(3)]
+    for i in range(500):
+        m.add(_one_off(i))
+    assert len(m) == 50 and m.evicted_templates > 400
+    # The recurring templates are still there, under their ids.
+    assert [m.add(x).template.id for x in steady] == ids[::3]
+    # A new event after the flood is a template of its own, not a catch-all.
+    res = m.add("payment gateway refused the connection")
+    assert res.is_new and res.template.text == "payment gateway refused the connection"
+    assert all("<*> <*> <*>" not in t["template"] for t in m.template_list())
+    restored = pickle.loads(pickle.dumps(m))
+    assert restored.add("payment gateway refused the connection").template.id == res.template.id
+    assert restored.add("yet another event").is_new and len(restored) == 50
 
 
 def _systems():

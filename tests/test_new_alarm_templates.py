@@ -94,3 +94,44 @@ def test_a_known_warning_with_a_value_not_yet_masked_is_not_followed():
     variants = [(1800.0 + 60 * i + 30, "warn", f"Charge declined txnId=txn_{i:04d}BBBB orderId=o-{i} "
                                                "provider=adyen reason=do_not_honor") for i in range(10)]
     assert _alarm(_run(model, 12, start=1800.0, extra=variants)) == []
+
+
+def test_the_alert_on_a_new_error_resolves_once_the_error_has_stopped():
+    from detector.alerting import Alerting
+    from detector.config import AlertingSettings
+
+    model = LogModel(signals={"new_template_grace_seconds": 300})
+    _run(model, 30)
+    alerting = Alerting(AlertingSettings())
+    # The error comes every minute for ten minutes, then stops; the template stays watched for the hour.
+    errors = [(1800.0 + 60 * i + 5, "error", TRACE.format(i=i)) for i in range(10)]
+    states = []
+    for m in range(50):
+        scores = _run(model, 1, start=1800.0 + 60 * m, extra=errors)
+        states += [(tr.timestamp, tr.state) for tr in alerting.observe(_alarm(scores))
+                   if tr.signal == "log_new_alarm_template"]
+    assert states[0][1] == "firing"
+    # Resolved within the recent window (15 min) after its last line plus resolve_after windows,
+    # not when the hour of watching ends.
+    assert states[-1][1] == "resolved" and states[-1][0] <= errors[-1][0] + 900 + 6 * 60
+    assert len(states) == 2
+    quiet = [s for s in _alarm(_run(model, 1, start=1800.0 + 60 * 50))]
+    assert quiet and quiet[-1].confidence == 0.0 and quiet[-1].evidence["lines"] == 10
+
+
+def test_an_incident_on_a_new_error_says_how_many_lines_since_when_and_at_most_in_a_window():
+    from detector.config import AlertingSettings, IncidentSettings
+    from detector.incidents import IncidentTracker, describe
+
+    model = LogModel(signals={"new_template_grace_seconds": 300})
+    _run(model, 30)
+    tracker = IncidentTracker(AlertingSettings(), IncidentSettings())
+    # Two lines a minute for twelve minutes, six in one of them.
+    errors = [(1800.0 + 60 * m + 5 + k, "error", TRACE.format(i=10 * m + k)) for m in range(12)
+              for k in range(6 if m == 4 else 2)]
+    for m in range(12):
+        tracker.observe(_alarm(_run(model, 1, start=1800.0 + 60 * m, extra=errors)))
+    (incident,) = tracker.open_incidents()
+    text = describe(incident)
+    assert "28 lines since 1970-01-01 00:30:05 UTC, at most 6 in a window" in text
+    assert "in a window, expected" not in text

@@ -129,3 +129,31 @@ def test_log_signals_of_entities_the_model_let_go_leave_and_new_ones_are_exporte
     assert "new-c" in exported() and "old-a" not in exported()
     assert set(pipeline.state("l", 0).model.signals.entities) == exported()
     assert registry.get_sample_value("outage_detector_log_signal_updates_dropped_total") > 0
+
+
+def test_templates_evicted_at_the_cap_are_counted_on_metrics_and_logged_once(tmp_path, caplog):
+    import yaml
+
+    from detector.specs import MODELS_DIR
+
+    log_spec = yaml.safe_load((MODELS_DIR / "log-default.yaml").read_text())
+    log_spec["miner"]["max_templates"] = 20
+    (tmp_path / "log.yaml").write_text(yaml.safe_dump(log_spec))
+    spec = load_pipeline(None, inputs=[{"topic": "l", "kind": "log", "format": "json"}],
+                         models={"metric": str(MODELS_DIR / "metric-default.yaml"), "log": str(tmp_path / "log.yaml")})
+    pipeline = Pipeline.from_spec(spec)
+    registry = CollectorRegistry()
+    sink = PrometheusSink(pipeline, threading.Lock(), 100, registry=registry)
+    abc = "abcdefghijklmnopqrstuvwxyz"
+
+    def one_off(i):  # three words no other line has
+        a, b = abc[i % 26], abc[i // 26]
+        return f"{a}{b}zz {b}{a}yy {a}{a}{b}qq"
+
+    recs = [RawRecord("l", 3, i, None, b"batch", orjson.dumps(
+        {"message": one_off(i), "timestamp": 1e9 + i, "service": "batch"})) for i in range(45)]
+    sink.emit(pipeline.process(recs), 0.0)
+    assert registry.get_sample_value("outage_detector_log_templates_evicted_total") == 25
+    assert registry.get_sample_value("outage_detector_templates_held") == 20
+    warnings = [r.getMessage() for r in caplog.records if "max_templates" in r.getMessage()]
+    assert len(warnings) == 1 and "l[3]" in warnings[0] and "'batch'" in warnings[0]

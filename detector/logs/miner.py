@@ -187,7 +187,12 @@ class TemplateMiner:
         self.truncated_tokens = 0
         self.empty_lines = 0
         self.merges = 0
-        self.overflow_lines = 0  # lines that found no template once the template cap was reached
+        # Past ``max_templates`` the template seen least recently is evicted to make room, one seen
+        # only once first (``_once``): a flood of one-off lines then replaces its own kind, not the
+        # templates that keep recurring, and a later new event still gets a template of its own.
+        self._recent: OrderedDict[int, Template] = OrderedDict()  # live templates, least recently used first
+        self._once: OrderedDict[int, Template] = OrderedDict()  # live templates seen once, oldest first
+        self.evicted_templates = 0
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -225,13 +230,18 @@ class TemplateMiner:
         if tpl is not None:
             while tpl.merged_into is not None:
                 tpl = tpl.merged_into
-            self._touch(tpl)
-        else:
+            if self.templates.get(tpl.id) is not tpl:
+                tpl = None  # evicted since it was cached: the line is placed afresh
+            else:
+                self._touch(tpl)
+        if tpl is None:
             tpl, is_new = self._place(masked, timestamp, text)
             if len(self._exact) >= self.cache_size:
                 self._exact.clear()
             self._exact[key] = tpl
         tpl.count += 1
+        if tpl.count == 2:
+            self._once.pop(tpl.id, None)
         return MineResult(tpl, is_new, damaged, text, self._similar if is_new else None)
 
     def _place(self, tokens: list[str], timestamp: float, text: str) -> tuple[Template, bool]:
@@ -323,7 +333,8 @@ class TemplateMiner:
         for m in var.members:
             while m.merged_into is not None:
                 m = m.merged_into
-            live[m.id] = m
+            if self.templates.get(m.id) is m:  # not evicted meanwhile
+                live[m.id] = m
         target = min(live.values(), key=lambda t: t.id)
         for i in diff:
             # A field keeps its name: "topActivity=<*>" must not swallow "num=3".
@@ -343,18 +354,39 @@ class TemplateMiner:
     def _absorb(self, target: Template, other: Template) -> None:
         other.merged_into = target
         target.count += other.count
-        del self.templates[other.id]
-        del self._by_length[len(other.tokens)][other.id]
-        word = self._word_of.pop(other.id, None)
+        if target.count > 1:
+            self._once.pop(target.id, None)
+        self._unlink(other)
+        self.merges += 1
+
+    def _unlink(self, tpl: Template) -> None:
+        """Take a template out of the live indexes (merged or evicted)."""
+        del self.templates[tpl.id]
+        self._recent.pop(tpl.id, None)
+        self._once.pop(tpl.id, None)
+        group = self._by_length[len(tpl.tokens)]
+        del group[tpl.id]
+        if not group:
+            del self._by_length[len(tpl.tokens)]
+        word = self._word_of.pop(tpl.id, None)
         if word is not None:
             bucket = self._by_word[word]
-            del bucket[other.id]
+            del bucket[tpl.id]
             if not bucket:
                 del self._by_word[word]
-        self.merges += 1
+
+    def _evict(self) -> Template:
+        """Make room for a new template: the oldest template seen only once, else the one seen least
+        recently. Its id is never reused; lines like it later start a new template."""
+        victim = next(iter(self._once.values() or self._recent.values()))
+        self._unlink(victim)
+        del self._all[victim.id]
+        self.evicted_templates += 1
+        return victim
 
     def _touch(self, tpl: Template) -> None:
         """Mark a template as just used (the candidate lists are searched newest first)."""
+        self._recent.move_to_end(tpl.id)
         self._by_length[len(tpl.tokens)].move_to_end(tpl.id)
         word = self._word_of.get(tpl.id)
         if word is not None:
@@ -362,17 +394,13 @@ class TemplateMiner:
 
     def _create(self, tokens: list[str], timestamp: float, text: str) -> Template:
         if len(self.templates) >= self.max_templates:
-            # Past the cap, unmatched lines share one overflow template per length, so memory
-            # stays bounded whatever the input.
-            self.overflow_lines += 1
-            tokens = [ANY] * len(tokens)
-            for tpl in self._by_length.get(len(tokens), {}).values():
-                if tpl.tokens == tokens:
-                    return tpl
+            self._evict()  # memory stays bounded whatever the input
         tpl = Template(self._next_id, list(tokens), timestamp, text[: self.example_chars])
         self._next_id += 1
         self.templates[tpl.id] = tpl
         self._all[tpl.id] = tpl
+        self._recent[tpl.id] = tpl
+        self._once[tpl.id] = tpl
         self._by_length.setdefault(len(tokens), OrderedDict())[tpl.id] = tpl
         word = (len(tokens), tokens[_first_word(tokens)])
         self._by_word.setdefault(word, OrderedDict())[tpl.id] = tpl
@@ -382,11 +410,11 @@ class TemplateMiner:
     # -- inspection and persistence ------------------------------------------------------------
 
     def get(self, tid: int) -> Template | None:
-        """The live template behind an id, following merges."""
+        """The live template behind an id, following merges; None once it was evicted."""
         tpl = self._all.get(tid)
         while tpl is not None and tpl.merged_into is not None:
             tpl = tpl.merged_into
-        return tpl
+        return tpl if tpl is not None and self.templates.get(tpl.id) is tpl else None
 
     def resolve(self, tid: int) -> int:
         tpl = self.get(tid)
@@ -410,5 +438,18 @@ class TemplateMiner:
         return state
 
     def __setstate__(self, state):
+        if "_recent" not in state:
+            # Saved before templates were evicted at the cap: the recency order is rebuilt from
+            # the candidate lists (creation order across lengths is the best guess left).
+            live = state["templates"]
+            state["_recent"] = OrderedDict(sorted(live.items()))
+            state["_once"] = OrderedDict((k, t) for k, t in sorted(live.items()) if t.count == 1)
+            state["evicted_templates"] = 0
+            state.pop("overflow_lines", None)
         self.__dict__.update(state)
         self._masker = Masker(self.cache_size)
+        for tpl in [t for t in self.templates.values() if all(x == ANY for x in t.tokens)]:
+            # The all-wildcard catch-all an older version made at the cap would take every line of
+            # its length: dropped, so those lines find or start templates of their own again.
+            self._unlink(tpl)
+            del self._all[tpl.id]

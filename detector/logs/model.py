@@ -16,6 +16,7 @@ Signals (the whole vocabulary; template text never becomes a signal name or labe
 
 from __future__ import annotations
 
+import logging
 import math
 
 from detector.calibration import build_calibrator
@@ -24,14 +25,19 @@ from detector.logs.levels import is_error_level, template_is_alarm, template_is_
 from detector.logs.miner import TemplateMiner
 from detector.logs.params import MinerParams, SessionParams, SignalParams
 from detector.logs.sessions import Session, SessionTracker
-from detector.logs.signals import EntitySignals
+from detector.logs.signals import NOVEL_RANK_SECONDS, EntitySignals
 from detector.records import LogRecord, Score
+
+log = logging.getLogger(__name__)
 
 SIGNALS = ("log_new_template", "log_template_rate", "log_error_ratio", "log_session", "log_new_alarm_template")
 WARN_LEVELS = frozenset({"warn", "warning"})
 
 
 class LogModel:
+    name = ""  # the partition it models, for log lines ("topic[0]"); set by the pipeline
+    _cap_warned = False  # whether the template cap was reported (class default: older checkpoints)
+
     def __init__(self, miner: dict | None = None, signals: dict | None = None, sessions: dict | None = None):
         self.miner_params = MinerParams.from_dict(miner, "miner")
         self.signal_params = SignalParams.from_dict(signals, "signals")
@@ -55,7 +61,9 @@ class LogModel:
         self.bad_timestamps = 0
         self.sessions_scored = 0
         self.sessions_anomalous = 0
-        self._singletons = 0  # templates seen exactly once: Good-Turing estimate of novelty
+        # Templates seen once, by the entity whose line created them: when one is seen again, that
+        # entity's count of once-seen templates (its novelty estimate) goes down.
+        self._once_of: dict[int, str] = {}
         self._tpl_error: dict[int, bool] = {}
         self._tpl_alarm: dict[int, bool] = {}
         self._merges_seen = 0
@@ -81,10 +89,11 @@ class LogModel:
         res = self.miner.add(rec.message, ts)
         tpl = res.template
         tid = tpl.id
-        if res.is_new:
-            self._singletons += 1
-        elif tpl.count == 2:
-            self._singletons -= 1
+        if res.is_new and self.miner.evicted_templates and not self._cap_warned:
+            self._cap_warned = True
+            log.warning("log model %s: %d templates held, the cap (miner.max_templates); from now on the "
+                        "least recently seen templates are evicted to make room (this line came from %r)",
+                        self.name or "", self.miner.max_templates, rec.entity)
         err = is_error_level(rec.level)
         if err is None:
             err = self._tpl_error.get(tid)
@@ -94,13 +103,16 @@ class LogModel:
         sig = self.signals
         e, _ = sig.entity(entity, ts)
         sig.add(e, entity, ts, tid, err, res.text)
+        self._count_novelty(e, entity, ts, tpl, res.is_new)
         out: list[Score] = []
         if res.is_new:
             grace = self.signal_params.new_template_grace_seconds
             if ts - self.start >= grace and ts - e.first_seen >= grace:
-                # Good-Turing: the chance that the next line shows a new template is about the share
-                # of lines whose template has been seen once. Rarely-new streams make novelty alarming.
-                p_new = (self._singletons + 1) / (self.miner.lines + 2)
+                # Good-Turing: the chance that the entity's next line shows a new template is about
+                # the share of its recent lines whose template has been seen once. Rarely-new streams
+                # make novelty alarming. Per entity, so another entity's burst of one-off lines on the
+                # same partition does not make this one's new errors look ordinary.
+                p_new = (e.nov_once + 1) / (e.nov_lines + 2)
                 evidence = {
                     "template_id": tid, "template": tpl.text, "example": res.text[:300],
                     "level": "error" if err else (rec.level or "info"),
@@ -125,6 +137,38 @@ class LogModel:
             for s in self.sessions.add(entity, ts, res.text, tid, err, observe):
                 out.append(self._score_session(s))
         return out
+
+    def _count_novelty(self, e, entity: str, ts: float, tpl, is_new: bool) -> None:
+        """Exponentially weighted (``novelty_halflife_seconds`` of event time) counts of the entity's
+        lines and of its lines that brought a template seen once so far: a burst of novelty (a deploy,
+        a debug dump) is forgotten, rather than lowering the confidence of new templates for good."""
+        h = self.signal_params.novelty_halflife_seconds
+        if ts > e.nov_time:
+            d = 0.5 ** ((ts - e.nov_time) / h)
+            e.nov_lines *= d
+            e.nov_once *= d
+            e.nov_time = ts
+        e.nov_lines += 1.0
+        if is_new:
+            e.nov_once += 1.0
+            once = self._once_of
+            once[tpl.id] = entity
+            if len(once) > 2 * self.miner.max_templates:
+                # Bounded: keep only templates still held and still seen once.
+                get = self.miner.get
+                self._once_of = {t: x for t, x in once.items() if (k := get(t)) is not None and k.count == 1}
+        elif tpl.count == 2:
+            owner = self._once_of.pop(tpl.id, None)
+            o = self.signals.entities.get(owner) if owner is not None else None
+            if o is not None:
+                # Its creation counted 1 at first_seen, decayed since then like the rest.
+                o.nov_once = max(0.0, o.nov_once - 0.5 ** (max(0.0, o.nov_time - tpl.first_seen) / h))
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "_once_of" not in state:  # saved when novelty was counted for the whole partition
+            self._once_of = {}
+            self.__dict__.pop("_singletons", None)
 
     # -- event time moves on ------------------------------------------------------------------
 
@@ -156,14 +200,20 @@ class LogModel:
     def _novel_score(r) -> Score:
         """A watched new alarm template. Its confidence is that of the template being news at all
         (Good-Turing, when it first appeared): while the model is young, or on a stream where new
-        templates are common, a new warning is no surprise. How often it recurred is in the evidence,
-        for the incident layer's persistence floor."""
+        templates are common, a new warning is no surprise. Once it has had no line for
+        ``NOVEL_RANK_SECONDS`` the confidence is 0: it is still watched (it may come back), but an
+        alert on it resolves instead of firing on for the rest of the hour. How often it recurred is
+        in the evidence, for the incident layer's persistence floor."""
         n = r.novel
         p_new = n["p_new"]
+        windows = n["windows"]
+        recent = bool(windows) and r.end - windows[-1][0] < NOVEL_RANK_SECONDS
         ev = {"templates": [{"template_id": n["template_id"], "template": n["template"], "example": n["example"],
-                             "count": n["lines"], "expected": 0.0}],
-              "lines": n["lines"], "windows": n["windows"], "since": n["since"], "level": n["level"]}
-        return Score(r.end, r.entity, "log_new_alarm_template", -math.log10(p_new), 1.0 - p_new, ev)
+                             "count": n["lines"], "expected": 0.0, "since": n["since"],
+                             "most_in_window": max((c for _, c in windows), default=0)}],
+              "lines": n["lines"], "windows": windows, "since": n["since"], "level": n["level"]}
+        return Score(r.end, r.entity, "log_new_alarm_template", -math.log10(p_new),
+                     1.0 - p_new if recent else 0.0, ev)
 
     def flush(self) -> list[Score]:
         """Score every open session now (end of a replay)."""
@@ -200,7 +250,7 @@ class LogModel:
         return Score(s.last, s.entity, "log_session", raw, conf, {
             "session": s.key, "lines": s.lines, "errors": s.errors, "duration_seconds": s.last - s.start,
             "anomalous": anomalous, "why": why,
-            "templates": [{"template_id": t, "template": self.miner.get(t).text, "count": c,
+            "templates": [{"template_id": t, "template": _text(self.miner.get(t)), "count": c,
                            "example": s.examples.get(t)} for t, c in top],
         })
 
@@ -236,9 +286,13 @@ class LogModel:
         return {
             "lines": self.lines, "templates": len(m), "damaged_lines": m.damaged_lines,
             "empty_lines": m.empty_lines, "truncated_lines": m.truncated_tokens,
-            "overflow_lines": m.overflow_lines,
+            "evicted_templates": m.evicted_templates,
             "bad_timestamps": self.bad_timestamps, "late_lines": self.signals.late_lines,
             "evictions": self.evictions, "entities": len(self.signals.entities),
             "open_sessions": len(self.sessions.open) if self.sessions is not None else 0,
             "sessions_scored": self.sessions_scored, "sessions_anomalous": self.sessions_anomalous,
         }
+
+
+def _text(tpl) -> str | None:
+    return tpl.text if tpl is not None else None  # None: evicted at the template cap

@@ -39,7 +39,7 @@ class MinerParams(_Params):
     merge_after: int = Field(4, ge=2, description="distinct values at a word position that make it a variable")
     max_chars: int = Field(4096, ge=16, description="longer messages are cut here before mining")
     max_tokens: int = Field(96, ge=4, description="tokens past this are one trailing variable")
-    max_templates: int = Field(50_000, ge=1, description="past this, unmatched lines share overflow templates")
+    max_templates: int = Field(50_000, ge=1, description="past this, the least recently seen template is evicted")
     max_candidates: int = Field(128, ge=1, description="templates a new line shape is compared with, newest first")
     example_chars: int = Field(300, ge=0)
     cache_size: int = Field(100_000, ge=0, description="exact-shape and token caches")
@@ -58,6 +58,9 @@ class SignalParams(_Params):
     window_seconds: float = Field(60.0, gt=0, description="tumbling event-time window per entity")
     new_template_grace_seconds: float = Field(
         900.0, ge=0, description="no new-template signal until the model and the entity are this old"
+    )
+    novelty_halflife_seconds: float = Field(
+        21_600.0, gt=0, description="half-life of an entity's counts behind the chance of a new template"
     )
     rate_halflife_windows: float = Field(30.0, gt=0, description="half-life of expected counts, in windows")
     min_windows: int = Field(5, ge=0, description="windows an entity needs before rates are scored")

@@ -87,6 +87,7 @@ class EntityLog:
     __slots__ = (
         "first_seen", "last_seen", "windows", "expected", "expected_index",
         "err_sum", "tot_sum", "closed", "empty_run", "calibrators", "novel",
+        "nov_lines", "nov_once", "nov_time",
     )
 
     def __init__(self, ts: float):
@@ -101,12 +102,19 @@ class EntityLog:
         self.empty_run = 0
         self.calibrators: dict[str, object] = {}
         self.novel: dict[int, NovelTemplate] = {}  # template id -> recurrence, for new alarm templates
+        # Novelty of the entity's lines (``LogModel._count_novelty``): decayed counts of its lines and
+        # of its lines that brought a template seen once so far, as of event time ``nov_time``.
+        self.nov_lines = 0.0
+        self.nov_once = 0.0
+        self.nov_time = ts
 
     def __getstate__(self):
         return tuple(getattr(self, k) for k in self.__slots__)
 
     def __setstate__(self, s):
         self.novel = {}  # states saved before templates were watched have none
+        # Saved before novelty was counted per entity: it starts from nothing.
+        self.nov_lines, self.nov_once, self.nov_time = 0.0, 0.0, s[1]
         for k, v in zip(self.__slots__, s):
             setattr(self, k, v)
 

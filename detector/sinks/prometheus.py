@@ -35,21 +35,21 @@ def _last_point(item: tuple[str, "SeriesEntry"]) -> float:
 
 
 class LogSignalTable:
-    """Latest value per (entity, log signal), least recently updated first, at most the series budget:
+    """Latest value per (entity, log signal, input topic), least recently updated first, at most the series budget:
     a new entity's signal makes way by dropping the stalest one (counted), and entities the log models
     no longer hold are dropped at scrape time (``keep_only``), so nothing stale stays exported."""
 
     def __init__(self, budget: int):
         self.budget = budget
-        self.latest: OrderedDict[tuple[str, str], Score] = OrderedDict()
+        self.latest: OrderedDict[tuple[str, str, str], Score] = OrderedDict()
         self.dropped = 0
 
     def update(self, scores: list[Score]) -> None:
         latest = self.latest
         for s in scores:
-            if s.series:
+            if not s.signal.startswith("log_"):
                 continue  # metric series are read from the metric models directly
-            key = (s.entity, s.signal)
+            key = (s.entity, s.signal, s.series)  # series: the log input topic
             if latest.pop(key, None) is None and len(latest) >= self.budget:
                 latest.popitem(last=False)
                 self.dropped += 1
@@ -103,6 +103,11 @@ class PipelineCollector(Collector):
         yield GaugeMetricFamily(P + "series_held", "Metric series with a model in memory.", value=pipe.series_held())
         yield GaugeMetricFamily(P + "templates_held", "Log templates known to the miners.", value=pipe.templates_held())
         yield CounterMetricFamily(
+            P + "log_templates_evicted",
+            "Log templates evicted at the template cap (miner.max_templates) to make room for new ones.",
+            value=pipe.templates_evicted(),
+        )
+        yield CounterMetricFamily(
             P + "evictions", "Series, entities, sessions or alert keys evicted to bound memory.", value=pipe.evictions()
         )
         if self.lag is not None:
@@ -131,9 +136,9 @@ class PipelineCollector(Collector):
             if st.kind == "log":
                 held.update(st.model.signals.entities)
         self.table.keep_only(held)
-        for (entity, signal), s in self.table.latest.items():
-            score.add_metric([entity, signal, ""], s.score)
-            conf.add_metric([entity, signal, ""], s.confidence)
+        for (entity, signal, series), s in self.table.latest.items():
+            score.add_metric([entity, signal, series], s.score)
+            conf.add_metric([entity, signal, series], s.confidence)
             exported += 1
         # What is left of the budget goes to the series with the newest points across all partitions,
         # not partition by partition: a high-cardinality topic seen first must not hide the live series
