@@ -761,3 +761,20 @@ def test_wrong_types_anywhere_in_valid_json_give_a_reason_not_a_crash(fmt, kind)
             for r in records:
                 assert isinstance(r.timestamp, float) and isinstance(r.entity, str)
                 assert isinstance(r.message, str) if kind == "log" else isinstance(r.value, float)
+
+
+# --- series identity -------------------------------------------------------------------------------------------
+
+
+def test_a_label_value_with_quotes_cannot_share_a_series_with_another_label_set():
+    forged = MetricPoint(EVENT_TS, "e", "depth", (("queue", 'a",region="eu'),), 1.0)
+    honest = MetricPoint(EVENT_TS, "e", "depth", (("queue", "a"), ("region", "eu")), 1.0)
+    assert forged.series != honest.series
+    assert forged.series == r'depth{queue="a\",region=\"eu"}'
+    odd = MetricPoint(EVENT_TS, "e", "depth", (("path", "C:\\tmp\nx"),), 1.0)
+    assert odd.series == r'depth{path="C:\\tmp\nx"}'
+
+
+def test_ordinary_label_values_keep_their_series_key():
+    point = decode_one("influx", b"cpu,host=raynor,cpu=cpu-total usage_idle=97.5 1705312800000000000", "metric")
+    assert point.series == 'cpu_usage_idle{cpu="cpu-total",host="raynor"}'
