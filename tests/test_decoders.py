@@ -597,6 +597,8 @@ def test_syslog_stamp_without_year_needs_the_record_timestamp():
         ({"name": "up", "value": None, "timestamp": EVENT_TS}, "field 'value' is not a number: None"),
         ({"name": "up", "timestamp": EVENT_TS}, "metric 'up' has no 'value'"),
         ({"value": 1, "timestamp": EVENT_TS}, "no metric 'name'"),
+        ({"name": "", "value": 1, "timestamp": EVENT_TS}, "^field 'name' is an empty string$"),
+        ({"name": 7, "value": 1, "timestamp": EVENT_TS}, "^field 'name' is not a string: 7$"),
         ({"name": "up", "value": 1, "labels": ["a"]}, "field 'labels' is not an object"),
         ([{"name": "up", "value": 1}, {"name": "up", "value": "x"}], r"^\[1\]: field 'value' is not a number"),
         ("just a string", "expected a metric object"),
@@ -640,6 +642,31 @@ def test_telegraf_bad_metrics(payload, reason):
 def test_influx_bad_lines_name_the_line(lines, reason):
     with pytest.raises(DecodeError, match=reason):
         decoder("influx", "metric").decode(raw(lines))
+
+
+@pytest.mark.parametrize(
+    "lines, kind, reason",
+    [
+        # Python's number syntax is not line protocol's: an underscore is a typo or another format.
+        (b"q v=1_000", InvalidField, "line 1: field 'v' is not a number: '1_000'"),
+        (b"q v=1_000i", InvalidField, "line 1: field 'v' is not a number: '1_000i'"),
+        (b"q v=99999999999999999999999i", InvalidField, "line 1: field 'v' is out of range for a 64-bit integer"),
+        (b"q v=18446744073709551616u", InvalidField, "line 1: field 'v' is out of range for an unsigned 64-bit"),
+        (b"q v=1e999", InvalidField, "line 1: field 'v' is out of range: '1e999'"),
+        (b"dup,host=e1,host=e2 v=1", MalformedRecord, "line 1: duplicate tag key 'host'"),
+        (b"q v=1,v=2", MalformedRecord, "line 1: duplicate field key 'v'"),
+        (b"q v=1\nq a\\ b=1,a\\ b=2", MalformedRecord, "line 2: duplicate field key 'a b'"),
+    ],
+)
+def test_influx_refuses_what_line_protocol_does_not_allow(lines, kind, reason):
+    with pytest.raises(kind, match="^" + re.escape(reason)):
+        decoder("influx", "metric").decode(raw(lines))
+
+
+def test_influx_accepts_the_protocol_number_limits_and_forms():
+    lines = b"q a=9223372036854775807i,b=-9223372036854775808i,c=18446744073709551615u,d=-1.5e3,e=.5,f=+2.,g=0 1"
+    values = [p.value for p in decoder("influx", "metric").decode(raw(lines))]
+    assert values == [2.0**63, -(2.0**63), 2.0**64, -1500.0, 0.5, 2.0, 0.0]
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,8 @@ class MetricJsonDecoder(_JsonMetricDecoder):
         if not name or type(name) is not str:
             if name is None:
                 raise MissingField(f"{where}no metric 'name'")
+            if name == "":
+                raise InvalidField(f"{where}field 'name' is an empty string")
             raise InvalidField(f"{where}field 'name' is not a string: {short(name)}")
         if "value" not in obj:
             raise MissingField(f"{where}metric {name!r} has no 'value'")
