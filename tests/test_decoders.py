@@ -805,3 +805,34 @@ def test_a_label_value_with_quotes_cannot_share_a_series_with_another_label_set(
 def test_ordinary_label_values_keep_their_series_key():
     point = decode_one("influx", b"cpu,host=raynor,cpu=cpu-total usage_idle=97.5 1705312800000000000", "metric")
     assert point.series == 'cpu_usage_idle{cpu="cpu-total",host="raynor"}'
+
+
+# --- local time without an offset -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fmt, value",
+    [
+        ("plain", b"2024-01-15 11:00:00,000 ERROR [main] c.e.App - payment failed"),  # log4j's %d
+        ("plain", b"Jan 15 11:00:00 web-01 app: payment failed"),  # BSD syslog
+        ("json", {"asctime": "2024-01-15 11:00:00,000", "message": "payment failed"}),  # Python logging
+        ("logfmt", b'time="2024-01-15T11:00:00" level=error msg="payment failed"'),
+    ],
+)
+def test_a_timestamp_without_an_offset_is_read_in_the_inputs_timezone(fmt, value):
+    fields = {"timestamp": "asctime"} if fmt == "json" else None
+    kwargs = {"fields": fields} if fields else {}
+    berlin = decoder(fmt, timezone="Europe/Berlin", **kwargs).decode(raw(value))[0]
+    assert berlin.timestamp == EVENT_TS  # 11:00 in Berlin (UTC+1 in January) is 10:00 UTC
+    utc = decoder(fmt, **kwargs).decode(raw(value))[0]
+    assert utc.timestamp == EVENT_TS + 3600  # the default is UTC, as before
+
+
+def test_the_inputs_timezone_follows_daylight_saving_and_leaves_offsets_and_epochs_alone():
+    summer = decode_one("json", {"timestamp": "2024-07-15T12:00:00", "message": "m"}, timezone="Europe/Berlin")
+    assert summer.timestamp == 1721037600.0  # 10:00 UTC: CEST is UTC+2
+    assert decode_one("json", {"timestamp": "2024-01-15T10:00:00Z", "message": "m"}, timezone="Asia/Tokyo").timestamp == EVENT_TS
+    assert decode_one("json", {"timestamp": EVENT_TS, "message": "m"}, timezone="Asia/Tokyo").timestamp == EVENT_TS
+    point = decode_one("metric_json", {"name": "up", "value": 1, "timestamp": "2024-01-15 05:00:00"}, "metric",
+                       timezone="America/New_York")
+    assert point.timestamp == EVENT_TS

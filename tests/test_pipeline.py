@@ -165,3 +165,26 @@ def test_a_record_from_a_clock_running_ahead_is_dead_lettered_and_leaves_open_in
     assert result.incidents == [] and [i.entity for i in p.incidents.open_incidents()] == ["api"]
     assert p.incidents.now == now_before and p.state("logs", 1).max_event_time == logs_before
     assert p.state("metrics", 0).next_offset == 311 and p.state("logs", 1).next_offset == 11
+
+
+def test_local_time_read_as_utc_is_dead_lettered_with_a_reason_naming_the_timezone_setting():
+    # A host in UTC+2 writing log4j's %d: its lines are two hours "ahead" of their Kafka timestamps.
+    p = Pipeline.from_spec(load_pipeline(None, inputs=[{"topic": "app", "kind": "log", "format": "plain"}]))
+    kafka_ts = 1_705_312_805.0  # 2024-01-15T10:00:05Z, five seconds after the line was written
+    line = RawRecord("app", 0, 0, kafka_ts, b"api", b"2024-01-15 12:00:00,000 ERROR payment failed")
+    (dead,) = p.process([line]).dead_letters
+    assert dead.kind == "FutureTimestamp"
+    assert "2.0 h after the record's Kafka timestamp" in dead.reason
+    assert "a timestamp without an offset is read in the input's timezone, UTC" in dead.reason
+    assert "set 'timezone' on the input" in dead.reason
+
+    fixed = Pipeline.from_spec(load_pipeline(None, inputs=[
+        {"topic": "app", "kind": "log", "format": "plain", "timezone": "Africa/Cairo"}]))
+    assert fixed.process([line]).dead_letters == []
+
+
+def test_a_gap_that_is_no_utc_offset_gets_no_timezone_hint():
+    p = Pipeline.from_spec(spec())
+    t0 = 1e9
+    (dead,) = p.process([RawRecord("logs", 0, 0, t0, b"api", log(0, t0 + 2 * 3600 + 1200, "x").value)]).dead_letters
+    assert dead.kind == "FutureTimestamp" and "timezone" not in dead.reason

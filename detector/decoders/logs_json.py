@@ -6,6 +6,7 @@ all from a table of candidate paths. A configured FieldMapping path replaces the
 
 from __future__ import annotations
 
+from datetime import timezone, tzinfo
 from typing import Any
 
 from detector.config import FieldMapping
@@ -88,10 +89,11 @@ class _Field:
 
 
 class JsonLogDecoder(Decoder):
-    def __init__(self, format: str, fields: FieldMapping, default_entity: str) -> None:
+    def __init__(self, format: str, fields: FieldMapping, default_entity: str, tz: tzinfo = timezone.utc) -> None:
         defaults = FORMAT_FIELDS[format]
         self.format = format
         self.default_entity = default_entity
+        self.tz = tz  # for timestamps without an offset: the input's timezone
 
         def field(name: str) -> _Field:
             mapped = getattr(fields, name)
@@ -128,7 +130,7 @@ class JsonLogDecoder(Decoder):
                 )
         else:
             try:
-                timestamp = parse_timestamp(ts_value)
+                timestamp = parse_timestamp(ts_value, self.tz)
             except ValueError:
                 raise InvalidField(f"field {ts_path!r} is not a timestamp: {short(ts_value)}") from None
 

@@ -9,6 +9,7 @@ attributes are searched first, then the resource's.
 
 from __future__ import annotations
 
+from datetime import timezone, tzinfo
 from typing import Any
 
 import orjson
@@ -28,8 +29,9 @@ _SEVERITY_ENUM_PREFIX = "SEVERITY_NUMBER_"
 class OtlpJsonLogDecoder(Decoder):
     format = "otlp_json"
 
-    def __init__(self, fields: FieldMapping, default_entity: str) -> None:
+    def __init__(self, fields: FieldMapping, default_entity: str, tz: tzinfo = timezone.utc) -> None:
         self.default_entity = default_entity
+        self.tz = tz  # for a mapped timestamp attribute without an offset: the input's timezone
         self._message_key = fields.message
         self._timestamp_key = fields.timestamp
         self._level_key = fields.level
@@ -101,7 +103,7 @@ class OtlpJsonLogDecoder(Decoder):
             value = record_attrs.get(self._timestamp_key, resource_attrs.get(self._timestamp_key))
             if value is not None:
                 try:
-                    return parse_timestamp(value)
+                    return parse_timestamp(value, self.tz)
                 except ValueError:
                     raise InvalidField(f"{where}: attribute {self._timestamp_key!r} is not a timestamp: {short(value)}") from None
         else:
