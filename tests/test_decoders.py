@@ -836,3 +836,32 @@ def test_the_inputs_timezone_follows_daylight_saving_and_leaves_offsets_and_epoc
     point = decode_one("metric_json", {"name": "up", "value": 1, "timestamp": "2024-01-15 05:00:00"}, "metric",
                        timezone="America/New_York")
     assert point.timestamp == EVENT_TS
+
+
+# --- terminal colours ---------------------------------------------------------------------------------------------
+
+
+def test_colour_codes_are_stripped_so_the_level_is_read_and_the_message_is_plain():
+    record = decoder("plain").decode(raw(b"\x1b[31mERROR\x1b[0m payment gateway unavailable", key=b"pay"))[0]
+    assert (record.level, record.message) == ("error", "ERROR payment gateway unavailable")
+    # Spring Boot with spring.output.ansi.enabled=always: the timestamp is coloured too.
+    spring = (b"\x1b[2m2024-01-15T10:00:00.000Z\x1b[0m \x1b[31mERROR\x1b[0m \x1b[35m1\x1b[0;39m \x1b[2m---\x1b[0;39m "
+              b"\x1b[36mc.e.Payments\x1b[0;39m : gateway timeout")
+    record = decoder("plain").decode(raw(spring))[0]
+    assert (record.timestamp, record.level, record.message) == (EVENT_TS, "error", "ERROR 1 --- c.e.Payments : gateway timeout")
+
+
+@pytest.mark.parametrize("fmt", ["json", "vector", "fluentbit"])
+def test_colour_codes_in_a_shipped_json_message_are_stripped(fmt):
+    field = "log" if fmt == "fluentbit" else "message"
+    record = decode_one(fmt, {field: "\x1b[33mWARN\x1b[39m disk almost full\n", "timestamp": EVENT_TS, "@timestamp": EVENT_TS})
+    assert (record.level, record.message) == ("warn", "WARN disk almost full")
+
+
+def test_colour_codes_in_logfmt_keys_and_otlp_bodies_are_stripped():
+    record = decode_one("logfmt", b'\x1b[36mlevel\x1b[0m=error \x1b[36mmsg\x1b[0m="payment failed"')
+    assert (record.level, record.message) == ("error", "payment failed")
+    body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"timeUnixNano": "1705312800000000000", "body": {"stringValue": "\x1b[1;31mFATAL\x1b[0m out of memory"}}]}]}]}
+    record = decode_one("otlp_json", body)
+    assert (record.level, record.message) == ("fatal", "FATAL out of memory")

@@ -7,6 +7,7 @@ and the stream goes on.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -25,6 +26,10 @@ _WHITESPACE = frozenset(b" \t\r\n\x0b\x0c")
 # Bytes a text line may hold; anything else (C0 controls) in quantity means binary data.
 _TEXT_BYTES = bytes([9, 10, 11, 12, 13, 27, *range(32, 127), *range(128, 256)])
 _BINARY_SHARE = 0.1
+# Terminal escape sequences: CSI (colours "ESC[31m", cursor and erase codes), OSC (titles, hyperlinks) and
+# the two-byte ones. Loggers writing to a TTY (Spring Boot with colour forced, Go and Node loggers, docker
+# logs of a TTY container) wrap the level in them, hiding it from the level reader and the miner.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
 
 class Decoder:
@@ -78,6 +83,13 @@ def _byte_offset(value: bytes, char_pos: int) -> int:
     if value.isascii():
         return char_pos
     return len(value.decode("utf-8", "surrogateescape")[:char_pos].encode("utf-8", "surrogateescape"))
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences (colours and the like); most lines have none."""
+    if "\x1b" not in text:
+        return text
+    return _ANSI.sub("", text)
 
 
 def clip_message(message: str) -> str:

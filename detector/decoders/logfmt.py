@@ -16,7 +16,7 @@ from detector.config import FieldMapping
 from detector.errors import InvalidField, MalformedRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
-from .base import Decoder, clip_message, key_text, quoted, short, text_of
+from .base import Decoder, clip_message, key_text, quoted, short, strip_ansi, text_of
 from .levels import level_in_text, normalise_level
 from .timestamps import parse_timestamp
 
@@ -85,7 +85,7 @@ class LogfmtDecoder(Decoder):
         self._role = {key: (name, rank) for name, keys in self._keys.items() for rank, key in enumerate(keys)}
 
     def _decode(self, raw: RawRecord) -> list[LogRecord]:
-        text = text_of(raw.value).rstrip()
+        text = strip_ansi(text_of(raw.value)).rstrip()
         line, newline, trailer = text.partition("\n")
         pairs = parse_pairs(line)
         if not any(value is not None for _, value, _ in pairs):

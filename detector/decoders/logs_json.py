@@ -13,7 +13,7 @@ from detector.config import FieldMapping
 from detector.errors import InvalidField, MalformedRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
-from .base import Decoder, as_text, clip_message, key_text, load_json, quoted, short
+from .base import Decoder, as_text, clip_message, key_text, load_json, quoted, short, strip_ansi
 from .levels import level_in_text, normalise_level
 from .paths import Getter, compile_path
 from .timestamps import parse_timestamp
@@ -119,7 +119,7 @@ class JsonLogDecoder(Decoder):
         elif message[-1:] == "\n":
             # Container runtimes keep the line's newline in Fluent Bit's and Vector's "log"/"message".
             message = message.rstrip("\r\n")
-        message = clip_message(message)
+        message = clip_message(strip_ansi(message))
 
         ts_path, ts_value = self._timestamp.find(obj)
         if ts_value is None:

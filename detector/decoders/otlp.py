@@ -18,7 +18,7 @@ from detector.config import FieldMapping
 from detector.errors import EmptyRecord, InvalidField, MalformedRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
-from .base import Decoder, as_text, clip_message, key_text, load_json, short
+from .base import Decoder, as_text, clip_message, key_text, load_json, short, strip_ansi
 from .levels import level_in_text, normalise_level, otlp_severity
 from .timestamps import parse_timestamp
 
@@ -76,7 +76,7 @@ class OtlpJsonLogDecoder(Decoder):
         else:
             body = rec.get("body")
             message_value = any_value(body) if body is not None else ""
-        message = clip_message(message_value if type(message_value) is str else as_text(message_value))
+        message = clip_message(strip_ansi(message_value if type(message_value) is str else as_text(message_value)))
 
         timestamp = self._timestamp_of(rec, record_attrs, resource_attrs, raw, where)
 

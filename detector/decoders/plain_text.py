@@ -13,7 +13,7 @@ from datetime import timezone, tzinfo
 from detector.errors import EmptyRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
-from .base import Decoder, clip_message, key_text, text_of
+from .base import Decoder, clip_message, key_text, strip_ansi, text_of
 from .levels import SYSLOG_SEVERITY, level_in_text
 from .timestamps import MONTHS, iso_to_seconds, syslog_to_seconds
 
@@ -28,7 +28,7 @@ class PlainTextDecoder(Decoder):
         self.tz = tz  # for stamps without an offset (syslog, log4j's %d): the input's timezone
 
     def _decode(self, raw: RawRecord) -> list[LogRecord]:
-        text = text_of(raw.value).rstrip()
+        text = strip_ansi(text_of(raw.value)).rstrip()
         if not text.strip():
             raise EmptyRecord("empty message")
 
