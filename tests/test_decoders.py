@@ -865,3 +865,20 @@ def test_colour_codes_in_logfmt_keys_and_otlp_bodies_are_stripped():
         {"timeUnixNano": "1705312800000000000", "body": {"stringValue": "\x1b[1;31mFATAL\x1b[0m out of memory"}}]}]}]}
     record = decode_one("otlp_json", body)
     assert (record.level, record.message) == ("fatal", "FATAL out of memory")
+
+
+# --- syslog year ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line, kafka_time, expected",
+    [
+        # A host a few seconds ahead: the line is from the new year, its Kafka record still from the old one.
+        (b"Jan  1 00:00:01 h app: happy new year", 1704067192.0, 1704067201.0),  # 2023-12-31T23:59:52Z -> 2024-01-01
+        (b"Dec 31 23:59:58 h app: tick", 1704067205.0, 1704067198.0),  # arriving in 2024 -> 2023-12-31
+        (b"Jul  4 12:00:00 h app: mid-year", 1704067205.0, 1688472000.0),  # half a year back, not ahead
+        (b"Feb 29 12:00:00 h app: leap day", 1740787200.0, 1709208000.0),  # 2025-03-01: the last Feb 29 was 2024
+    ],
+)
+def test_a_syslog_stamp_takes_the_year_closest_to_its_kafka_timestamp(line, kafka_time, expected):
+    assert decoder("plain").decode(raw(line, timestamp=kafka_time))[0].timestamp == expected

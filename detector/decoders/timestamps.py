@@ -85,17 +85,24 @@ def parse_timestamp(value: object, tz: tzinfo = _UTC) -> float:
 
 def syslog_to_seconds(month: int, day: int, clock: str, reference: float, tz: tzinfo = _UTC) -> float:
     """A year-less BSD syslog stamp (local time in ``tz``: RFC 3164 carries no offset) placed in the year
-    that puts it closest before ``reference``.
+    that puts it closest to ``reference``, before or after.
 
     The year is taken from the record's own (broker) timestamp, never the wall clock, so replays decode
-    the same way; a line stamped Dec 31 that arrives on Jan 1 belongs to the year before.
+    the same way. Across New Year the stamp can be on either side: a line stamped Dec 31 that arrives on
+    Jan 1 belongs to the year before, and one stamped Jan 1 from a host a few seconds ahead that arrives
+    on Dec 31 to the year after.
     """
-    hh, mm, ss = clock.split(":")
+    hh, mm, ss = (int(part) for part in clock.split(":"))
     year = datetime.fromtimestamp(reference, _UTC).year
-    stamp = datetime(year, month, day, int(hh), int(mm), int(ss), tzinfo=tz).timestamp()
-    if stamp > reference + 86_400:
-        stamp = datetime(year - 1, month, day, int(hh), int(mm), int(ss), tzinfo=tz).timestamp()
-    return stamp
+    stamps = []
+    for y in (year - 1, year, year + 1):
+        try:
+            stamps.append(datetime(y, month, day, hh, mm, ss, tzinfo=tz).timestamp())
+        except ValueError:  # Feb 29 outside a leap year
+            continue
+    if not stamps:
+        raise ValueError(f"no such date: {month:02d}-{day:02d}")
+    return min(stamps, key=lambda stamp: abs(stamp - reference))
 
 
 def column_to_seconds(col: pl.Series) -> pl.Series:
