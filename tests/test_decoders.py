@@ -882,3 +882,22 @@ def test_colour_codes_in_logfmt_keys_and_otlp_bodies_are_stripped():
 )
 def test_a_syslog_stamp_takes_the_year_closest_to_its_kafka_timestamp(line, kafka_time, expected):
     assert decoder("plain").decode(raw(line, timestamp=kafka_time))[0].timestamp == expected
+
+
+# --- binary payloads on text inputs ---------------------------------------------------------------------------------
+
+AVRO_FRAMED = b"\x00\x00\x00\x00\x01\x0epayment\x02\x0egateway\x00\xe8\x07"  # Confluent: magic 0, schema id 1
+PROTOBUF = b"\x0a\x07payment\x12\x05error\x18\x01\x22\x07gateway"
+
+
+@pytest.mark.parametrize("fmt, kind", JSON_FORMATS + [("influx", "metric")])
+def test_avro_or_protobuf_on_a_json_or_line_protocol_input_is_not_text(fmt, kind):
+    with pytest.raises(NotText, match=r"^binary data, not text: NUL byte at offset 0$"):
+        decoder(fmt, kind).decode(raw(AVRO_FRAMED))
+    with pytest.raises(NotText, match=r"^binary data, not text: \d+ of 27 bytes are control characters$"):
+        decoder(fmt, kind).decode(raw(PROTOBUF))
+
+
+def test_a_json_syntax_slip_is_still_malformed_not_binary():
+    with pytest.raises(MalformedRecord, match="^invalid JSON at byte"):
+        decoder("json").decode(raw(b'{"message": "tab\there", oops}'))

@@ -65,6 +65,10 @@ def load_json(value: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         if not value.strip():
             raise EmptyRecord("empty message") from None
+        # Avro with Confluent's framing, protobuf: binary, not a JSON syntax slip; said as text inputs say it.
+        binary = binary_reason(value)
+        if binary:
+            raise NotText(binary) from None
         reason = "nested deeper than 1024 levels" if "depth" in exc.msg else exc.msg
         position = _byte_offset(value, exc.pos)
         kind = MalformedRecord
@@ -127,14 +131,22 @@ def key_text(key: bytes | None) -> str | None:
     return key.decode("utf-8", "replace")
 
 
-def text_of(value: bytes) -> str:
-    """A text line's bytes as str; binary data is a DecodeError, a few invalid UTF-8 bytes are replaced."""
+def binary_reason(value: bytes) -> str | None:
+    """Why ``value`` is binary data rather than text (a NUL byte, many control characters), or None."""
     nul = value.find(b"\x00")
     if nul >= 0:
-        raise NotText(f"binary data, not text: NUL byte at offset {nul}")
+        return f"binary data, not text: NUL byte at offset {nul}"
     controls = len(value.translate(None, _TEXT_BYTES))
     if controls > len(value) * _BINARY_SHARE:
-        raise NotText(f"binary data, not text: {controls} of {len(value)} bytes are control characters")
+        return f"binary data, not text: {controls} of {len(value)} bytes are control characters"
+    return None
+
+
+def text_of(value: bytes) -> str:
+    """A text line's bytes as str; binary data is a DecodeError, a few invalid UTF-8 bytes are replaced."""
+    binary = binary_reason(value)
+    if binary:
+        raise NotText(binary)
     if value.isascii():
         return value.decode("ascii")
     # Invalid UTF-8 in a log line is usually one mis-encoded name; keep the line with U+FFFD in its place,

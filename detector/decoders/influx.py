@@ -15,7 +15,7 @@ import math
 from detector.errors import DecodeError, InvalidField, MalformedRecord, MissingField, NotText
 from detector.records import MetricPoint, RawRecord
 
-from .base import Decoder, short
+from .base import Decoder, binary_reason, short
 from .metric_points import EntityChooser, sorted_labels
 from .timestamps import epoch_to_seconds
 
@@ -40,7 +40,8 @@ class InfluxLineDecoder(Decoder):
         try:
             text = raw.value.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise NotText(f"invalid UTF-8 at byte {exc.start}: line protocol is UTF-8 text") from None
+            reason = binary_reason(raw.value) or f"invalid UTF-8 at byte {exc.start}: line protocol is UTF-8 text"
+            raise NotText(reason) from None
         out: list[MetricPoint] = []
         for number, line in enumerate(text.split("\n"), 1):
             line = line.strip()
@@ -49,6 +50,9 @@ class InfluxLineDecoder(Decoder):
             try:
                 self._line(line, raw, out)
             except DecodeError as exc:
+                binary = binary_reason(raw.value)  # Avro or protobuf on the wrong topic: say so, as for JSON
+                if binary:
+                    raise NotText(binary) from None
                 raise type(exc)(f"line {number}: {exc}") from None  # the same kind, with the line
         if not out:
             raise MissingField("no numeric fields: nothing to score in this message")
