@@ -82,6 +82,21 @@ def load_json(value: bytes) -> Any:
         raise kind(f"invalid JSON at byte {position}: {reason}") from None
 
 
+def json_type(value: Any) -> str:
+    """What a parsed JSON value is, for a reason: "an array", "a string", "null", ..."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
 def _byte_offset(value: bytes, char_pos: int) -> int:
     # orjson reports a character position; operators look at the dead letter's bytes.
     if value.isascii():

@@ -13,7 +13,7 @@ from detector.config import FieldMapping
 from detector.errors import InvalidField, MalformedRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
-from .base import Decoder, as_text, clip_message, key_text, load_json, quoted, short, strip_ansi
+from .base import Decoder, as_text, clip_message, json_type, key_text, load_json, quoted, short, strip_ansi
 from .levels import level_in_text, normalise_level
 from .paths import Getter, compile_path
 from .timestamps import parse_timestamp
@@ -107,7 +107,7 @@ class JsonLogDecoder(Decoder):
     def _decode(self, raw: RawRecord) -> list[LogRecord]:
         obj = load_json(raw.value)
         if type(obj) is not dict:
-            raise MalformedRecord(f"expected a JSON object, got {_json_type(obj)}")
+            raise MalformedRecord(f"expected a JSON object, got {json_type(obj)}")
         return [self.record_from(obj, raw)]
 
     def record_from(self, obj: dict, raw: RawRecord) -> LogRecord:
@@ -155,14 +155,3 @@ class JsonLogDecoder(Decoder):
             return as_text(value)
         return None
 
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    return "a number"
