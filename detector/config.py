@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, TypeAdapter,
                       ValidationError, field_validator, model_validator)
@@ -104,6 +105,20 @@ class InputSpec(Section):
     format: str
     fields: FieldMapping = FieldMapping()
     default_entity: str = Field("unknown", description="entity for records that name none")
+    timezone: str = Field(
+        "UTC", description="IANA zone (e.g. Europe/Berlin) for timestamps written without an offset: "
+        "log4j's %d, Python's asctime, BSD syslog"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        # Checked at load, not found out as every record of the input dead-lettered or hours off.
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin, America/New_York)") from None
+        return name
 
     @model_validator(mode="after")
     def _format_fits_kind(self) -> "InputSpec":

@@ -40,6 +40,9 @@ MAX_AHEAD_SECONDS = 3600.0
 # second; the bound stays well under twice the incident window (30 min by default), as the incidents of an
 # entity that fell silent resolve once the newest event time anywhere is that far past them.
 MAX_CLOCK_SKEW_SECONDS = 300.0
+# How far from a whole or half hour a FutureTimestamp's gap may be and still read as a UTC offset: the
+# Kafka timestamp trails the event by the shipper's delay, and clocks are a little off.
+ZONE_HINT_SLACK_SECONDS = 180.0
 
 
 class DeadLetter(NamedTuple):
@@ -98,15 +101,28 @@ def _warming_up(s: Score, drift: DriftMonitor) -> bool:
     return before is not None and observed <= before
 
 
-def _future(newest: float, kafka_time: float | None, wall: float) -> str | None:
-    """Why a record whose newest event time is ``newest`` is dated in the future, or None."""
+def _future(newest: float, kafka_time: float | None, wall: float, zone: str = "UTC") -> str | None:
+    """Why a record whose newest event time is ``newest`` is dated in the future, or None. ``zone`` is
+    the input's timezone, named when the gap looks like a UTC offset."""
     if kafka_time is not None and newest - kafka_time > MAX_AHEAD_SECONDS:
-        return (f"event time {_span(newest - kafka_time)} after the record's Kafka timestamp "
-                "(a wrong clock or timestamp unit)")
+        gap = newest - kafka_time
+        return (f"event time {_span(gap)} after the record's Kafka timestamp "
+                f"(a wrong clock or timestamp unit{_zone_hint(gap, zone)})")
     if newest - wall > MAX_CLOCK_SKEW_SECONDS:
-        return (f"event time {_span(newest - wall)} ahead of the detector's clock "
-                "(a wrong clock on the producer, or a wrong timestamp unit)")
+        gap = newest - wall
+        return (f"event time {_span(gap)} ahead of the detector's clock "
+                f"(a wrong clock on the producer, or a wrong timestamp unit{_zone_hint(gap, zone)})")
     return None
+
+
+def _zone_hint(gap: float, zone: str) -> str:
+    """A gap of whole (or half, as in India) hours up to 14 is most likely local time read as another
+    zone: log4j's %d, Python's asctime and syslog write no offset. Say where that is set."""
+    half_hours = round(gap / 1800)
+    if not 2 <= half_hours <= 28 or abs(gap - half_hours * 1800) > ZONE_HINT_SLACK_SECONDS:
+        return ""
+    return (f"; or local time: a timestamp without an offset is read in the input's timezone, {zone} "
+            f"(default UTC), so set 'timezone' on the input to the producer's zone, e.g. Europe/Berlin")
 
 
 def _span(seconds: float) -> str:
@@ -139,6 +155,7 @@ class Pipeline:
         self.metric_spec = metric_spec
         self.log_spec = log_spec
         self.decoders = {inp.topic: (inp.kind, build_decoder(inp)) for inp in spec.inputs}
+        self.timezones = {inp.topic: inp.timezone for inp in spec.inputs}
         self.partitions: dict[tuple[str, int], PartitionState] = {}
         self.new_drift()  # a bad drift detector or parameter fails here, not on the first point
         self.alerting = Alerting(spec.alerting)
@@ -223,7 +240,8 @@ class Pipeline:
                 self._dead(result, raw, str(exc), type(exc).__name__)
                 st.next_offset = raw.offset + 1
                 continue
-            future = records and _future(max(rec.timestamp for rec in records), raw.timestamp, wall)
+            future = records and _future(max(rec.timestamp for rec in records), raw.timestamp, wall,
+                                         self.timezones[raw.topic])
             if future:
                 # One record dated far ahead would carry event time with it: its partition's (every later
                 # record late, no log window closing again) and the incidents' (all resolved at once).

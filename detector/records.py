@@ -36,11 +36,21 @@ class MetricPoint(NamedTuple):
 
     @property
     def series(self) -> str:
-        """Stable series identity: name{k="v",...} in label order."""
+        """Stable series identity: name{k="v",...} in label order.
+
+        Values are escaped as in Prometheus' text format, so a value holding `",` cannot forge another
+        label set's key; ordinary values are unchanged (checkpoints hold their models under these keys).
+        """
         if not self.labels:
             return self.name
-        inner = ",".join(f'{k}="{v}"' for k, v in self.labels)
+        inner = ",".join(f'{k}="{_escape(v)}"' for k, v in self.labels)
         return f"{self.name}{{{inner}}}"
+
+
+def _escape(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
 
 
 class Score(NamedTuple):

@@ -37,9 +37,10 @@ import polars as pl
 
 from detector.config import InputSpec, PipelineSpec
 from detector.decoders import MAX_RECORD_BYTES
+from detector.decoders.base import json_type, load_json
 from detector.decoders.logfmt import format_pair
 from detector.decoders.timestamps import column_to_seconds
-from detector.errors import ConfigError, KafkaUnavailable
+from detector.errors import ConfigError, DecodeError, KafkaUnavailable
 from detector.pipeline import BatchResult, DeadLetter, Pipeline
 from detector.records import RawRecord
 
@@ -222,7 +223,7 @@ def _ndjson_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
                         pl.read_ndjson(io.BytesIO(line), schema=schema)
                     except pl.exceptions.PolarsError as exc:
                         text = line.rstrip(b"\r\n")
-                        bad.append(Unreadable(n, text, f"line {n}: not a JSON object: {str(exc).splitlines()[0]}"))
+                        bad.append(Unreadable(n, text, f"line {n}: {_not_a_row(line, exc)}"))
                     else:
                         good.append(line if line.endswith(b"\n") else line + b"\n")
                 block = good
@@ -230,6 +231,18 @@ def _ndjson_rows(path: Path, batch_rows: int) -> tuple[list[str], Frames]:
             yield _json_booleans(df, block), bad
 
     return names, frames()
+
+
+def _not_a_row(line: bytes, exc: Exception) -> str:
+    """Why a JSON line holds no row, in the decoders' words: polars' own message shows its parser's
+    internals (``[Static(U64(1)), ...]``, ``ExpectedNull at character 0``)."""
+    try:
+        value = load_json(line)
+    except DecodeError as err:
+        return str(err)  # "invalid JSON at byte 12: ...", or binary data
+    if type(value) is not dict:
+        return f"expected a JSON object, got {json_type(value)}"
+    return f"unreadable: {str(exc).splitlines()[0]}"  # an object polars still refuses: its words are all there is
 
 
 def _json_booleans(df: pl.DataFrame, lines: list[bytes]) -> pl.DataFrame:

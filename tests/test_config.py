@@ -357,3 +357,12 @@ def test_a_model_path_from_the_environment_is_relative_to_the_working_directory(
     spec = load_pipeline(REPO_PIPELINES / "default.yaml")
     assert spec.models.metric == tmp_path / "mine" / "metric.yaml"
     assert spec.models.log.is_relative_to(REPO_PIPELINES.parent)  # still the file's own
+
+
+def test_an_input_timezone_must_be_an_iana_zone_name(tmp_path, capsys):
+    ok = write(tmp_path, "inputs: [{topic: logs, kind: log, format: plain, timezone: Europe/Berlin}]\n")
+    assert load_pipeline(ok).inputs[0].timezone == "Europe/Berlin"
+    bad = write(tmp_path, "inputs: [{topic: logs, kind: log, format: plain, timezone: CEST}]\n")
+    assert main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "inputs.0.timezone" in err and "'CEST' is not an IANA time zone name" in err and "Traceback" not in err

@@ -597,6 +597,8 @@ def test_syslog_stamp_without_year_needs_the_record_timestamp():
         ({"name": "up", "value": None, "timestamp": EVENT_TS}, "field 'value' is not a number: None"),
         ({"name": "up", "timestamp": EVENT_TS}, "metric 'up' has no 'value'"),
         ({"value": 1, "timestamp": EVENT_TS}, "no metric 'name'"),
+        ({"name": "", "value": 1, "timestamp": EVENT_TS}, "^field 'name' is an empty string$"),
+        ({"name": 7, "value": 1, "timestamp": EVENT_TS}, "^field 'name' is not a string: 7$"),
         ({"name": "up", "value": 1, "labels": ["a"]}, "field 'labels' is not an object"),
         ([{"name": "up", "value": 1}, {"name": "up", "value": "x"}], r"^\[1\]: field 'value' is not a number"),
         ("just a string", "expected a metric object"),
@@ -640,6 +642,31 @@ def test_telegraf_bad_metrics(payload, reason):
 def test_influx_bad_lines_name_the_line(lines, reason):
     with pytest.raises(DecodeError, match=reason):
         decoder("influx", "metric").decode(raw(lines))
+
+
+@pytest.mark.parametrize(
+    "lines, kind, reason",
+    [
+        # Python's number syntax is not line protocol's: an underscore is a typo or another format.
+        (b"q v=1_000", InvalidField, "line 1: field 'v' is not a number: '1_000'"),
+        (b"q v=1_000i", InvalidField, "line 1: field 'v' is not a number: '1_000i'"),
+        (b"q v=99999999999999999999999i", InvalidField, "line 1: field 'v' is out of range for a 64-bit integer"),
+        (b"q v=18446744073709551616u", InvalidField, "line 1: field 'v' is out of range for an unsigned 64-bit"),
+        (b"q v=1e999", InvalidField, "line 1: field 'v' is out of range: '1e999'"),
+        (b"dup,host=e1,host=e2 v=1", MalformedRecord, "line 1: duplicate tag key 'host'"),
+        (b"q v=1,v=2", MalformedRecord, "line 1: duplicate field key 'v'"),
+        (b"q v=1\nq a\\ b=1,a\\ b=2", MalformedRecord, "line 2: duplicate field key 'a b'"),
+    ],
+)
+def test_influx_refuses_what_line_protocol_does_not_allow(lines, kind, reason):
+    with pytest.raises(kind, match="^" + re.escape(reason)):
+        decoder("influx", "metric").decode(raw(lines))
+
+
+def test_influx_accepts_the_protocol_number_limits_and_forms():
+    lines = b"q a=9223372036854775807i,b=-9223372036854775808i,c=18446744073709551615u,d=-1.5e3,e=.5,f=+2.,g=0 1"
+    values = [p.value for p in decoder("influx", "metric").decode(raw(lines))]
+    assert values == [2.0**63, -(2.0**63), 2.0**64, -1500.0, 0.5, 2.0, 0.0]
 
 
 @pytest.mark.parametrize(
@@ -761,3 +788,116 @@ def test_wrong_types_anywhere_in_valid_json_give_a_reason_not_a_crash(fmt, kind)
             for r in records:
                 assert isinstance(r.timestamp, float) and isinstance(r.entity, str)
                 assert isinstance(r.message, str) if kind == "log" else isinstance(r.value, float)
+
+
+# --- series identity -------------------------------------------------------------------------------------------
+
+
+def test_a_label_value_with_quotes_cannot_share_a_series_with_another_label_set():
+    forged = MetricPoint(EVENT_TS, "e", "depth", (("queue", 'a",region="eu'),), 1.0)
+    honest = MetricPoint(EVENT_TS, "e", "depth", (("queue", "a"), ("region", "eu")), 1.0)
+    assert forged.series != honest.series
+    assert forged.series == r'depth{queue="a\",region=\"eu"}'
+    odd = MetricPoint(EVENT_TS, "e", "depth", (("path", "C:\\tmp\nx"),), 1.0)
+    assert odd.series == r'depth{path="C:\\tmp\nx"}'
+
+
+def test_ordinary_label_values_keep_their_series_key():
+    point = decode_one("influx", b"cpu,host=raynor,cpu=cpu-total usage_idle=97.5 1705312800000000000", "metric")
+    assert point.series == 'cpu_usage_idle{cpu="cpu-total",host="raynor"}'
+
+
+# --- local time without an offset -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fmt, value",
+    [
+        ("plain", b"2024-01-15 11:00:00,000 ERROR [main] c.e.App - payment failed"),  # log4j's %d
+        ("plain", b"Jan 15 11:00:00 web-01 app: payment failed"),  # BSD syslog
+        ("json", {"asctime": "2024-01-15 11:00:00,000", "message": "payment failed"}),  # Python logging
+        ("logfmt", b'time="2024-01-15T11:00:00" level=error msg="payment failed"'),
+    ],
+)
+def test_a_timestamp_without_an_offset_is_read_in_the_inputs_timezone(fmt, value):
+    fields = {"timestamp": "asctime"} if fmt == "json" else None
+    kwargs = {"fields": fields} if fields else {}
+    berlin = decoder(fmt, timezone="Europe/Berlin", **kwargs).decode(raw(value))[0]
+    assert berlin.timestamp == EVENT_TS  # 11:00 in Berlin (UTC+1 in January) is 10:00 UTC
+    utc = decoder(fmt, **kwargs).decode(raw(value))[0]
+    assert utc.timestamp == EVENT_TS + 3600  # the default is UTC, as before
+
+
+def test_the_inputs_timezone_follows_daylight_saving_and_leaves_offsets_and_epochs_alone():
+    summer = decode_one("json", {"timestamp": "2024-07-15T12:00:00", "message": "m"}, timezone="Europe/Berlin")
+    assert summer.timestamp == 1721037600.0  # 10:00 UTC: CEST is UTC+2
+    assert decode_one("json", {"timestamp": "2024-01-15T10:00:00Z", "message": "m"}, timezone="Asia/Tokyo").timestamp == EVENT_TS
+    assert decode_one("json", {"timestamp": EVENT_TS, "message": "m"}, timezone="Asia/Tokyo").timestamp == EVENT_TS
+    point = decode_one("metric_json", {"name": "up", "value": 1, "timestamp": "2024-01-15 05:00:00"}, "metric",
+                       timezone="America/New_York")
+    assert point.timestamp == EVENT_TS
+
+
+# --- terminal colours ---------------------------------------------------------------------------------------------
+
+
+def test_colour_codes_are_stripped_so_the_level_is_read_and_the_message_is_plain():
+    record = decoder("plain").decode(raw(b"\x1b[31mERROR\x1b[0m payment gateway unavailable", key=b"pay"))[0]
+    assert (record.level, record.message) == ("error", "ERROR payment gateway unavailable")
+    # Spring Boot with spring.output.ansi.enabled=always: the timestamp is coloured too.
+    spring = (b"\x1b[2m2024-01-15T10:00:00.000Z\x1b[0m \x1b[31mERROR\x1b[0m \x1b[35m1\x1b[0;39m \x1b[2m---\x1b[0;39m "
+              b"\x1b[36mc.e.Payments\x1b[0;39m : gateway timeout")
+    record = decoder("plain").decode(raw(spring))[0]
+    assert (record.timestamp, record.level, record.message) == (EVENT_TS, "error", "ERROR 1 --- c.e.Payments : gateway timeout")
+
+
+@pytest.mark.parametrize("fmt", ["json", "vector", "fluentbit"])
+def test_colour_codes_in_a_shipped_json_message_are_stripped(fmt):
+    field = "log" if fmt == "fluentbit" else "message"
+    record = decode_one(fmt, {field: "\x1b[33mWARN\x1b[39m disk almost full\n", "timestamp": EVENT_TS, "@timestamp": EVENT_TS})
+    assert (record.level, record.message) == ("warn", "WARN disk almost full")
+
+
+def test_colour_codes_in_logfmt_keys_and_otlp_bodies_are_stripped():
+    record = decode_one("logfmt", b'\x1b[36mlevel\x1b[0m=error \x1b[36mmsg\x1b[0m="payment failed"')
+    assert (record.level, record.message) == ("error", "payment failed")
+    body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"timeUnixNano": "1705312800000000000", "body": {"stringValue": "\x1b[1;31mFATAL\x1b[0m out of memory"}}]}]}]}
+    record = decode_one("otlp_json", body)
+    assert (record.level, record.message) == ("fatal", "FATAL out of memory")
+
+
+# --- syslog year ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line, kafka_time, expected",
+    [
+        # A host a few seconds ahead: the line is from the new year, its Kafka record still from the old one.
+        (b"Jan  1 00:00:01 h app: happy new year", 1704067192.0, 1704067201.0),  # 2023-12-31T23:59:52Z -> 2024-01-01
+        (b"Dec 31 23:59:58 h app: tick", 1704067205.0, 1704067198.0),  # arriving in 2024 -> 2023-12-31
+        (b"Jul  4 12:00:00 h app: mid-year", 1704067205.0, 1688472000.0),  # half a year back, not ahead
+        (b"Feb 29 12:00:00 h app: leap day", 1740787200.0, 1709208000.0),  # 2025-03-01: the last Feb 29 was 2024
+    ],
+)
+def test_a_syslog_stamp_takes_the_year_closest_to_its_kafka_timestamp(line, kafka_time, expected):
+    assert decoder("plain").decode(raw(line, timestamp=kafka_time))[0].timestamp == expected
+
+
+# --- binary payloads on text inputs ---------------------------------------------------------------------------------
+
+AVRO_FRAMED = b"\x00\x00\x00\x00\x01\x0epayment\x02\x0egateway\x00\xe8\x07"  # Confluent: magic 0, schema id 1
+PROTOBUF = b"\x0a\x07payment\x12\x05error\x18\x01\x22\x07gateway"
+
+
+@pytest.mark.parametrize("fmt, kind", JSON_FORMATS + [("influx", "metric")])
+def test_avro_or_protobuf_on_a_json_or_line_protocol_input_is_not_text(fmt, kind):
+    with pytest.raises(NotText, match=r"^binary data, not text: NUL byte at offset 0$"):
+        decoder(fmt, kind).decode(raw(AVRO_FRAMED))
+    with pytest.raises(NotText, match=r"^binary data, not text: \d+ of 27 bytes are control characters$"):
+        decoder(fmt, kind).decode(raw(PROTOBUF))
+
+
+def test_a_json_syntax_slip_is_still_malformed_not_binary():
+    with pytest.raises(MalformedRecord, match="^invalid JSON at byte"):
+        decoder("json").decode(raw(b'{"message": "tab\there", oops}'))

@@ -181,3 +181,26 @@ def test_a_tripled_latency_lasting_40_minutes_pages_at_a_15_second_scrape_interv
     opened = [e for k in range(0, len(raws), 100) for e in p.process(raws[k:k + 100]).incidents if e.kind == "opened"]
     assert len(opened) == 1
     assert 300 <= opened[0].timestamp - (t0 + 15 * normal) <= 600
+
+
+def test_local_time_read_as_utc_is_dead_lettered_with_a_reason_naming_the_timezone_setting():
+    # A host in UTC+2 writing log4j's %d: its lines are two hours "ahead" of their Kafka timestamps.
+    p = Pipeline.from_spec(load_pipeline(None, inputs=[{"topic": "app", "kind": "log", "format": "plain"}]))
+    kafka_ts = 1_705_312_805.0  # 2024-01-15T10:00:05Z, five seconds after the line was written
+    line = RawRecord("app", 0, 0, kafka_ts, b"api", b"2024-01-15 12:00:00,000 ERROR payment failed")
+    (dead,) = p.process([line]).dead_letters
+    assert dead.kind == "FutureTimestamp"
+    assert "2.0 h after the record's Kafka timestamp" in dead.reason
+    assert "a timestamp without an offset is read in the input's timezone, UTC" in dead.reason
+    assert "set 'timezone' on the input" in dead.reason
+
+    fixed = Pipeline.from_spec(load_pipeline(None, inputs=[
+        {"topic": "app", "kind": "log", "format": "plain", "timezone": "Africa/Cairo"}]))
+    assert fixed.process([line]).dead_letters == []
+
+
+def test_a_gap_that_is_no_utc_offset_gets_no_timezone_hint():
+    p = Pipeline.from_spec(spec())
+    t0 = 1e9
+    (dead,) = p.process([RawRecord("logs", 0, 0, t0, b"api", log(0, t0 + 2 * 3600 + 1200, "x").value)]).dead_letters
+    assert dead.kind == "FutureTimestamp" and "timezone" not in dead.reason

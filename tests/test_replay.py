@@ -420,6 +420,22 @@ def test_a_line_that_holds_no_row_is_dead_lettered_with_its_number_and_the_rest_
     assert dead["error"][0].startswith(f"line {bad_at}: ") and dead["error_kind"][0] == "UnreadableRow"
 
 
+def test_a_json_line_that_holds_no_row_is_dead_lettered_with_a_plain_reason(spec, tmp_path):
+    rows = [json.dumps({"timestamp": T0 + 10 * i, "name": "q", "value": 1.0}) for i in range(5)]
+    src = tmp_path / "m.jsonl"
+    src.write_text("\n".join([rows[0], "[1, 2, 3]", rows[1], "null", rows[2], '{"name": oops}', rows[3], "nope",
+                              rows[4]]) + "\n")
+    summary = replay_file(spec, src, tmp_path / "out.parquet", progress=False)
+    assert summary["scores"] == 5 and summary["dead_letters"] == 4
+    dead = pl.read_parquet(tmp_path / "out.dead_letters.parquet")
+    assert dead["error"].to_list() == [
+        "line 2: expected a JSON object, got an array",
+        "line 4: expected a JSON object, got null",
+        "line 6: invalid JSON at byte 9: unexpected character, expected a JSON value",
+        "line 8: invalid JSON at byte 0: invalid literal, expected 'null'",
+    ]
+
+
 def _log_csv(path: Path, message_lines: list[str]) -> str:
     """A log CSV of three short lines and, second, one whose message has ``message_lines``; returns that row."""
     message = "\n".join(message_lines).replace('"', '""')

@@ -214,3 +214,23 @@ def test_lines_without_a_time_are_counted_and_a_majority_of_them_is_a_warning(tm
     out = capsys.readouterr()
     assert "lines: 149\nuntimed_lines: 99\n" in out.out
     assert f"warning: {log}: 99 of 149 lines have no time this command reads" in out.err
+
+
+def test_labelled_keys_missing_from_the_log_are_left_out_of_the_scores_with_a_warning(tmp_path, capsys):
+    # A sample of the log with the labels of the whole of it: the keys beyond the sample are no misses.
+    log, labels = tmp_path / "app.log", tmp_path / "labels.csv"
+    bad = {300, 420, 555, 610}
+    _write_log(log, 700, bad)
+    more_bad = {900, 1000, 1100}
+    labels.write_text("Key,Label\n" + "".join(f"req-{i},{'Anomaly' if i in bad | more_bad else 'Normal'}\n"
+                                             for i in range(1400)))
+    args = ["evaluate", "sessions", "--log", str(log), "--labels", str(labels), "--session-key", r"req-\d+"]
+    assert main([*args, "--json"]) == 0
+    out = capsys.readouterr()
+    result = json.loads(out.out)
+    assert (result["sessions"], result["unseen_keys"], result["labelled_anomalies"]) == (700, 700, 4)
+    assert result["recall"] == 1.0 and result["precision"] == 1.0
+    assert f"warning: 700 of 1400 labelled keys of {labels} do not occur in {log}; only the 700 that do are scored" \
+        in out.err
+    assert main(args) == 0
+    assert "unseen_keys: 700\n" in capsys.readouterr().out

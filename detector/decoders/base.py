@@ -7,6 +7,7 @@ and the stream goes on.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -25,6 +26,10 @@ _WHITESPACE = frozenset(b" \t\r\n\x0b\x0c")
 # Bytes a text line may hold; anything else (C0 controls) in quantity means binary data.
 _TEXT_BYTES = bytes([9, 10, 11, 12, 13, 27, *range(32, 127), *range(128, 256)])
 _BINARY_SHARE = 0.1
+# Terminal escape sequences: CSI (colours "ESC[31m", cursor and erase codes), OSC (titles, hyperlinks) and
+# the two-byte ones. Loggers writing to a TTY (Spring Boot with colour forced, Go and Node loggers, docker
+# logs of a TTY container) wrap the level in them, hiding it from the level reader and the miner.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
 
 class Decoder:
@@ -60,6 +65,10 @@ def load_json(value: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         if not value.strip():
             raise EmptyRecord("empty message") from None
+        # Avro with Confluent's framing, protobuf: binary, not a JSON syntax slip; said as text inputs say it.
+        binary = binary_reason(value)
+        if binary:
+            raise NotText(binary) from None
         reason = "nested deeper than 1024 levels" if "depth" in exc.msg else exc.msg
         position = _byte_offset(value, exc.pos)
         kind = MalformedRecord
@@ -73,11 +82,33 @@ def load_json(value: bytes) -> Any:
         raise kind(f"invalid JSON at byte {position}: {reason}") from None
 
 
+def json_type(value: Any) -> str:
+    """What a parsed JSON value is, for a reason: "an array", "a string", "null", ..."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
 def _byte_offset(value: bytes, char_pos: int) -> int:
     # orjson reports a character position; operators look at the dead letter's bytes.
     if value.isascii():
         return char_pos
     return len(value.decode("utf-8", "surrogateescape")[:char_pos].encode("utf-8", "surrogateescape"))
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences (colours and the like); most lines have none."""
+    if "\x1b" not in text:
+        return text
+    return _ANSI.sub("", text)
 
 
 def clip_message(message: str) -> str:
@@ -115,14 +146,22 @@ def key_text(key: bytes | None) -> str | None:
     return key.decode("utf-8", "replace")
 
 
-def text_of(value: bytes) -> str:
-    """A text line's bytes as str; binary data is a DecodeError, a few invalid UTF-8 bytes are replaced."""
+def binary_reason(value: bytes) -> str | None:
+    """Why ``value`` is binary data rather than text (a NUL byte, many control characters), or None."""
     nul = value.find(b"\x00")
     if nul >= 0:
-        raise NotText(f"binary data, not text: NUL byte at offset {nul}")
+        return f"binary data, not text: NUL byte at offset {nul}"
     controls = len(value.translate(None, _TEXT_BYTES))
     if controls > len(value) * _BINARY_SHARE:
-        raise NotText(f"binary data, not text: {controls} of {len(value)} bytes are control characters")
+        return f"binary data, not text: {controls} of {len(value)} bytes are control characters"
+    return None
+
+
+def text_of(value: bytes) -> str:
+    """A text line's bytes as str; binary data is a DecodeError, a few invalid UTF-8 bytes are replaced."""
+    binary = binary_reason(value)
+    if binary:
+        raise NotText(binary)
     if value.isascii():
         return value.decode("ascii")
     # Invalid UTF-8 in a log line is usually one mis-encoded name; keep the line with U+FFFD in its place,

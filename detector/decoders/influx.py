@@ -15,12 +15,19 @@ import math
 from detector.errors import DecodeError, InvalidField, MalformedRecord, MissingField, NotText
 from detector.records import MetricPoint, RawRecord
 
-from .base import Decoder, short
+from .base import Decoder, binary_reason, short
 from .metric_points import EntityChooser, sorted_labels
 from .timestamps import epoch_to_seconds
 
 _TRUE = frozenset(("t", "T", "true", "True", "TRUE"))
 _FALSE = frozenset(("f", "F", "false", "False", "FALSE"))
+# Python's int() and float() accept more than the protocol's numbers ("1_000", "inf", " 1", non-ASCII
+# digits), which a line-protocol writer never means. Limited to these characters, what they accept is
+# exactly the protocol's forms (a set test costs less per field than a regex).
+_INTEGER_CHARS = frozenset("0123456789+-")
+_FLOAT_CHARS = frozenset("0123456789+-.eE")
+_INT64 = (-(2**63), 2**63 - 1)
+_UINT64 = (0, 2**64 - 1)
 
 
 class InfluxLineDecoder(Decoder):
@@ -33,7 +40,8 @@ class InfluxLineDecoder(Decoder):
         try:
             text = raw.value.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise NotText(f"invalid UTF-8 at byte {exc.start}: line protocol is UTF-8 text") from None
+            reason = binary_reason(raw.value) or f"invalid UTF-8 at byte {exc.start}: line protocol is UTF-8 text"
+            raise NotText(reason) from None
         out: list[MetricPoint] = []
         for number, line in enumerate(text.split("\n"), 1):
             line = line.strip()
@@ -42,6 +50,9 @@ class InfluxLineDecoder(Decoder):
             try:
                 self._line(line, raw, out)
             except DecodeError as exc:
+                binary = binary_reason(raw.value)  # Avro or protobuf on the wrong topic: say so, as for JSON
+                if binary:
+                    raise NotText(binary) from None
                 raise type(exc)(f"line {number}: {exc}") from None  # the same kind, with the line
         if not out:
             raise MissingField("no numeric fields: nothing to score in this message")
@@ -66,7 +77,10 @@ class InfluxLineDecoder(Decoder):
             key, sep, value = _partition(part)
             if not sep or not key:
                 raise MalformedRecord(f"tag {short(part)} is not key=value")
-            tags[_unescape(key)] = _unescape(value)
+            key = _unescape(key)
+            if key in tags:  # which value the writer meant is unknowable; keeping one would hide the bug
+                raise MalformedRecord(f"duplicate tag key {key!r}")
+            tags[key] = _unescape(value)
 
         if stamp:
             try:
@@ -84,13 +98,18 @@ class InfluxLineDecoder(Decoder):
 
         labels = sorted_labels(tags)
         entity = self._entity(tags)
+        seen: set[str] = set()
         for part in _split(fields, ",", quotes=True):
             key, sep, text = _partition(part)
             if not sep or not key:
                 raise MalformedRecord(f"field {short(part)} is not key=value")
+            key = _unescape(key)
+            if key in seen:  # two points for one series and time: one of them is a writer bug
+                raise MalformedRecord(f"duplicate field key {key!r}")
+            seen.add(key)
             value = _field_value(text, key)
             if value is not None:
-                out.append(MetricPoint(timestamp, entity, f"{measurement}_{_unescape(key)}", labels, value))
+                out.append(MetricPoint(timestamp, entity, f"{measurement}_{key}", labels, value))
 
 
 def _field_value(text: str, key: str) -> float | None:
@@ -105,22 +124,31 @@ def _field_value(text: str, key: str) -> float | None:
     if text in _FALSE:
         return 0.0
     last = text[-1]
+    if last == "i" or last == "u":
+        digits = text[:-1]
+        if not _INTEGER_CHARS.issuperset(digits):
+            raise InvalidField(f"field {key!r} is not a number: {short(text)}")
+        try:
+            integer = int(digits)
+        except ValueError:
+            raise InvalidField(f"field {key!r} is not a number: {short(text)}") from None
+        if last == "u" and integer < 0:
+            raise InvalidField(f"field {key!r} is an unsigned integer below zero: {short(text)}")
+        low, high = _INT64 if last == "i" else _UINT64
+        if not low <= integer <= high:
+            kind = "a 64-bit integer" if last == "i" else "an unsigned 64-bit integer"
+            raise InvalidField(f"field {key!r} is out of range for {kind}: {short(text)}")
+        return float(integer)
+    if not _FLOAT_CHARS.issuperset(text):
+        if text.lstrip("+-").lower() in ("nan", "inf", "infinity"):
+            raise InvalidField(f"field {key!r} is not finite: {short(text)}")
+        raise InvalidField(f"field {key!r} is not a number: {short(text)}")
     try:
-        if last == "i" or last == "u":
-            integer = int(text[:-1])
-            if last == "u" and integer < 0:
-                raise InvalidField(f"field {key!r} is an unsigned integer below zero: {short(text)}")
-            value = float(integer)
-        else:
-            value = float(text)
-    except OverflowError:
-        raise InvalidField(f"field {key!r} is out of range: {short(text)}") from None
-    except DecodeError:
-        raise
+        value = float(text)
     except ValueError:
         raise InvalidField(f"field {key!r} is not a number: {short(text)}") from None
-    if not math.isfinite(value):
-        raise InvalidField(f"field {key!r} is not finite: {short(text)}")
+    if not math.isfinite(value):  # 1e999: a float beyond the 64-bit range
+        raise InvalidField(f"field {key!r} is out of range: {short(text)}")
     return value
 
 

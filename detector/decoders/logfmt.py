@@ -10,12 +10,13 @@ the message (the error, the status, the route) still reaches the template miner.
 from __future__ import annotations
 
 import re
+from datetime import timezone, tzinfo
 
 from detector.config import FieldMapping
 from detector.errors import InvalidField, MalformedRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
-from .base import Decoder, clip_message, key_text, quoted, short, text_of
+from .base import Decoder, clip_message, key_text, quoted, short, strip_ansi, text_of
 from .levels import level_in_text, normalise_level
 from .timestamps import parse_timestamp
 
@@ -76,14 +77,15 @@ def format_pair(key: str, value: object) -> str:
 class LogfmtDecoder(Decoder):
     format = "logfmt"
 
-    def __init__(self, fields: FieldMapping, default_entity: str) -> None:
+    def __init__(self, fields: FieldMapping, default_entity: str, tz: tzinfo = timezone.utc) -> None:
         self.default_entity = default_entity
+        self.tz = tz  # for timestamps without an offset: the input's timezone
         self._keys = {name: ((getattr(fields, name),) if getattr(fields, name) else FIELDS[name]) for name in FIELDS}
         # key -> (field, preference): one dict lookup per pair finds what each pair is.
         self._role = {key: (name, rank) for name, keys in self._keys.items() for rank, key in enumerate(keys)}
 
     def _decode(self, raw: RawRecord) -> list[LogRecord]:
-        text = text_of(raw.value).rstrip()
+        text = strip_ansi(text_of(raw.value)).rstrip()
         line, newline, trailer = text.partition("\n")
         pairs = parse_pairs(line)
         if not any(value is not None for _, value, _ in pairs):
@@ -106,7 +108,7 @@ class LogfmtDecoder(Decoder):
                                   "and the record carries none")
         else:
             try:
-                timestamp = parse_timestamp(ts_value)
+                timestamp = parse_timestamp(ts_value, self.tz)
             except ValueError:
                 raise InvalidField(f"field {ts_key!r} is not a timestamp: {short(ts_value)}") from None
         _, level_value = self._pick(best, pairs, "level")

@@ -6,13 +6,14 @@ all from a table of candidate paths. A configured FieldMapping path replaces the
 
 from __future__ import annotations
 
+from datetime import timezone, tzinfo
 from typing import Any
 
 from detector.config import FieldMapping
 from detector.errors import InvalidField, MalformedRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
-from .base import Decoder, as_text, clip_message, key_text, load_json, quoted, short
+from .base import Decoder, as_text, clip_message, json_type, key_text, load_json, quoted, short, strip_ansi
 from .levels import level_in_text, normalise_level
 from .paths import Getter, compile_path
 from .timestamps import parse_timestamp
@@ -88,10 +89,11 @@ class _Field:
 
 
 class JsonLogDecoder(Decoder):
-    def __init__(self, format: str, fields: FieldMapping, default_entity: str) -> None:
+    def __init__(self, format: str, fields: FieldMapping, default_entity: str, tz: tzinfo = timezone.utc) -> None:
         defaults = FORMAT_FIELDS[format]
         self.format = format
         self.default_entity = default_entity
+        self.tz = tz  # for timestamps without an offset: the input's timezone
 
         def field(name: str) -> _Field:
             mapped = getattr(fields, name)
@@ -105,7 +107,7 @@ class JsonLogDecoder(Decoder):
     def _decode(self, raw: RawRecord) -> list[LogRecord]:
         obj = load_json(raw.value)
         if type(obj) is not dict:
-            raise MalformedRecord(f"expected a JSON object, got {_json_type(obj)}")
+            raise MalformedRecord(f"expected a JSON object, got {json_type(obj)}")
         return [self.record_from(obj, raw)]
 
     def record_from(self, obj: dict, raw: RawRecord) -> LogRecord:
@@ -117,7 +119,7 @@ class JsonLogDecoder(Decoder):
         elif message[-1:] == "\n":
             # Container runtimes keep the line's newline in Fluent Bit's and Vector's "log"/"message".
             message = message.rstrip("\r\n")
-        message = clip_message(message)
+        message = clip_message(strip_ansi(message))
 
         ts_path, ts_value = self._timestamp.find(obj)
         if ts_value is None:
@@ -128,7 +130,7 @@ class JsonLogDecoder(Decoder):
                 )
         else:
             try:
-                timestamp = parse_timestamp(ts_value)
+                timestamp = parse_timestamp(ts_value, self.tz)
             except ValueError:
                 raise InvalidField(f"field {ts_path!r} is not a timestamp: {short(ts_value)}") from None
 
@@ -153,14 +155,3 @@ class JsonLogDecoder(Decoder):
             return as_text(value)
         return None
 
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    return "a number"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timezone, tzinfo
 from typing import Any
 
 from detector.errors import DecodeError, EmptyRecord, InvalidField, MalformedRecord, MissingField
@@ -13,8 +14,9 @@ from .timestamps import parse_timestamp
 
 
 class _JsonMetricDecoder(Decoder):
-    def __init__(self, entity_label: str | None, default_entity: str) -> None:
+    def __init__(self, entity_label: str | None, default_entity: str, tz: tzinfo = timezone.utc) -> None:
         self._entity = EntityChooser(entity_label, default_entity)
+        self.tz = tz  # for ISO timestamps without an offset: the input's timezone
 
     def _timestamp(self, obj: dict, raw: RawRecord, where: str) -> float:
         value = obj.get("timestamp")
@@ -23,7 +25,7 @@ class _JsonMetricDecoder(Decoder):
                 raise MissingField(f"{where}no timestamp and the record carries none")
             return raw.timestamp
         try:
-            return parse_timestamp(value)
+            return parse_timestamp(value, self.tz)
         except ValueError:
             raise InvalidField(f"{where}field 'timestamp' is not a timestamp: {short(value)}") from None
 
@@ -50,6 +52,8 @@ class MetricJsonDecoder(_JsonMetricDecoder):
         if not name or type(name) is not str:
             if name is None:
                 raise MissingField(f"{where}no metric 'name'")
+            if name == "":
+                raise InvalidField(f"{where}field 'name' is an empty string")
             raise InvalidField(f"{where}field 'name' is not a string: {short(name)}")
         if "value" not in obj:
             raise MissingField(f"{where}metric {name!r} has no 'value'")

@@ -9,6 +9,7 @@ attributes are searched first, then the resource's.
 
 from __future__ import annotations
 
+from datetime import timezone, tzinfo
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from detector.config import FieldMapping
 from detector.errors import EmptyRecord, InvalidField, MalformedRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
-from .base import Decoder, as_text, clip_message, key_text, load_json, short
+from .base import Decoder, as_text, clip_message, key_text, load_json, short, strip_ansi
 from .levels import level_in_text, normalise_level, otlp_severity
 from .timestamps import parse_timestamp
 
@@ -28,8 +29,9 @@ _SEVERITY_ENUM_PREFIX = "SEVERITY_NUMBER_"
 class OtlpJsonLogDecoder(Decoder):
     format = "otlp_json"
 
-    def __init__(self, fields: FieldMapping, default_entity: str) -> None:
+    def __init__(self, fields: FieldMapping, default_entity: str, tz: tzinfo = timezone.utc) -> None:
         self.default_entity = default_entity
+        self.tz = tz  # for a mapped timestamp attribute without an offset: the input's timezone
         self._message_key = fields.message
         self._timestamp_key = fields.timestamp
         self._level_key = fields.level
@@ -74,7 +76,7 @@ class OtlpJsonLogDecoder(Decoder):
         else:
             body = rec.get("body")
             message_value = any_value(body) if body is not None else ""
-        message = clip_message(message_value if type(message_value) is str else as_text(message_value))
+        message = clip_message(strip_ansi(message_value if type(message_value) is str else as_text(message_value)))
 
         timestamp = self._timestamp_of(rec, record_attrs, resource_attrs, raw, where)
 
@@ -101,7 +103,7 @@ class OtlpJsonLogDecoder(Decoder):
             value = record_attrs.get(self._timestamp_key, resource_attrs.get(self._timestamp_key))
             if value is not None:
                 try:
-                    return parse_timestamp(value)
+                    return parse_timestamp(value, self.tz)
                 except ValueError:
                     raise InvalidField(f"{where}: attribute {self._timestamp_key!r} is not a timestamp: {short(value)}") from None
         else:

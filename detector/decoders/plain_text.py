@@ -8,10 +8,12 @@ timestamp and level already, and left in they would only vary the template.
 
 from __future__ import annotations
 
+from datetime import timezone, tzinfo
+
 from detector.errors import EmptyRecord, MissingField
 from detector.records import LogRecord, RawRecord
 
-from .base import Decoder, clip_message, key_text, text_of
+from .base import Decoder, clip_message, key_text, strip_ansi, text_of
 from .levels import SYSLOG_SEVERITY, level_in_text
 from .timestamps import MONTHS, iso_to_seconds, syslog_to_seconds
 
@@ -21,11 +23,12 @@ _TIMESTAMP_CHARS = frozenset("0123456789:.,+-Z")
 class PlainTextDecoder(Decoder):
     format = "plain"
 
-    def __init__(self, default_entity: str) -> None:
+    def __init__(self, default_entity: str, tz: tzinfo = timezone.utc) -> None:
         self.default_entity = default_entity
+        self.tz = tz  # for stamps without an offset (syslog, log4j's %d): the input's timezone
 
     def _decode(self, raw: RawRecord) -> list[LogRecord]:
-        text = text_of(raw.value).rstrip()
+        text = strip_ansi(text_of(raw.value)).rstrip()
         if not text.strip():
             raise EmptyRecord("empty message")
 
@@ -39,7 +42,7 @@ class PlainTextDecoder(Decoder):
                 if text.startswith("1 ", pos):  # RFC 5424 VERSION
                     pos += 2
 
-        timestamp, end = _leading_timestamp(text, pos, raw.timestamp)
+        timestamp, end = _leading_timestamp(text, pos, raw.timestamp, self.tz)
         if timestamp is None:
             timestamp = raw.timestamp
             if timestamp is None:
@@ -55,13 +58,13 @@ class PlainTextDecoder(Decoder):
         return [LogRecord(timestamp, entity, clip_message(message), level)]
 
 
-def _leading_timestamp(text: str, pos: int, reference: float | None) -> tuple[float | None, int]:
+def _leading_timestamp(text: str, pos: int, reference: float | None, tz: tzinfo) -> tuple[float | None, int]:
     """(seconds, index after the timestamp) or (None, pos) when the line does not start with one."""
     bracketed = text.startswith("[", pos)
     start = pos + 1 if bracketed else pos
-    stamp, end = _iso_prefix(text, start)
+    stamp, end = _iso_prefix(text, start, tz)
     if stamp is None:
-        stamp, end = _syslog_prefix(text, start, reference)
+        stamp, end = _syslog_prefix(text, start, reference, tz)
     if stamp is None:
         return None, pos
     if bracketed:
@@ -71,7 +74,7 @@ def _leading_timestamp(text: str, pos: int, reference: float | None) -> tuple[fl
     return stamp, end
 
 
-def _iso_prefix(text: str, i: int) -> tuple[float | None, int]:
+def _iso_prefix(text: str, i: int, tz: tzinfo) -> tuple[float | None, int]:
     # Cheap shape check first: most lines fail it on the first character.
     if not (
         len(text) >= i + 16
@@ -88,12 +91,12 @@ def _iso_prefix(text: str, i: int) -> tuple[float | None, int]:
     while end < n and text[end] in _TIMESTAMP_CHARS:
         end += 1
     try:
-        return iso_to_seconds(text[i:end]), end
+        return iso_to_seconds(text[i:end], tz), end
     except ValueError:
         return None, i
 
 
-def _syslog_prefix(text: str, i: int, reference: float | None) -> tuple[float | None, int]:
+def _syslog_prefix(text: str, i: int, reference: float | None, tz: tzinfo) -> tuple[float | None, int]:
     # "Jan  5 10:00:00" / "Jan 15 10:00:00": month, space-padded day, clock; RFC 3164 section 4.1.2.
     month = MONTHS.get(text[i : i + 3])
     if month is None or len(text) < i + 15 or text[i + 3] != " ":
@@ -107,6 +110,6 @@ def _syslog_prefix(text: str, i: int, reference: float | None) -> tuple[float | 
     if reference is None:
         raise MissingField(f"syslog timestamp {text[i : i + 15]!r} has no year and the record carries no timestamp")
     try:
-        return syslog_to_seconds(month, int(day), clock, reference), i + 15
+        return syslog_to_seconds(month, int(day), clock, reference, tz), i + 15
     except ValueError:
         return None, i

@@ -8,7 +8,7 @@ same for a whole column of a file (replay, ``evaluate nab``).
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 
 import polars as pl
 
@@ -47,18 +47,20 @@ def epoch_to_seconds(value: float) -> float:
     return seconds
 
 
-def iso_to_seconds(text: str) -> float:
-    """An RFC 3339 / ISO 8601 string; one without an offset is taken as UTC."""
+def iso_to_seconds(text: str, tz: tzinfo = _UTC) -> float:
+    """An RFC 3339 / ISO 8601 string; one without an offset is local time in ``tz`` (the input's
+    ``timezone``, UTC by default): log4j's ``%d`` and Python's asctime write the host's local time."""
     if text[-1:] == "z":
         text = text[:-1] + "Z"
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=_UTC)
+        dt = dt.replace(tzinfo=tz)
     return dt.timestamp()
 
 
-def parse_timestamp(value: object) -> float:
-    """Any timestamp a shipper writes: a JSON number, a numeric string, or an ISO 8601 string."""
+def parse_timestamp(value: object, tz: tzinfo = _UTC) -> float:
+    """Any timestamp a shipper writes: a JSON number, a numeric string, or an ISO 8601 string (read in
+    ``tz`` when it has no offset; epoch numbers are UTC by definition)."""
     # bool is an int subclass; a true/false "timestamp" is a mapping mistake, not the epoch.
     if type(value) is int or type(value) is float:
         return epoch_to_seconds(value)
@@ -75,24 +77,32 @@ def parse_timestamp(value: object) -> float:
                 except ValueError:
                     pass
         try:
-            return iso_to_seconds(text)
+            return iso_to_seconds(text, tz)
         except ValueError:
             raise ValueError(f"not a timestamp: {short(value)}") from None
     raise ValueError(f"not a timestamp: {short(value)}")
 
 
-def syslog_to_seconds(month: int, day: int, clock: str, reference: float) -> float:
-    """A year-less BSD syslog stamp placed in the year that puts it closest before ``reference``.
+def syslog_to_seconds(month: int, day: int, clock: str, reference: float, tz: tzinfo = _UTC) -> float:
+    """A year-less BSD syslog stamp (local time in ``tz``: RFC 3164 carries no offset) placed in the year
+    that puts it closest to ``reference``, before or after.
 
     The year is taken from the record's own (broker) timestamp, never the wall clock, so replays decode
-    the same way; a line stamped Dec 31 that arrives on Jan 1 belongs to the year before.
+    the same way. Across New Year the stamp can be on either side: a line stamped Dec 31 that arrives on
+    Jan 1 belongs to the year before, and one stamped Jan 1 from a host a few seconds ahead that arrives
+    on Dec 31 to the year after.
     """
-    hh, mm, ss = clock.split(":")
+    hh, mm, ss = (int(part) for part in clock.split(":"))
     year = datetime.fromtimestamp(reference, _UTC).year
-    stamp = datetime(year, month, day, int(hh), int(mm), int(ss), tzinfo=_UTC).timestamp()
-    if stamp > reference + 86_400:
-        stamp = datetime(year - 1, month, day, int(hh), int(mm), int(ss), tzinfo=_UTC).timestamp()
-    return stamp
+    stamps = []
+    for y in (year - 1, year, year + 1):
+        try:
+            stamps.append(datetime(y, month, day, hh, mm, ss, tzinfo=tz).timestamp())
+        except ValueError:  # Feb 29 outside a leap year
+            continue
+    if not stamps:
+        raise ValueError(f"no such date: {month:02d}-{day:02d}")
+    return min(stamps, key=lambda stamp: abs(stamp - reference))
 
 
 def column_to_seconds(col: pl.Series) -> pl.Series:

@@ -3,8 +3,9 @@
 The log is replayed in file order through the same ``LogModel`` the service runs (event time from
 the lines, windows and sessions closed by the watermark). A session key (an HDFS block id) may span
 several sessions when it goes idle in between; the key counts as flagged when any of its sessions
-was, and its score is the highest of them. Labelled keys that never appear in the log count as not
-flagged. A line without a time the reader recognises takes the time of the line before it: the
+was, and its score is the highest of them. Only labelled keys that occur in the log are scored: a
+labels file for a larger log than the one given (a sample) would otherwise count every key outside the
+sample as a miss. How many were left out is reported, with a warning. A line without a time the reader recognises takes the time of the line before it: the
 count is reported, and a log with no readable time at all is an error (its sessions would never go
 idle).
 """
@@ -144,15 +145,17 @@ def run_sessions(log_path, labels_path, session_key: str, spec=None) -> dict:
         raise ConfigError(f"{log_path}: no line has a time this command reads (a leading ISO 8601, yyMMdd HHmmss, "
                           f"yyyy/MM/dd, Apache, syslog or epoch time, or a JSON line's timestamp field); the first "
                           f"line: {short(reader.first_untimed, 120)}")
+    unseen = sum(1 for k in keys if k not in scored)
+    keys = [k for k in keys if k in scored]
     truth = [labels[k] for k in keys]
-    got = [scored.get(k, (0.0, False)) for k in keys]
+    got = [scored[k] for k in keys]
     p, r, f1 = precision_recall_f1(truth, [g[1] for g in got])
     auc = roc_auc(truth, [g[0] for g in got])
     return {
         "precision": round(p, 4), "recall": round(r, 4), "f1": round(f1, 4),
         "roc_auc": None if auc is None else round(auc, 4),
         "sessions": len(keys), "anomalies": sum(g[1] for g in got),
-        "labelled_anomalies": sum(truth), "unseen_keys": sum(1 for k in keys if k not in scored),
+        "labelled_anomalies": sum(truth), "unseen_keys": unseen,
         "lines": model.lines, "untimed_lines": reader.untimed,
         "lines_per_second": round(model.lines / elapsed, 1) if elapsed > 0 else None,
     }
@@ -165,6 +168,10 @@ def _run(args) -> int:
 
         spec = load_log_spec(args.model)
     result = run_sessions(args.log, args.labels, args.session_key, spec)
+    if result["unseen_keys"]:
+        labelled = result["sessions"] + result["unseen_keys"]
+        print(f"warning: {result['unseen_keys']} of {labelled} labelled keys of {args.labels} do not occur in "
+              f"{args.log}; only the {result['sessions']} that do are scored", file=sys.stderr, flush=True)
     if result["untimed_lines"] * 2 > result["lines"]:
         # Continuation lines (a stack trace) have no time of their own; most lines without one is a layout
         # the reader does not know, and sessions then go idle late or not at all.
