@@ -129,3 +129,22 @@ def test_log_signals_of_entities_the_model_let_go_leave_and_new_ones_are_exporte
     assert "new-c" in exported() and "old-a" not in exported()
     assert set(pipeline.state("l", 0).model.signals.entities) == exported()
     assert registry.get_sample_value("outage_detector_log_signal_updates_dropped_total") > 0
+
+
+def test_a_new_series_exports_no_expected_band_until_its_model_has_one():
+    pipeline, sink, registry = make(budget=100)
+    labels = {"entity": "svc-0", "signal": "latency_ms", "series": 'latency_ms{service="svc-0"}'}
+    records = metric_records("m", n_series=1, points=80)
+    for n in (1, 2, 10):
+        pipeline.process(records[:n])
+        records = records[n:]
+        # The value is there from the first point; an expected value and band of a model that has seen
+        # a handful of points (0 +- 4e-9 after one) is not, nor in an anomaly's evidence.
+        assert registry.get_sample_value("outage_detector_observed_value", labels) is not None
+        for name in ("expected_value", "expected_lower", "expected_upper"):
+            assert registry.get_sample_value(f"outage_detector_{name}", labels) is None, name
+        assert pipeline.state("m", 0).model.series[labels["series"]].model.explain() is None
+    pipeline.process(records)  # past the warm-up (50 points of the default model)
+    lower = registry.get_sample_value("outage_detector_expected_lower", labels)
+    upper = registry.get_sample_value("outage_detector_expected_upper", labels)
+    assert lower < 100.0 < upper and upper - lower > 1.0
