@@ -48,8 +48,10 @@ def incident_id(entity: str, start: float, opened: float) -> str:
     return hashlib.sha256(f"{entity}\x00{start:.3f}\x00{opened:.3f}".encode()).hexdigest()[:16]
 
 
-def signal_kind(signal: str) -> str:
-    return "log" if signal.startswith("log_") else "metric"
+def signal_kind(s: Score) -> str:
+    # By where the score came from, not by its name: a metric may be called log_lines_per_s (an Influx
+    # measurement "log"), and only metric scores (the metric and drift models') name a series.
+    return "metric" if s.series else "log"
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,7 @@ class IncidentTracker:
         sig = inc.signals.get(s.signal)
         material = sig is None
         if sig is None:
-            inc.signals[s.signal] = {"signal": s.signal, "kind": signal_kind(s.signal), "started": st.since,
+            inc.signals[s.signal] = {"signal": s.signal, "kind": signal_kind(s), "started": st.since,
                                      "confidence": s.confidence, "last_hot": s.timestamp, "detail": _detail(s)}
         else:
             sig["started"] = min(sig["started"], st.since)
