@@ -86,6 +86,7 @@ class Service:
         self.prometheus = PrometheusSink(
             self.pipeline, self.lock, spec.sinks.prometheus.series_budget,
             lag=self._lag, checkpoint_time=lambda: self.checkpointed_at,
+            stale_after=spec.sinks.prometheus.stale_after_seconds,
         )
         self.prometheus.registry.register(self.reloader)
         self.checkpoint_failures = Counter(

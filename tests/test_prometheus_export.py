@@ -148,3 +148,36 @@ def test_a_new_series_exports_no_expected_band_until_its_model_has_one():
     lower = registry.get_sample_value("outage_detector_expected_lower", labels)
     upper = registry.get_sample_value("outage_detector_expected_upper", labels)
     assert lower < 100.0 < upper and upper - lower > 1.0
+
+
+def test_series_that_stop_reporting_leave_metrics_and_the_budget_and_carry_on_when_back():
+    # Pod churn: five pods replaced by five new ones, with a budget of five.
+    pipeline, sink, registry = make(budget=5)
+    old = metric_records("m", n_series=5, points=80, service="old")
+    pipeline.process(old)
+    new = metric_records("m", n_series=5, points=500, service="new", start=1e9 + 15 * 80)  # 2 h 5 min
+    pipeline.process([r._replace(offset=len(old) + r.offset) for r in new])
+
+    def exported(name="outage_detector_observed_value"):
+        return {s.labels["entity"] for f in registry.collect() if f.name == name for s in f.samples}
+
+    assert exported() == {f"new-{i}" for i in range(5)}
+    assert exported("outage_detector_anomaly_score") == exported()
+    assert registry.get_sample_value("outage_detector_model_series_over_budget") == 0
+    assert registry.get_sample_value("outage_detector_series_held") == 10  # the models are kept
+    # A series that comes back carries on with its model: past its warm-up, it has a band at once.
+    back = {"name": "latency_ms", "labels": {"service": "old-0"}, "value": 101.0, "timestamp": 1e9 + 15 * 580}
+    pipeline.process([RawRecord("m", 0, len(old) + len(new), None, b"old-0", orjson.dumps(back))])
+    labels = {"entity": "old-0", "signal": "latency_ms", "series": 'latency_ms{service="old-0"}'}
+    assert registry.get_sample_value("outage_detector_observed_value", labels) == 101.0
+    assert registry.get_sample_value("outage_detector_expected_lower", labels) is not None
+    assert registry.get_sample_value("outage_detector_model_series_over_budget") == 1
+
+
+def test_a_series_reporting_hourly_stays_exported_between_its_points():
+    pipeline, sink, registry = make(budget=100)
+    hourly = metric_records("m", n_series=1, points=1, service="batch")
+    minutely = [r._replace(offset=1 + r.offset) for r in metric_records("m", n_series=1, points=240, service="web")]
+    pipeline.process(hourly + minutely)  # the hourly series' next point is due 3600 s after its last
+    labels = {"entity": "batch-0", "signal": "latency_ms", "series": 'latency_ms{service="batch-0"}'}
+    assert registry.get_sample_value("outage_detector_observed_value", labels) is not None
