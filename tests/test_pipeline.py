@@ -165,3 +165,43 @@ def test_a_record_from_a_clock_running_ahead_is_dead_lettered_and_leaves_open_in
     assert result.incidents == [] and [i.entity for i in p.incidents.open_incidents()] == ["api"]
     assert p.incidents.now == now_before and p.state("logs", 1).max_event_time == logs_before
     assert p.state("metrics", 0).next_offset == 311 and p.state("logs", 1).next_offset == 11
+
+
+def metric(offset: int, ts: float, value: float, service: str = "api") -> RawRecord:
+    body = {"name": "cpu_percent", "labels": {"service": service}, "value": value, "timestamp": ts}
+    return RawRecord("metrics", 0, offset, None, service.encode(), orjson.dumps(body))
+
+
+def test_a_metric_point_older_than_its_series_newest_is_dead_lettered_not_scored_as_current():
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from detector.sinks.prometheus import PrometheusSink
+
+    p = Pipeline.from_spec(spec())
+    registry = CollectorRegistry()
+    PrometheusSink(p, threading.Lock(), 100, registry=registry)
+    now = 1e9 + 7200
+    current = [metric(i, now - 600 + 60 * i, 42.0 - (10 - i) % 3) for i in range(11)]  # the newest is 42 at `now`
+    assert not p.process(current).dead_letters
+    labels = {"entity": "api", "signal": "cpu_percent", "series": 'cpu_percent{service="api"}'}
+    assert registry.get_sample_value("outage_detector_observed_value", labels) == 42.0
+    # A Telegraf buffer flushed after an outage: a point from two hours ago.
+    result = p.process([metric(11, now - 7200, 97.0)])
+    assert not result.scores
+    ((dead,),) = [result.dead_letters]
+    assert dead.kind == "OutOfOrder" and dead.raw.offset == 11
+    assert "1 of 1 metric points at or before their series' newest point" in dead.reason
+    assert registry.get_sample_value("outage_detector_observed_value", labels) == 42.0
+    # The newest point sent again (a producer retrying) is counted, not dead-lettered again.
+    result = p.process([metric(12, now, 42.0)])
+    assert not result.scores and not result.dead_letters
+    assert registry.get_sample_value("outage_detector_metric_points_out_of_order_total", {"topic": "metrics"}) == 2
+    assert registry.get_sample_value("outage_detector_records_dead_lettered_total",
+                                     {"topic": "metrics", "error_kind": "OutOfOrder"}) == 1
+    assert p.state("metrics", 0).next_offset == 13
+    # The series goes on with its next point.
+    (score,) = p.process([metric(13, now + 60, 41.0)]).scores
+    assert score.value == 41.0
+    assert registry.get_sample_value("outage_detector_observed_value", labels) == 41.0

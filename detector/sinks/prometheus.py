@@ -104,7 +104,13 @@ class PipelineCollector(Collector):
             decoded.add_metric([topic], n)
         for (topic, kind), n in pipe.dead_lettered.items():
             dead.add_metric([topic, kind], n)
-        yield from (consumed, decoded, dead)
+        out_of_order = CounterMetricFamily(
+            P + "metric_points_out_of_order",
+            "Metric points not scored: at or before their series' newest point (repeats of it included).",
+            labels=["topic"])
+        for topic, n in pipe.out_of_order.items():
+            out_of_order.add_metric([topic], n)
+        yield from (consumed, decoded, dead, out_of_order)
         yield GaugeMetricFamily(P + "series_held", "Metric series with a model in memory.", value=pipe.series_held())
         yield GaugeMetricFamily(P + "templates_held", "Log templates known to the miners.", value=pipe.templates_held())
         yield CounterMetricFamily(
