@@ -42,6 +42,43 @@ ENTITY_STATE = "alerting"
 ENTITY_KEY = (ENTITY_STATE, None)
 
 
+class DeadLetterLog:
+    """Logs the first ``first`` dead letters of each (topic, error kind), then one summary line per
+    kind at most every ``every`` seconds: 20,000 bad records must not become 20,000 log lines, as the
+    counter ``records_dead_lettered_total`` and the dead-letter topic already carry each one."""
+
+    def __init__(self, dead_letter_topic: str, first: int = 5, every: float = 60.0, clock=None):
+        self.topic = dead_letter_topic
+        self.first = first
+        self.every = every
+        self.clock = clock or time.monotonic
+        self.logged: dict[tuple[str, str], int] = {}
+        self.held: dict[tuple[str, str], int] = {}  # not logged since the last summary
+        self.last_summary = self.clock()
+
+    def log(self, dead_letters) -> None:
+        for dl in dead_letters:
+            key = (dl.raw.topic, dl.kind)
+            n = self.logged.get(key, 0)
+            if n < self.first:
+                self.logged[key] = n + 1
+                log.warning("dead letter %s[%d]@%d: %s%s", dl.raw.topic, dl.raw.partition, dl.raw.offset, dl.reason,
+                            f" (the first {self.first} of kind {dl.kind} on {dl.raw.topic} are logged, then a "
+                            f"count every {self.every:g}s)" if n + 1 == self.first else "")
+            else:
+                self.held[key] = self.held.get(key, 0) + 1
+        self.summarise()
+
+    def summarise(self) -> None:
+        if not self.held or self.clock() - self.last_summary < self.every:
+            return
+        for (topic, kind), n in sorted(self.held.items()):
+            log.warning("%d more dead letters of kind %s on topic %s in the last %.0fs, written to %s",
+                        n, kind, topic, self.clock() - self.last_summary, self.topic)
+        self.held.clear()
+        self.last_summary = self.clock()
+
+
 def _reason(exc: BaseException) -> str:
     """"Name: message", as kafka-python's errors print (but not "Name: None" when raised without one)."""
     name = type(exc).__name__
@@ -82,6 +119,7 @@ class Service:
         self.source: KafkaSource | None = None
         self.dead_letters: DeadLetterProducer | None = None
         self.incident_topic: IncidentTopicProducer | None = None
+        self.dead_letter_log = DeadLetterLog(spec.kafka.dead_letter_topic)
         self.console = ConsoleSink(signals=spec.sinks.console.signals) if spec.sinks.console.enabled else None
         self.prometheus = PrometheusSink(
             self.pipeline, self.lock, spec.sinks.prometheus.series_budget,
@@ -143,6 +181,7 @@ class Service:
                 if batch:
                     self.process(batch)
                 self.reloader.check()
+                self.dead_letter_log.summarise()  # also when no batch comes after a burst
                 if time.monotonic() - last_checkpoint >= interval:
                     self.try_checkpoint_and_commit()
                     last_checkpoint = time.monotonic()
@@ -195,8 +234,8 @@ class Service:
             result = self.pipeline.process(self._skip_processed(batch) if self.resume_at else batch,
                                            ends, self._stalled(batch))
             self.prometheus.emit(result, self.pipeline.last_batch_seconds)
+        self.dead_letter_log.log(result.dead_letters)
         for dl in result.dead_letters:
-            log.warning("dead letter %s[%d]@%d: %s", dl.raw.topic, dl.raw.partition, dl.raw.offset, dl.reason)
             self.dead_letters.send(dl.raw, dl.reason, dl.kind)
         if self.alertmanager is not None:
             self.alertmanager.emit(result.incidents)

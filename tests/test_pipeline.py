@@ -205,3 +205,41 @@ def test_a_metric_point_older_than_its_series_newest_is_dead_lettered_not_scored
     (score,) = p.process([metric(13, now + 60, 41.0)]).scores
     assert score.value == 41.0
     assert registry.get_sample_value("outage_detector_observed_value", labels) == 41.0
+
+
+
+def test_a_flood_of_dead_letters_logs_the_first_few_per_kind_then_a_count_a_minute(caplog, monkeypatch, tmp_path):
+    import logging
+
+    from detector.service import Service
+
+    class Source:
+        def highwaters(self):
+            return {}
+
+    class DeadLetters:
+        sent = 0
+
+        def send(self, raw, reason, kind):
+            DeadLetters.sent += 1
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    service = Service(load_pipeline(None, inputs=spec().inputs, checkpoint={"directory": str(tmp_path)}))
+    service.source, service.dead_letters = Source(), DeadLetters()
+    bad = [RawRecord("logs", 0, i, None, None, b"\x00\x01garbage") for i in range(20_000)]
+    bad += [RawRecord("metrics", 0, i, None, None, b"{") for i in range(3)]
+    with caplog.at_level(logging.WARNING, logger="detector.service"):
+        for i in range(0, len(bad), 500):  # poll batches 3 s apart
+            service.process(bad[i:i + 500])
+            now[0] += 3.0
+        service.dead_letter_log.summarise()  # as the loop does while idle
+    assert DeadLetters.sent == len(bad)  # each one still goes to the dead-letter topic
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([ln for ln in lines if ln.startswith("dead letter logs[0]")]) == 5
+    assert len([ln for ln in lines if ln.startswith("dead letter metrics[0]")]) == 3
+    summaries = [ln for ln in lines if "more dead letters" in ln]
+    assert 1 <= len(summaries) <= 2 and len(lines) == 8 + len(summaries)
+    # Every one is accounted for: logged, or counted in a summary line.
+    assert all("on topic logs" in ln for ln in summaries)
+    assert sum(int(ln.split()[0]) for ln in summaries) == 20_000 - 5
