@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from kafka.errors import KafkaError
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from detector.checkpoint import CheckpointStore
 from detector.config import PipelineSpec
@@ -133,6 +133,12 @@ class Service:
             registry=self.prometheus.registry)
         for step in ("write", "commit"):
             self.checkpoint_failures.labels(step)
+        # Losing Kafka is otherwise invisible while the service is idle: polls just return nothing, the
+        # lag stays as last seen and nothing is committed. Set by ``probe_kafka`` each checkpoint interval.
+        self.kafka_up = True
+        Gauge("outage_detector_kafka_up", "1 while Kafka answered the last request for the assigned partitions' "
+              "end offsets (made every checkpoint interval), 0 when it did not.",
+              registry=self.prometheus.registry).set_function(lambda: float(self.kafka_up))
         self.http: StatusServer | None = None
         self.alertmanager: AlertmanagerPusher | None = None
         if spec.sinks.alertmanager.url:
@@ -183,6 +189,7 @@ class Service:
                 self.reloader.check()
                 self.dead_letter_log.summarise()  # also when no batch comes after a burst
                 if time.monotonic() - last_checkpoint >= interval:
+                    self.probe_kafka(interval)
                     self.try_checkpoint_and_commit()
                     last_checkpoint = time.monotonic()
             if self.fatal is None and not self.try_checkpoint_and_commit():
@@ -354,6 +361,25 @@ class Service:
             log.info("checkpoint and commit succeed again")
             self.failing.clear()
         return True
+
+    def probe_kafka(self, interval: float) -> None:
+        """Ask Kafka for the assigned partitions' end offsets: sets ``kafka_up`` and refreshes the lag,
+        which the fetch responses no longer do while the broker is gone. Bounded by the interval (at
+        most 5 s), as it holds up the loop while Kafka does not answer."""
+        try:
+            ends = self.source.end_offsets(int(min(5.0, interval) * 1000))
+        except KafkaError as exc:
+            if self.kafka_up:
+                log.warning("Kafka at %s does not answer: %s", self.spec.kafka.bootstrap_servers, _reason(exc))
+            self.kafka_up = False
+            return
+        if ends is None:
+            return  # nothing assigned, nothing asked: /readyz already says the service is not ready
+        if not self.kafka_up:
+            log.info("Kafka at %s answers again", self.spec.kafka.bootstrap_servers)
+        self.kafka_up = True
+        with self.lock:
+            self.highwaters.update(ends)
 
     def _failed(self, exc: StateError | KafkaError) -> None:
         step = "write" if isinstance(exc, StateError) else "commit"
