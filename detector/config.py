@@ -213,6 +213,11 @@ class PrometheusSink(Section):
     host: str = "127.0.0.1"
     port: int = Field(9108, ge=0, le=65535)
     series_budget: int = Field(10_000, gt=0, description="model series exported; the rest are counted as dropped")
+    # Two hours: a series scraped hourly stays exported across its gaps, with an hour to spare for a
+    # late scrape; the series of a pod replaced by another leave /metrics within two hours.
+    stale_after_seconds: float = Field(
+        7200.0, gt=0, description="a metric series whose newest point is this much older (event time) than its "
+                                  "partition's newest event time is no longer exported nor counted over budget")
 
 
 class AlertmanagerSink(Section):

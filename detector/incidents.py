@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 from detector.alerting import still_anomalous
 from detector.config import AlertingSettings, IncidentSettings
+from detector.logs.model import SIGNALS as LOG_SIGNALS
 from detector.records import Score
 
 SUPPORTING_ONLY = frozenset({"log_new_template"})
@@ -48,8 +49,10 @@ def incident_id(entity: str, start: float, opened: float) -> str:
     return hashlib.sha256(f"{entity}\x00{start:.3f}\x00{opened:.3f}".encode()).hexdigest()[:16]
 
 
-def signal_kind(signal: str) -> str:
-    return "log" if signal.startswith("log_") else "metric"
+def signal_kind(s: Score) -> str:
+    # By the log model's own signal names, not by a prefix: a metric may be called log_lines_per_s
+    # (an Influx measurement "log"). Both kinds name a series (a log score its input topic).
+    return "log" if s.signal in LOG_SIGNALS else "metric"
 
 
 @dataclass(frozen=True)
@@ -243,7 +246,7 @@ class IncidentTracker:
     def _passes_floor(self, s: Score) -> bool:
         p = self.settings
         ev = s.evidence or {}
-        if signal_kind(s.signal) == "metric":
+        if signal_kind(s) == "metric":
             observed, expected = ev.get("observed"), ev.get("expected")
             if observed is None or expected is None:
                 return True  # a detector without an expected value: its confidence is all there is
@@ -276,7 +279,7 @@ class IncidentTracker:
         sig = inc.signals.get(s.signal)
         material = sig is None
         if sig is None:
-            inc.signals[s.signal] = {"signal": s.signal, "kind": signal_kind(s.signal), "started": st.since,
+            inc.signals[s.signal] = {"signal": s.signal, "kind": signal_kind(s), "started": st.since,
                                      "confidence": s.confidence, "last_hot": s.timestamp, "detail": _detail(s)}
         else:
             sig["started"] = min(sig["started"], st.since)

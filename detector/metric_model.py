@@ -53,6 +53,10 @@ class MetricModel:
             evidence = {"series": key, "observed": point.value, **(entry.model.explain() or {})}
         return Score(point.timestamp, point.entity, point.name, score, confidence, evidence, key, point.value)
 
+    def last(self, key: str) -> SeriesEntry | None:
+        """The series' entry (its newest point's time and value), without touching the LRU order."""
+        return self.series.get(key)
+
     def forget(self, key: str) -> None:
         """Drop a series' model: its next point starts a new one."""
         self.series.pop(key, None)

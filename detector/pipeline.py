@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Collection, Iterable, Mapping, NamedTuple
@@ -125,6 +126,10 @@ def _zone_hint(gap: float, zone: str) -> str:
             f"(default UTC), so set 'timezone' on the input to the producer's zone, e.g. Europe/Berlin")
 
 
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def _span(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
@@ -163,6 +168,7 @@ class Pipeline:
         self.consumed: Counter[str] = Counter()
         self.decoded: Counter[str] = Counter()
         self.dead_lettered: Counter[tuple[str, str]] = Counter()
+        self.out_of_order: Counter[str] = Counter()  # metric points not scored, per topic (see process)
         self.last_batch_seconds = 0.0
 
     @classmethod
@@ -252,6 +258,7 @@ class Pipeline:
             model = st.model
             drift = st.drift
             late = False
+            out_of_order = []  # (point, its series' newest time): points of this record not scored
             try:
                 for rec in records:
                     if rec.timestamp > st.max_event_time:
@@ -266,6 +273,17 @@ class Pipeline:
                         if drift is not None:
                             drift.process(rec)
                         continue
+                    last = model.last(rec.series)
+                    if last is not None and rec.timestamp <= last.timestamp:
+                        # At or before the series' newest point (a buffer flushed after an outage, a
+                        # producer re-sending): a model learns a series in time order only, and this
+                        # value is not the series' current one. Not scored; counted, and the record
+                        # dead-lettered below so that nothing is lost -- unless the point is an exact
+                        # repeat of the newest one, which holds nothing the model has not seen.
+                        self.out_of_order[raw.topic] += 1
+                        if rec.timestamp != last.timestamp or rec.value != last.value:
+                            out_of_order.append((rec, last.timestamp))
+                        continue
                     s = model.process(rec)
                     if drift is not None:
                         d = drift.process(rec, s.series)
@@ -279,6 +297,14 @@ class Pipeline:
                 self._dead(result, raw, f"scoring failed: {type(exc).__name__}: {exc}", "ScoringError")
                 if not isinstance(rec, LogRecord):
                     model.forget(rec.series)  # its state may be what failed: the series starts again
+            else:
+                if out_of_order:
+                    rec, newest = out_of_order[0]
+                    self._dead(result, raw, (
+                        f"{len(out_of_order)} of {len(records)} metric points at or before their series' newest "
+                        f"point, not scored (first: {rec.series} at {_iso(rec.timestamp)}, newest {_iso(newest)})"
+                        + ("" if len(out_of_order) == len(records) else "; the rest of the record was scored")),
+                        "OutOfOrder")
             result.late += late
             st.records += 1
             st.next_offset = raw.offset + 1

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from kafka.errors import KafkaError
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from detector.checkpoint import CheckpointStore
 from detector.config import PipelineSpec
@@ -40,6 +40,43 @@ log = logging.getLogger(__name__)
 # incident that is open when the service restarts keeps its id instead of opening again.
 ENTITY_STATE = "alerting"
 ENTITY_KEY = (ENTITY_STATE, None)
+
+
+class DeadLetterLog:
+    """Logs the first ``first`` dead letters of each (topic, error kind), then one summary line per
+    kind at most every ``every`` seconds: 20,000 bad records must not become 20,000 log lines, as the
+    counter ``records_dead_lettered_total`` and the dead-letter topic already carry each one."""
+
+    def __init__(self, dead_letter_topic: str, first: int = 5, every: float = 60.0, clock=None):
+        self.topic = dead_letter_topic
+        self.first = first
+        self.every = every
+        self.clock = clock or time.monotonic
+        self.logged: dict[tuple[str, str], int] = {}
+        self.held: dict[tuple[str, str], int] = {}  # not logged since the last summary
+        self.last_summary = self.clock()
+
+    def log(self, dead_letters) -> None:
+        for dl in dead_letters:
+            key = (dl.raw.topic, dl.kind)
+            n = self.logged.get(key, 0)
+            if n < self.first:
+                self.logged[key] = n + 1
+                log.warning("dead letter %s[%d]@%d: %s%s", dl.raw.topic, dl.raw.partition, dl.raw.offset, dl.reason,
+                            f" (the first {self.first} of kind {dl.kind} on {dl.raw.topic} are logged, then a "
+                            f"count every {self.every:g}s)" if n + 1 == self.first else "")
+            else:
+                self.held[key] = self.held.get(key, 0) + 1
+        self.summarise()
+
+    def summarise(self) -> None:
+        if not self.held or self.clock() - self.last_summary < self.every:
+            return
+        for (topic, kind), n in sorted(self.held.items()):
+            log.warning("%d more dead letters of kind %s on topic %s in the last %.0fs, written to %s",
+                        n, kind, topic, self.clock() - self.last_summary, self.topic)
+        self.held.clear()
+        self.last_summary = self.clock()
 
 
 def _reason(exc: BaseException) -> str:
@@ -82,10 +119,12 @@ class Service:
         self.source: KafkaSource | None = None
         self.dead_letters: DeadLetterProducer | None = None
         self.incident_topic: IncidentTopicProducer | None = None
+        self.dead_letter_log = DeadLetterLog(spec.kafka.dead_letter_topic)
         self.console = ConsoleSink(signals=spec.sinks.console.signals) if spec.sinks.console.enabled else None
         self.prometheus = PrometheusSink(
             self.pipeline, self.lock, spec.sinks.prometheus.series_budget,
             lag=self._lag, checkpoint_time=lambda: self.checkpointed_at,
+            stale_after=spec.sinks.prometheus.stale_after_seconds,
         )
         self.prometheus.registry.register(self.reloader)
         self.checkpoint_failures = Counter(
@@ -94,6 +133,12 @@ class Service:
             registry=self.prometheus.registry)
         for step in ("write", "commit"):
             self.checkpoint_failures.labels(step)
+        # Losing Kafka is otherwise invisible while the service is idle: polls just return nothing, the
+        # lag stays as last seen and nothing is committed. Set by ``probe_kafka`` each checkpoint interval.
+        self.kafka_up = True
+        Gauge("outage_detector_kafka_up", "1 while Kafka answered the last request for the assigned partitions' "
+              "end offsets (made every checkpoint interval), 0 when it did not.",
+              registry=self.prometheus.registry).set_function(lambda: float(self.kafka_up))
         self.http: StatusServer | None = None
         self.alertmanager: AlertmanagerPusher | None = None
         if spec.sinks.alertmanager.url:
@@ -142,7 +187,9 @@ class Service:
                 if batch:
                     self.process(batch)
                 self.reloader.check()
+                self.dead_letter_log.summarise()  # also when no batch comes after a burst
                 if time.monotonic() - last_checkpoint >= interval:
+                    self.probe_kafka(interval)
                     self.try_checkpoint_and_commit()
                     last_checkpoint = time.monotonic()
             if self.fatal is None and not self.try_checkpoint_and_commit():
@@ -194,8 +241,8 @@ class Service:
             result = self.pipeline.process(self._skip_processed(batch) if self.resume_at else batch,
                                            ends, self._stalled(batch))
             self.prometheus.emit(result, self.pipeline.last_batch_seconds)
+        self.dead_letter_log.log(result.dead_letters)
         for dl in result.dead_letters:
-            log.warning("dead letter %s[%d]@%d: %s", dl.raw.topic, dl.raw.partition, dl.raw.offset, dl.reason)
             self.dead_letters.send(dl.raw, dl.reason, dl.kind)
         if self.alertmanager is not None:
             self.alertmanager.emit(result.incidents)
@@ -314,6 +361,25 @@ class Service:
             log.info("checkpoint and commit succeed again")
             self.failing.clear()
         return True
+
+    def probe_kafka(self, interval: float) -> None:
+        """Ask Kafka for the assigned partitions' end offsets: sets ``kafka_up`` and refreshes the lag,
+        which the fetch responses no longer do while the broker is gone. Bounded by the interval (at
+        most 5 s), as it holds up the loop while Kafka does not answer."""
+        try:
+            ends = self.source.end_offsets(int(min(5.0, interval) * 1000))
+        except KafkaError as exc:
+            if self.kafka_up:
+                log.warning("Kafka at %s does not answer: %s", self.spec.kafka.bootstrap_servers, _reason(exc))
+            self.kafka_up = False
+            return
+        if ends is None:
+            return  # nothing assigned, nothing asked: /readyz already says the service is not ready
+        if not self.kafka_up:
+            log.info("Kafka at %s answers again", self.spec.kafka.bootstrap_servers)
+        self.kafka_up = True
+        with self.lock:
+            self.highwaters.update(ends)
 
     def _failed(self, exc: StateError | KafkaError) -> None:
         step = "write" if isinstance(exc, StateError) else "commit"

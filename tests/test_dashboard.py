@@ -78,3 +78,17 @@ def test_every_panel_has_a_query_on_the_dashboard_datasource():
     for p in panels:
         assert p["targets"], p["title"]
         assert p["datasource"]["uid"] == "${datasource}", p["title"]
+
+
+def test_the_band_panel_plots_the_observed_series_against_the_expected_band():
+    # The OutageDetectorAnomaly alert tells the on-call to compare the band with the observed series
+    # on this dashboard: both must be on one panel, with the same series selection.
+    dashboard = json.loads(DASHBOARD.read_text())
+    band = next(p for p in _panels(dashboard["panels"])
+                if any("outage_detector_expected_lower" in t.get("expr", "") for t in p.get("targets", [])))
+    exprs = {next(iter(queried_names(t["expr"]))): t["expr"] for t in band["targets"]}
+    assert {"outage_detector_observed_value", "outage_detector_expected_lower", "outage_detector_expected_upper",
+            "outage_detector_expected_value"} <= set(exprs)
+    selector = exprs["outage_detector_expected_lower"].split("{", 1)[1]
+    assert exprs["outage_detector_observed_value"].split("{", 1)[1] == selector
+    assert "observed" in band["description"] and "Overlay the series itself" not in band["description"]

@@ -79,6 +79,19 @@ def test_log_and_metric_anomalies_of_one_service_make_one_critical_incident_with
     assert inc.confidence > 0.999
 
 
+
+def test_a_metric_named_like_a_log_signal_is_a_metric_in_the_incident_and_the_pushed_alert():
+    from detector.incidents import describe
+    from detector.sinks.alertmanager import alert_labels
+
+    # An Influx measurement "log" with a field "lines_per_s" is the metric log_lines_per_s.
+    tr = tracker()
+    tr.observe([metric(T0 + 15 * i, name="log_lines_per_s") for i in range(8)])
+    (inc,) = tr.open_incidents()
+    assert inc.kinds == ("metric",)
+    assert alert_labels(inc)["signal_kinds"] == "metric"
+    assert "signal log_lines_per_s (metric)" in describe(inc, max_chars=2000)
+
 def test_one_signal_alone_is_a_warning():
     tr = tracker()
     tr.observe([metric(T0 + 15 * i) for i in range(6)])

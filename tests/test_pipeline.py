@@ -204,3 +204,81 @@ def test_a_gap_that_is_no_utc_offset_gets_no_timezone_hint():
     t0 = 1e9
     (dead,) = p.process([RawRecord("logs", 0, 0, t0, b"api", log(0, t0 + 2 * 3600 + 1200, "x").value)]).dead_letters
     assert dead.kind == "FutureTimestamp" and "timezone" not in dead.reason
+
+
+def cpu_point(offset: int, ts: float, value: float, service: str = "api") -> RawRecord:
+    body = {"name": "cpu_percent", "labels": {"service": service}, "value": value, "timestamp": ts}
+    return RawRecord("metrics", 0, offset, None, service.encode(), orjson.dumps(body))
+
+
+def test_a_metric_point_older_than_its_series_newest_is_dead_lettered_not_scored_as_current():
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from detector.sinks.prometheus import PrometheusSink
+
+    p = Pipeline.from_spec(spec())
+    registry = CollectorRegistry()
+    PrometheusSink(p, threading.Lock(), 100, registry=registry)
+    now = 1e9 + 7200
+    current = [cpu_point(i, now - 600 + 60 * i, 42.0 - (10 - i) % 3) for i in range(11)]  # the newest is 42 at `now`
+    assert not p.process(current).dead_letters
+    labels = {"entity": "api", "signal": "cpu_percent", "series": 'cpu_percent{service="api"}'}
+    assert registry.get_sample_value("outage_detector_observed_value", labels) == 42.0
+    # A Telegraf buffer flushed after an outage: a point from two hours ago.
+    result = p.process([cpu_point(11, now - 7200, 97.0)])
+    assert not result.scores
+    ((dead,),) = [result.dead_letters]
+    assert dead.kind == "OutOfOrder" and dead.raw.offset == 11
+    assert "1 of 1 metric points at or before their series' newest point" in dead.reason
+    assert registry.get_sample_value("outage_detector_observed_value", labels) == 42.0
+    # The newest point sent again (a producer retrying) is counted, not dead-lettered again.
+    result = p.process([cpu_point(12, now, 42.0)])
+    assert not result.scores and not result.dead_letters
+    assert registry.get_sample_value("outage_detector_metric_points_out_of_order_total", {"topic": "metrics"}) == 2
+    assert registry.get_sample_value("outage_detector_records_dead_lettered_total",
+                                     {"topic": "metrics", "error_kind": "OutOfOrder"}) == 1
+    assert p.state("metrics", 0).next_offset == 13
+    # The series goes on with its next point.
+    (score,) = p.process([cpu_point(13, now + 60, 41.0)]).scores
+    assert score.value == 41.0
+    assert registry.get_sample_value("outage_detector_observed_value", labels) == 41.0
+
+
+
+def test_a_flood_of_dead_letters_logs_the_first_few_per_kind_then_a_count_a_minute(caplog, monkeypatch, tmp_path):
+    import logging
+
+    from detector.service import Service
+
+    class Source:
+        def highwaters(self):
+            return {}
+
+    class DeadLetters:
+        sent = 0
+
+        def send(self, raw, reason, kind):
+            DeadLetters.sent += 1
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    service = Service(load_pipeline(None, inputs=spec().inputs, checkpoint={"directory": str(tmp_path)}))
+    service.source, service.dead_letters = Source(), DeadLetters()
+    bad = [RawRecord("logs", 0, i, None, None, b"\x00\x01garbage") for i in range(20_000)]
+    bad += [RawRecord("metrics", 0, i, None, None, b"{") for i in range(3)]
+    with caplog.at_level(logging.WARNING, logger="detector.service"):
+        for i in range(0, len(bad), 500):  # poll batches 3 s apart
+            service.process(bad[i:i + 500])
+            now[0] += 3.0
+        service.dead_letter_log.summarise()  # as the loop does while idle
+    assert DeadLetters.sent == len(bad)  # each one still goes to the dead-letter topic
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([ln for ln in lines if ln.startswith("dead letter logs[0]")]) == 5
+    assert len([ln for ln in lines if ln.startswith("dead letter metrics[0]")]) == 3
+    summaries = [ln for ln in lines if "more dead letters" in ln]
+    assert 1 <= len(summaries) <= 2 and len(lines) == 8 + len(summaries)
+    # Every one is accounted for: logged, or counted in a summary line.
+    assert all("on topic logs" in ln for ln in summaries)
+    assert sum(int(ln.split()[0]) for ln in summaries) == 20_000 - 5

@@ -157,3 +157,55 @@ def test_templates_evicted_at_the_cap_are_counted_on_metrics_and_logged_once(tmp
     assert registry.get_sample_value("outage_detector_templates_held") == 20
     warnings = [r.getMessage() for r in caplog.records if "max_templates" in r.getMessage()]
     assert len(warnings) == 1 and "l[3]" in warnings[0] and "'batch'" in warnings[0]
+
+
+def test_a_new_series_exports_no_expected_band_until_its_model_has_one():
+    pipeline, sink, registry = make(budget=100)
+    labels = {"entity": "svc-0", "signal": "latency_ms", "series": 'latency_ms{service="svc-0"}'}
+    records = metric_records("m", n_series=1, points=80)
+    for n in (1, 2, 10):
+        pipeline.process(records[:n])
+        records = records[n:]
+        # The value is there from the first point; an expected value and band of a model that has seen
+        # a handful of points (0 +- 4e-9 after one) is not, nor in an anomaly's evidence.
+        assert registry.get_sample_value("outage_detector_observed_value", labels) is not None
+        for name in ("expected_value", "expected_lower", "expected_upper"):
+            assert registry.get_sample_value(f"outage_detector_{name}", labels) is None, name
+        assert pipeline.state("m", 0).model.series[labels["series"]].model.explain() is None
+    pipeline.process(records)  # past the warm-up (50 points of the default model)
+    lower = registry.get_sample_value("outage_detector_expected_lower", labels)
+    upper = registry.get_sample_value("outage_detector_expected_upper", labels)
+    assert lower < 100.0 < upper and upper - lower > 1.0
+
+
+def test_series_that_stop_reporting_leave_metrics_and_the_budget_and_carry_on_when_back():
+    # Pod churn: five pods replaced by five new ones, with a budget of five.
+    pipeline, sink, registry = make(budget=5)
+    old = metric_records("m", n_series=5, points=80, service="old")
+    pipeline.process(old)
+    new = metric_records("m", n_series=5, points=500, service="new", start=1e9 + 15 * 80)  # 2 h 5 min
+    pipeline.process([r._replace(offset=len(old) + r.offset) for r in new])
+
+    def exported(name="outage_detector_observed_value"):
+        return {s.labels["entity"] for f in registry.collect() if f.name == name for s in f.samples}
+
+    assert exported() == {f"new-{i}" for i in range(5)}
+    assert exported("outage_detector_anomaly_score") == exported()
+    assert registry.get_sample_value("outage_detector_model_series_over_budget") == 0
+    assert registry.get_sample_value("outage_detector_series_held") == 10  # the models are kept
+    # A series that comes back carries on with its model: past its warm-up, it has a band at once.
+    back = {"name": "latency_ms", "labels": {"service": "old-0"}, "value": 101.0, "timestamp": 1e9 + 15 * 580}
+    pipeline.process([RawRecord("m", 0, len(old) + len(new), None, b"old-0", orjson.dumps(back))])
+    labels = {"entity": "old-0", "signal": "latency_ms", "series": 'latency_ms{service="old-0"}'}
+    assert registry.get_sample_value("outage_detector_observed_value", labels) == 101.0
+    assert registry.get_sample_value("outage_detector_expected_lower", labels) is not None
+    assert registry.get_sample_value("outage_detector_model_series_over_budget") == 1
+
+
+def test_a_series_reporting_hourly_stays_exported_between_its_points():
+    pipeline, sink, registry = make(budget=100)
+    hourly = metric_records("m", n_series=1, points=1, service="batch")
+    minutely = [r._replace(offset=1 + r.offset) for r in metric_records("m", n_series=1, points=240, service="web")]
+    pipeline.process(hourly + minutely)  # the hourly series' next point is due 3600 s after its last
+    labels = {"entity": "batch-0", "signal": "latency_ms", "series": 'latency_ms{service="batch-0"}'}
+    assert registry.get_sample_value("outage_detector_observed_value", labels) is not None

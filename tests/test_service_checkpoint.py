@@ -201,8 +201,12 @@ def test_the_service_rides_out_a_broker_outage(tmp_path):
                     if committed(own.bootstrap_servers, group, sent) != dict(sent):
                         own.stop()  # processed, not committed: the next commit finds the broker gone
                         break
+            assert metric(port, "outage_detector_kafka_up") == 1
             time.sleep(15)  # longer than the session timeout (6 s)
             assert runner.thread.is_alive()
+            # Idle, the service would not notice otherwise: it asks Kafka every checkpoint interval.
+            assert metric(port, "outage_detector_kafka_up") == 0
+            assert status(port, "/healthz") == 200  # the service itself is fine
             own.start()
             # The embedded broker keeps nothing across a restart: its topics start again from offset 0,
             # so records are sent until past the offsets the service has processed.
@@ -214,6 +218,7 @@ def test_the_service_rides_out_a_broker_outage(tmp_path):
                 assert {tp: service.pipeline.partitions[tp].next_offset for tp in again} == dict(again)
             assert runner.thread.is_alive()
             wait_for(lambda: metric(port, "outage_detector_checkpoint_age_seconds") < 6, what="a fresh checkpoint")
+            wait_for(lambda: metric(port, "outage_detector_kafka_up") == 1, what="Kafka seen answering again")
             assert metric(port, "outage_detector_checkpoint_failures_total", step="commit") >= 1
 
 

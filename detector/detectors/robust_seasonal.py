@@ -135,7 +135,8 @@ class RobustSeasonal(Detector):
     buckets : int
         Phase buckets per season; memory per series grows with this.
     warmup : int
-        Points learned before any score above zero is returned.
+        Points learned before any score above zero is returned, and before :meth:`explain` gives an
+        expected value and band (None until then).
     seed : int
         Unused (the model is deterministic); accepted for the common protocol.
 
@@ -227,7 +228,10 @@ class RobustSeasonal(Detector):
     def explain(self) -> dict | None:
         st = self._state()
         exp, sigma = st[17], st[18]
-        if exp != exp:
+        # No expected value until the model has one: through the warm-up the level and scale are still
+        # forming from the first few points (after one point, 0 +- 4e-9; after two, a zero-width band),
+        # and the scores are held at 0 for that reason.
+        if exp != exp or st[0] <= self.warmup:
             return None
         band = 4.0 * sigma
         return {"expected": exp, "lower": exp - band, "upper": exp + band,

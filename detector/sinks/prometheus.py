@@ -5,6 +5,9 @@ record: the collector reads them from the pipeline when Prometheus scrapes, unde
 processing loop holds per batch. Label values are bounded: entity and signal come from bounded
 vocabularies, and the number of model series exported is capped by ``series_budget`` (the series with
 the newest points, whichever partition holds them); what is over budget is reported, never silently cut.
+A metric series whose newest point is ``stale_after`` seconds of event time older than its partition's
+newest event time has stopped reporting (its pod is gone, say): it is neither exported nor over budget,
+but its model is kept (bounded by ``max_series``), so a series that comes back carries on.
 """
 
 from __future__ import annotations
@@ -69,10 +72,12 @@ class PipelineCollector(Collector):
         table: LogSignalTable,
         lag: Callable[[], dict[tuple[str, int], int]] | None = None,
         checkpoint_time: Callable[[], float | None] | None = None,
+        stale_after: float = 7200.0,
     ):
         self.pipeline = pipeline
         self.lock = lock
         self.budget = budget
+        self.stale_after = stale_after
         self.table = table
         self.lag = lag
         self.checkpoint_time = checkpoint_time
@@ -99,7 +104,13 @@ class PipelineCollector(Collector):
             decoded.add_metric([topic], n)
         for (topic, kind), n in pipe.dead_lettered.items():
             dead.add_metric([topic, kind], n)
-        yield from (consumed, decoded, dead)
+        out_of_order = CounterMetricFamily(
+            P + "metric_points_out_of_order",
+            "Metric points not scored: at or before their series' newest point (repeats of it included).",
+            labels=["topic"])
+        for topic, n in pipe.out_of_order.items():
+            out_of_order.add_metric([topic], n)
+        yield from (consumed, decoded, dead, out_of_order)
         yield GaugeMetricFamily(P + "series_held", "Metric series with a model in memory.", value=pipe.series_held())
         yield GaugeMetricFamily(P + "templates_held", "Log templates known to the miners.", value=pipe.templates_held())
         yield CounterMetricFamily(
@@ -143,13 +154,20 @@ class PipelineCollector(Collector):
         # What is left of the budget goes to the series with the newest points across all partitions,
         # not partition by partition: a high-cardinality topic seen first must not hide the live series
         # of the others. Each partition is walked most recently seen first, so that order breaks ties;
-        # when everything fits, nothing needs ordering.
-        models = [st.model.series for st in self.pipeline.partitions.values() if st.kind == "metric"]
-        room, held_series = self.budget - exported, sum(map(len, models))
-        chosen = chain.from_iterable(reversed(m.items()) for m in models)
-        if held_series > room:
+        # when everything fits, nothing needs ordering. Stale series are left out first: their frozen last
+        # values would be exported for good and count over budget. Staleness is judged in event time
+        # against the series' own partition, so a replay or a lagging partition is not stale by the wall
+        # clock, and one partition running ahead does not make another's series stale.
+        live = []
+        for st in self.pipeline.partitions.values():
+            if st.kind == "metric":
+                since = st.max_event_time - self.stale_after
+                live.append([item for item in reversed(st.model.series.items()) if item[1].timestamp >= since])
+        room, live_series = self.budget - exported, sum(map(len, live))
+        chosen = chain.from_iterable(live)
+        if live_series > room:
             chosen = heapq.nlargest(room, chosen, key=_last_point)
-        over = max(0, held_series - room)
+        over = max(0, live_series - room)
         for key, entry in chosen:
             lv = [entry.entity, entry.name, key]
             score.add_metric(lv, entry.score)
@@ -205,10 +223,10 @@ class PrometheusSink:
     """Keeps what the collector needs and times each batch."""
 
     def __init__(self, pipeline: "Pipeline", lock: threading.Lock, budget: int, registry: CollectorRegistry | None = None,
-                 lag=None, checkpoint_time=None):
+                 lag=None, checkpoint_time=None, stale_after: float = 7200.0):
         self.registry = registry or CollectorRegistry()
         self.table = LogSignalTable(budget)
-        self.registry.register(PipelineCollector(pipeline, lock, budget, self.table, lag, checkpoint_time))
+        self.registry.register(PipelineCollector(pipeline, lock, budget, self.table, lag, checkpoint_time, stale_after))
         self.batch_seconds = Histogram(
             P + "batch_processing_seconds",
             "Time to decode, score and alert on one poll batch.",
