@@ -20,11 +20,14 @@ import polars as pl
 
 from detector.decoders.timestamps import parse_timestamp
 from detector.errors import ConfigError
+from detector.logs.model import SIGNALS as LOG_MODEL_SIGNALS
 from detector.evaluation.nab_data import label_window, read_labels
 from detector.replay import sibling
 from detector.tuning import journal_entries
 
 LOG_SIGNALS = ("log_template_rate", "log_error_ratio", "log_session")
+# Log scores name their input topic as series too: a metric score is one the log model did not make.
+IS_METRIC = ~pl.col("signal").is_in(LOG_MODEL_SIGNALS)
 SCORE_COLUMNS = ("timestamp", "entity", "signal", "series", "score", "confidence", "value")
 LABEL_COLUMNS = ("key", "start", "end", "reference")  # of a labels CSV; reference is optional
 
@@ -216,7 +219,7 @@ def build_report(out: ReplayOutput, labels: dict[str, list[Window]] | None = Non
     page = Page(title or f"outage-detector report: {out.path.name}")
     summary = out.scores.select(
         pl.len().alias("scores"), pl.col("timestamp").min().alias("first"), pl.col("timestamp").max().alias("last"),
-        pl.col("entity").n_unique().alias("entities"), pl.col("series").filter(pl.col("series") != "").n_unique().alias("series"),
+        pl.col("entity").n_unique().alias("entities"), pl.col("series").filter(IS_METRIC).n_unique().alias("series"),
     ).collect().row(0, named=True)
     if not summary["scores"]:
         page.add("Summary", "<p>The replay produced no scores.</p>")
@@ -275,7 +278,7 @@ def section_summary(page: Page, out: ReplayOutput, summary: dict, options: Optio
 
 def top_series(out: ReplayOutput, n: int, labels=None) -> list[tuple[str, str, str]]:
     """The series to show: labelled ones first, then those that alerted most, then the most confident."""
-    stats = out.scores.filter(pl.col("series") != "").group_by("entity", "signal", "series").agg(
+    stats = out.scores.filter(IS_METRIC).group_by("entity", "signal", "series").agg(
         pl.col("confidence").max().alias("c")).collect()
     fired: dict[tuple, int] = {}
     for r in out.alerts.filter(pl.col("state") == "firing").iter_rows(named=True):
