@@ -251,6 +251,19 @@ class CheckpointSettings(Section):
     directory: Path = Path("./state")
     interval_seconds: float = Field(10.0, gt=0, description="checkpoint then commit at most this often")
 
+    @field_validator("directory")
+    @classmethod
+    def _can_be_a_directory(cls, path: Path) -> Path:
+        # Found out here rather than by the service after it has joined the group, when the first
+        # checkpoint it reads or writes fails "Not a directory". A directory not there yet is made then.
+        for existing in (path, *path.parents):
+            if existing.exists():
+                if not existing.is_dir():
+                    raise ValueError(f"{str(path)!r} is not a directory" if existing == path else
+                                     f"{str(path)!r} cannot be a directory: {str(existing)!r} is a file")
+                break
+        return path
+
 
 class PipelineSpec(BaseSettings):
     model_config = SettingsConfigDict(
