@@ -174,7 +174,9 @@ class IncidentSettings(Section):
         "trend_drift", description="detector of slow drifts run beside the metric model on every series; null: off"
     )
     drift_params: dict[str, Any] = Field(default_factory=dict, description="its hyperparameters")
-    drift_max_series: int = Field(100_000, gt=0, description="series followed for drift; least recently seen evicted")
+    drift_max_series: int = Field(
+        100_000, gt=0, description="series followed for drift per partition; least recently seen evicted"
+    )
     drift_min_relative_deviation: float = Field(
         0.1, ge=0, description="a slow drift must move this far from its baseline, as a share of it"
     )
