@@ -7,10 +7,14 @@ Each file starts with a magic line naming the format, so the service only ever u
 wrote itself; a foreign or truncated file is a clear ``StateError`` rather than arbitrary code run
 from a pickle. The write goes to a temporary file, is fsynced, then renamed over the old one, so a
 crash mid-write leaves the previous checkpoint intact.
+
+A running service holds an exclusive lock on the directory (``lock``): two instances writing one
+directory would overwrite each other's checkpoints, and restore each other's state after a restart.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
 import re
@@ -21,11 +25,52 @@ from detector.errors import StateError
 
 MAGIC = b"outage-detector-checkpoint v1\n"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+LOCK_FILE = "outage-detector.lock"  # no checkpoint's name: those end in .ckpt or .state
 
 
 class CheckpointStore:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
+        self._lock_fd: int | None = None
+
+    def lock(self) -> None:
+        """Take the directory for this process, or raise StateError naming the process that holds it.
+
+        An flock, not a file that merely exists: the kernel releases it when the process ends, however
+        it ends, so a crash leaves nothing to clean up. The holder's pid is written in the file only for
+        the message."""
+        if self._lock_fd is not None:
+            return
+        path = self.directory / LOCK_FILE
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StateError(f"cannot lock checkpoint directory {self.directory}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise StateError(
+                f"checkpoint directory {self.directory} is in use by another running outage-detector"
+                f"{f' (pid {holder})' if holder else ''}; give each instance its own checkpoint.directory"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise StateError(f"cannot lock checkpoint directory {self.directory}: {exc}") from exc
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass  # the lock is what counts; the pid only makes the other instance's message better
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        """Let the directory go (a no-op when not held), e.g. for the next service in this process."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the file releases its flock
+            self._lock_fd = None
 
     def path(self, topic: str, partition: int | None = None) -> Path:
         if partition is None:  # a named state

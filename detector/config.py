@@ -189,7 +189,9 @@ class IncidentSettings(Section):
         "trend_drift", description="detector of slow drifts run beside the metric model on every series; null: off"
     )
     drift_params: dict[str, Any] = Field(default_factory=dict, description="its hyperparameters")
-    drift_max_series: int = Field(100_000, gt=0, description="series followed for drift; least recently seen evicted")
+    drift_max_series: int = Field(
+        100_000, gt=0, description="series followed for drift per partition; least recently seen evicted"
+    )
     drift_min_relative_deviation: float = Field(
         0.1, ge=0, description="a slow drift must move this far from its baseline, as a share of it"
     )
@@ -270,6 +272,19 @@ class SinksSection(Section):
 class CheckpointSettings(Section):
     directory: Path = Path("./state")
     interval_seconds: float = Field(10.0, gt=0, description="checkpoint then commit at most this often")
+
+    @field_validator("directory")
+    @classmethod
+    def _can_be_a_directory(cls, path: Path) -> Path:
+        # Found out here rather than by the service after it has joined the group, when the first
+        # checkpoint it reads or writes fails "Not a directory". A directory not there yet is made then.
+        for existing in (path, *path.parents):
+            if existing.exists():
+                if not existing.is_dir():
+                    raise ValueError(f"{str(path)!r} is not a directory" if existing == path else
+                                     f"{str(path)!r} cannot be a directory: {str(existing)!r} is a file")
+                break
+        return path
 
 
 class PipelineSpec(BaseSettings):

@@ -25,8 +25,8 @@ next ``check``.
 
 The pipeline file, when the service was started from one, is watched too; of it only the ``alerting``
 and ``incidents`` sections apply while running (firing alerts and open incidents stay; metric series
-whose drift settings changed restart their drift baselines). A change anywhere else is logged as
-needing a restart.
+whose drift settings changed restart their drift baselines). A change anywhere else is logged, once,
+as needing a restart.
 """
 
 from __future__ import annotations
@@ -71,6 +71,9 @@ class ModelReloader:
         self.reloads = 0  # specs applied
         self.rejected = 0  # specs refused
         self.last_error: str | None = None
+        # Sections of the pipeline file changed on disk but not applied (they need a restart), as last
+        # read: each change is warned about once, not again on every later reload that finds it.
+        self._awaiting_restart: dict[str, object] = {}
 
     # -- triggers ---------------------------------------------------------------------------------
 
@@ -159,10 +162,12 @@ class ModelReloader:
         else in it (Kafka, inputs, sinks, checkpoints, model paths) is only read at start: say so."""
         p = self.pipeline
         old = p.spec
-        later = [name for name in type(old).model_fields
-                 if name not in ("alerting", "incidents") and getattr(old, name) != getattr(new, name)]
-        if later:
-            log.warning("%s: %s changed; that takes effect after a restart", self.pipeline_path, ", ".join(later))
+        later = {name: getattr(new, name) for name in type(old).model_fields
+                 if name not in ("alerting", "incidents") and getattr(old, name) != getattr(new, name)}
+        unwarned = [name for name, value in later.items() if self._awaiting_restart.get(name) != value]
+        if unwarned:
+            log.warning("%s: %s changed; that takes effect after a restart", self.pipeline_path, ", ".join(unwarned))
+        self._awaiting_restart = later
         if new.alerting == old.alerting and new.incidents == old.incidents:
             return False
         p.use_settings(new.alerting, new.incidents)

@@ -147,6 +147,16 @@ class Service:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        # Before any state is read: another instance writing this directory would overwrite this one's
+        # checkpoints (and it theirs), and each would restore the other's incidents after a restart.
+        self.store.lock()
+        try:
+            self._start()
+        except BaseException:
+            self.store.unlock()  # a service that did not start holds nothing
+            raise
+
+    def _start(self) -> None:
         self._restore_entity_state()
         self.checkpointed_at = time.time()  # nothing processed yet: the state on disk is current
         prom = self.spec.sinks.prometheus
@@ -231,6 +241,7 @@ class Service:
             self.http = None
         if self.alertmanager is not None:
             self.alertmanager.close()
+        self.store.unlock()  # last: the final checkpoint is written by now
 
     # -- per batch -------------------------------------------------------------------------------
 

@@ -111,3 +111,36 @@ def test_a_restored_partition_skips_what_its_state_holds_and_never_goes_back(tmp
     ahead.process(records(150, 160))
     assert ahead.pipeline.consumed["m"] == 10
     assert ahead.pipeline.partitions[("m", 0)].next_offset == 160
+
+
+def test_a_directory_is_held_by_one_store_at_a_time_and_let_go_when_its_process_dies(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    first = CheckpointStore(tmp_path / "state")
+    first.lock()
+    with pytest.raises(StateError) as refused:
+        CheckpointStore(tmp_path / "state").lock()
+    assert str(refused.value) == (f"checkpoint directory {tmp_path / 'state'} is in use by another running "
+                                  f"outage-detector (pid {os.getpid()}); give each instance its own "
+                                  "checkpoint.directory")
+    first.unlock()
+    second = CheckpointStore(tmp_path / "state")
+    second.lock()  # let go: taken again
+    second.unlock()
+
+    # A holder that dies without letting go (killed) leaves nothing to clean up.
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from detector.checkpoint import CheckpointStore; "
+                               "CheckpointStore(sys.argv[1]).lock(); print('locked', flush=True); input()",
+                               str(tmp_path / "other")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(StateError, match=f"pid {holder.pid}"):
+            CheckpointStore(tmp_path / "other").lock()
+    finally:
+        holder.kill()
+        holder.wait()
+    after = CheckpointStore(tmp_path / "other")
+    after.lock()
+    after.unlock()

@@ -121,6 +121,28 @@ def test_check_config_refuses_settings_that_would_switch_the_service_off_in_sile
     assert expected in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("directory, reason", [
+    ("notadir", "'{dir}' is not a directory"),
+    ("notadir/state", "'{dir}' cannot be a directory: '{file}' is a file"),
+])
+def test_check_config_refuses_a_checkpoint_directory_that_is_a_file(tmp_path, capsys, directory, reason):
+    (tmp_path / "notadir").write_text("a file\n")
+    path = tmp_path / directory
+    p = write(tmp_path, f"""
+        inputs: [{{topic: logs, kind: log, format: ecs}}]
+        checkpoint: {{directory: '{path}'}}
+    """)
+    assert main(["check-config", str(p)]) == 2
+    expected = reason.format(dir=path, file=tmp_path / "notadir")
+    assert f"checkpoint.directory: Value error, {expected}" in capsys.readouterr().err
+    # A directory that is not there yet is fine: the service makes it.
+    p = write(tmp_path, f"""
+        inputs: [{{topic: logs, kind: log, format: ecs}}]
+        checkpoint: {{directory: '{tmp_path / "state" / "sub"}'}}
+    """)
+    assert main(["check-config", str(p)]) == 0
+
+
 def test_check_config_on_a_bad_file_exits_2_without_traceback(tmp_path, capsys):
     p = write(tmp_path, "inputs: [{topic: logs, kind: nonsense, format: ecs}]\n")
     assert main(["check-config", str(p)]) == 2

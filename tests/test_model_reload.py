@@ -274,6 +274,40 @@ def test_a_pipeline_change_outside_alerting_is_logged_as_needing_a_restart(pipel
     assert pipeline.spec.kafka.bootstrap_servers != "127.0.0.1:19092" and reloader.rejected == 0
 
 
+def test_a_change_needing_a_restart_is_logged_once_not_at_every_later_reload(setup, pipeline_file, caplog):
+    spec, paths, metric, _ = setup
+    path, doc = pipeline_file
+    pipeline = Pipeline.from_spec(load_pipeline(path))
+    reloader = ModelReloader(pipeline, threading.Lock(), interval=0, pipeline_path=path)
+
+    def warnings() -> list[str]:
+        found = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        caplog.clear()
+        return found
+
+    caplog.set_level(logging.WARNING, logger="detector.model_reload")
+    write(path, {**doc, "kafka": {"bootstrap_servers": "127.0.0.1:19092"}}, 2)
+    reloader.check()
+    assert warnings() == [f"{path}: kafka changed; that takes effect after a restart"]
+    # Later reloads find the same change: SIGHUP, a changed model spec, a changed alerting section.
+    reloader.request()
+    reloader.check()
+    write(paths["metric"], {**metric, "max_series": 7}, 2)
+    assert reloader.check()
+    write(path, {**doc, "kafka": {"bootstrap_servers": "127.0.0.1:19092"}, "alerting": {"fire_after": 1}}, 3)
+    assert reloader.check()
+    assert warnings() == []
+    # A new change is logged, the one already logged is not again; a change put back and made again is.
+    write(path, {**doc, "kafka": {"bootstrap_servers": "127.0.0.1:19092"}, "lateness_seconds": 5}, 4)
+    reloader.check()
+    assert warnings() == [f"{path}: lateness_seconds changed; that takes effect after a restart"]
+    write(path, doc, 5)
+    reloader.check()
+    write(path, {**doc, "lateness_seconds": 5}, 6)
+    reloader.check()
+    assert warnings() == [f"{path}: lateness_seconds changed; that takes effect after a restart"]
+
+
 def test_a_broken_pipeline_file_is_refused_and_the_settings_in_use_stay(pipeline_file, caplog):
     path, doc = pipeline_file
     pipeline = Pipeline.from_spec(load_pipeline(path))

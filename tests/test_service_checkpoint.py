@@ -69,7 +69,8 @@ def test_an_idle_service_rewrites_no_checkpoint_and_its_checkpoint_stays_current
     with RunningService(spec):
         wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
         before = checkpoint_files(state)
-        assert set(before) == {f"{t}-{p}.ckpt" for t, p in per_partition} | {"alerting.state"}
+        assert set(before) == ({f"{t}-{p}.ckpt" for t, p in per_partition}
+                               | {"alerting.state", "outage-detector.lock"})
         time.sleep(2.0)  # ten checkpoint intervals with nothing new
         assert checkpoint_files(state) == before
         # Unchanged state is as current as it gets: the checkpoint does not look stale.
@@ -183,6 +184,38 @@ def test_a_corrupt_checkpoint_at_start_up_is_a_one_paragraph_error(broker, tmp_p
     # Left as it was, for the operator to look at; and nothing of the partition processed or committed.
     assert path.read_bytes() == truncated
     assert committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition) == {tp: None for tp in per_partition}
+
+
+def test_a_second_instance_on_the_same_checkpoint_directory_is_refused(broker, tmp_path):
+    """Two instances writing one directory would overwrite each other's alert and incident state: the
+    second one stops at start-up, before it reads or writes any state, with one line naming the directory
+    and the holder."""
+    import os
+
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path)
+    log_topic = spec.inputs[0].topic
+    per_partition = produce(broker.bootstrap_servers, log_topic, log_lines(0, 50))
+    state = Path(spec.checkpoint.directory)
+    write_pipeline(spec, tmp_path / "pipeline.yaml")
+    runner = RunningService(spec)
+    with runner:
+        wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
+        before = checkpoint_files(state)
+        done = subprocess.run([sys.executable, "-m", "detector", "run", "--pipeline", str(tmp_path / "pipeline.yaml")],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2
+        assert done.stderr.splitlines()[-1] == (
+            f"outage-detector: error: checkpoint directory {state} is in use by another running outage-detector "
+            f"(pid {os.getpid()}); give each instance its own checkpoint.directory")
+        assert checkpoint_files(state) == before
+    assert not runner.thread.is_alive()
+
+    # Stopped, the first lets the directory go: an instance started now takes it, and its state.
+    with RunningService(spec) as again:
+        def restored():
+            with again.lock:
+                return {tp: st.next_offset for tp, st in again.pipeline.partitions.items()} == dict(per_partition)
+        wait_for(restored, what="the partitions restored from the checkpoints")
 
 
 def test_the_service_rides_out_a_broker_outage(tmp_path):
