@@ -357,6 +357,13 @@ class Service:
                 except StateError as exc:
                     self.fatal = self.fatal or exc
                     continue
+                kind = self.pipeline.decoders[tp[0]][0]
+                if state is not None and state.kind != kind:
+                    # The input's kind changed since (log <-> metric): the other kind's model cannot score
+                    # its records. The file is left until the fresh state is written over it.
+                    log.warning("%s[%d]: the checkpoint holds %s model state but the input is now kind: %s; "
+                                "discarded, the partition starts fresh", tp[0], tp[1], state.kind, kind)
+                    state = None
                 if state is not None:
                     self.pipeline.partitions[tp] = state
                     self.reloader.conform(state)  # a checkpoint from before a reload

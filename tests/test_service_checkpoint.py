@@ -19,7 +19,7 @@ from detector.broker import EmbeddedBroker, free_port
 from detector.checkpoint import CheckpointStore
 from detector.kafka_io import ensure_topics
 from tests.kafka_helpers import (
-    RunningService, committed, ecs_line, pipeline_spec, produce, samples, scrape, wait_committed, wait_for,
+    RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, samples, scrape, wait_committed, wait_for,
     write_pipeline,
 )
 
@@ -242,3 +242,35 @@ def test_a_kafka_error_that_ends_the_service_is_one_paragraph_naming_its_cause(t
         service.run()
     assert str(stopped.value) == ("stopped: Kafka at 127.0.0.1:9 failed: KafkaError: User rebalance callback throws an "
                                   "error (from NodeNotReadyError: coordinator)")
+
+
+def warnings_with(caplog, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and text in r.getMessage()]
+
+
+def test_a_checkpoint_of_the_other_kind_is_discarded_when_an_input_changes_kind(broker, tmp_path, caplog):
+    """Metric points on one topic, read as plain-text log lines, then as metrics, then as logs again."""
+    from detector.config import InputSpec
+
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path)
+    topic, group = spec.inputs[1].topic, spec.kafka.group_id
+    formats = {"log": "plain", "metric": "metric_json"}
+    sent = Counter()
+    for n, kind in enumerate(["log", "metric", "log"]):
+        spec = spec.model_copy(update={"inputs": [spec.inputs[0], InputSpec(topic=topic, kind=kind, format=formats[kind])]})
+        sent += produce(broker.bootstrap_servers, topic, [
+            (svc.encode(), metric_point(T0 + 15 * i, svc, "http_request_duration_ms", 100.0 + i % 5))
+            for i, svc in enumerate(["checkout", "auth"] * 50, start=100 * n)])
+        with RunningService(spec) as service:
+            wait_committed(broker.bootstrap_servers, group, sent, timeout=30)
+            with service.lock:
+                assert service.pipeline.consumed[topic] == 100  # only the new ones: nothing read twice
+                assert not service.pipeline.dead_lettered  # all scored by a model of the input's kind
+                assert {st.kind for st in service.pipeline.partitions.values()} == {kind}
+            assert service.fatal is None and not service.failed
+        if n:
+            before = {"log": "metric", "metric": "log"}[kind]
+            said = warnings_with(caplog, f"the checkpoint holds {before} model state but the input is now kind: {kind}")
+            assert sorted(said) == sorted(f"{t}[{p}]: the checkpoint holds {before} model state but the input is now "
+                                          f"kind: {kind}; discarded, the partition starts fresh" for t, p in sent)
+
