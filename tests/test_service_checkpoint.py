@@ -5,6 +5,7 @@ traceback: it goes on without committing past what is saved, or stops with one p
 from __future__ import annotations
 
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -274,3 +275,28 @@ def test_a_checkpoint_of_the_other_kind_is_discarded_when_an_input_changes_kind(
             assert sorted(said) == sorted(f"{t}[{p}]: the checkpoint holds {before} model state but the input is now "
                                           f"kind: {kind}; discarded, the partition starts fresh" for t, p in sent)
 
+
+def test_checkpoint_files_deleted_under_the_running_service_are_written_again(broker, tmp_path, caplog):
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path)
+    log_topic, state = spec.inputs[0].topic, Path(spec.checkpoint.directory)
+    per_partition = produce(broker.bootstrap_servers, log_topic, log_lines(0, 200))
+    names = {f"{t}-{p}.ckpt" for t, p in per_partition} | {"alerting.state"}
+    with RunningService(spec):
+        wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
+        assert {f.name for f in state.iterdir()} == names
+        # Deleted whole (renamed away first, so that no checkpoint sees it half deleted): nothing new
+        # comes, yet the next checkpoint writes every state again.
+        state.rename(tmp_path / "gone")
+        shutil.rmtree(tmp_path / "gone")
+        wait_for(lambda: state.is_dir() and {f.name for f in state.iterdir()} == names, timeout=30,
+                 what="checkpoint files written again")
+        (said,) = warnings_with(caplog, "checkpoint files missing")
+        assert said.startswith(f"checkpoint files missing from {state}, written again: ")
+        assert set(said.split(": ", 1)[1].split(", ")) == names
+        # Again, now just before the service is told to stop: its final checkpoint writes them.
+        state.rename(tmp_path / "gone")
+        shutil.rmtree(tmp_path / "gone")
+    assert {f.name for f in state.iterdir()} == names
+    assert len(warnings_with(caplog, "checkpoint files missing")) == 2
+    restored = CheckpointStore(state)
+    assert {tp: restored.load(*tp).next_offset for tp in per_partition} == dict(per_partition)
