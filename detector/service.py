@@ -229,11 +229,16 @@ class Service:
         (stopped between checkpoint and commit): records the state already holds are dropped, not
         counted twice. It may also be ahead (another member processed the partition meanwhile, and
         this member's checkpoint is older): the state then carries on from the committed offset, and
-        nothing is processed twice. Seeking to the checkpoint instead would re-process in that case."""
+        nothing is processed twice. Seeking to the checkpoint instead would re-process in that case.
+        A checkpoint beyond the partition's end is not of this partition: nothing is skipped (see
+        ``_forget_offset``)."""
         out = []
         for raw in batch:
             tp = (raw.topic, raw.partition)
             at = self.resume_at.get(tp)
+            if at is not None and at > self.highwaters.get(tp, at):
+                self._forget_offset(tp, at, raw.offset)
+                at = None
             if at is not None:
                 if raw.offset < at:
                     self.committed.pop(tp, None)  # the group's offset is behind the checkpoint's: commit that
@@ -244,6 +249,22 @@ class Service:
                              "checkpoint", raw.topic, raw.partition, raw.offset, raw.offset - at)
             out.append(raw)
         return out
+
+    def _forget_offset(self, tp: tuple[str, int], at: int, first: int) -> None:
+        """A checkpoint's offset beyond its partition's end cannot be this partition's: the topic was
+        deleted and created again, or the service points at another Kafka cluster with its old
+        checkpoint directory. Skipping up to that offset would drop new records unseen, so none is
+        skipped: the partition is read from the group's position. The end is the high watermark of the
+        fetch that delivered the partition's first records: fetched anyway, and of the partition as it
+        is now. The learnt model state is kept, as it describes the same services; only its offset,
+        which belongs to the old partition, goes."""
+        log.warning("%s[%d]: the checkpoint is at offset %d, beyond the partition's end offset %d: the topic was "
+                    "recreated, or this is another Kafka cluster; reading the partition from offset %d without "
+                    "skipping any record, keeping the learnt model state", tp[0], tp[1], at, self.highwaters[tp],
+                    first)
+        del self.resume_at[tp]
+        self.pipeline.partitions[tp].next_offset = None
+        self.committed.pop(tp, None)  # that offset was never this partition's: commit what is processed
 
     def checkpoint(self, partitions) -> dict[tuple[str, int], int]:
         """Make the dead letters durable, write the state of the partitions, and the alert and incident

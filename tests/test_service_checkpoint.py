@@ -249,6 +249,36 @@ def warnings_with(caplog, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and text in r.getMessage()]
 
 
+def test_a_checkpoint_from_another_cluster_skips_no_record_there_and_keeps_its_model(broker, tmp_path, caplog):
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path)
+    log_topic, group = spec.inputs[0].topic, spec.kafka.group_id
+    old = produce(broker.bootstrap_servers, log_topic, log_lines(0, 600))
+    with RunningService(spec):
+        wait_committed(broker.bootstrap_servers, group, old)
+    store = CheckpointStore(spec.checkpoint.directory)
+    learnt = {tp: store.load(*tp).records for tp in old}
+    assert all(n > 200 for n in learnt.values())
+
+    # The same pipeline and checkpoint directory against a new cluster (the topics recreated would be the
+    # same): its partitions hold fewer records than the checkpoints' offsets.
+    with EmbeddedBroker() as other:
+        spec = spec.model_copy(update={"kafka": spec.kafka.model_copy(update={"bootstrap_servers": other.bootstrap_servers})})
+        ensure_topics(spec.kafka, [i.topic for i in spec.inputs] + [spec.kafka.dead_letter_topic], partitions=2)
+        new = produce(other.bootstrap_servers, log_topic, log_lines(600, 200))
+        assert all(new[tp] < old[tp] for tp in old)
+        with RunningService(spec) as service:
+            wait_committed(other.bootstrap_servers, group, new, timeout=30)
+            with service.lock:
+                assert service.pipeline.consumed[log_topic] == 200  # every record of the new partitions
+    for (topic, partition), n in new.items():
+        (said,) = warnings_with(caplog, f"{topic}[{partition}]: the checkpoint is at offset {old[(topic, partition)]}, "
+                                        f"beyond the partition's end offset {n}")
+        assert "reading the partition from offset 0" in said
+        # The learnt model goes on: the same services, on a new partition.
+        state = store.load(topic, partition)
+        assert (state.next_offset, state.records) == (n, learnt[(topic, partition)] + n)
+
+
 def test_a_checkpoint_of_the_other_kind_is_discarded_when_an_input_changes_kind(broker, tmp_path, caplog):
     """Metric points on one topic, read as plain-text log lines, then as metrics, then as logs again."""
     from detector.config import InputSpec
