@@ -295,8 +295,10 @@ class Pipeline:
             except Exception as exc:  # a model failing on one record must cost that record, not the stream
                 log.exception("scoring %s[%d]@%d failed", raw.topic, raw.partition, raw.offset)
                 self._dead(result, raw, f"scoring failed: {type(exc).__name__}: {exc}", "ScoringError")
-                if not isinstance(rec, LogRecord):
-                    model.forget(rec.series)  # its state may be what failed: the series starts again
+                # Its state may be what failed: the series starts again. Only a metric model keeps
+                # state per series; a log model handed a metric record (a state of the wrong kind) has none.
+                if not isinstance(rec, LogRecord) and hasattr(model, "forget"):
+                    model.forget(rec.series)
             else:
                 if out_of_order:
                     rec, newest = out_of_order[0]

@@ -7,9 +7,10 @@ state restored (and the consumer moved to the checkpoint's offset) before any of
 processed.
 
 A checkpoint writes only the states that changed since their last one, so an idle service writes
-nothing. A checkpoint or commit that fails (a full disk, Kafka unreachable) is logged, counted and
-retried at the next interval while processing goes on; nothing is committed past what is saved, and
-``checkpoint_age_seconds`` grows until both succeed again.
+nothing; a state whose file is gone from the directory (deleted under the running service) counts as
+changed, so it is written again. A checkpoint or commit that fails (a full disk, Kafka unreachable) is
+logged, counted and retried at the next interval while processing goes on; nothing is committed past
+what is saved, and ``checkpoint_age_seconds`` grows until both succeed again.
 """
 
 from __future__ import annotations
@@ -107,6 +108,11 @@ class Service:
         # per partition: what has not changed since is neither written nor committed again. The alert
         # and incident state stays as restored until the pipeline takes a record.
         self.saved: dict[tuple[str, int | None], object] = {ENTITY_KEY: (0, ())}
+        # The states that have a checkpoint file (restored from it, or written since): one found missing
+        # (the directory emptied under the service) is written again. Those warned about as missing,
+        # until written: the warning is not repeated every interval while writing fails.
+        self.on_disk: set[tuple[str, int | None]] = set()
+        self.missing: set[tuple[str, int | None]] = set()
         self.committed: dict[tuple[str, int], int] = {}
         self.checkpointed_at: float | None = None  # wall clock when all held state was last saved and committed
         self.failing: set[str] = set()  # steps failing since the last checkpoint and commit: logged once each
@@ -281,11 +287,16 @@ class Service:
         (stopped between checkpoint and commit): records the state already holds are dropped, not
         counted twice. It may also be ahead (another member processed the partition meanwhile, and
         this member's checkpoint is older): the state then carries on from the committed offset, and
-        nothing is processed twice. Seeking to the checkpoint instead would re-process in that case."""
+        nothing is processed twice. Seeking to the checkpoint instead would re-process in that case.
+        A checkpoint beyond the partition's end is not of this partition: nothing is skipped (see
+        ``_forget_offset``)."""
         out = []
         for raw in batch:
             tp = (raw.topic, raw.partition)
             at = self.resume_at.get(tp)
+            if at is not None and at > self.highwaters.get(tp, at):
+                self._forget_offset(tp, at, raw.offset)
+                at = None
             if at is not None:
                 if raw.offset < at:
                     self.committed.pop(tp, None)  # the group's offset is behind the checkpoint's: commit that
@@ -297,6 +308,22 @@ class Service:
             out.append(raw)
         return out
 
+    def _forget_offset(self, tp: tuple[str, int], at: int, first: int) -> None:
+        """A checkpoint's offset beyond its partition's end cannot be this partition's: the topic was
+        deleted and created again, or the service points at another Kafka cluster with its old
+        checkpoint directory. Skipping up to that offset would drop new records unseen, so none is
+        skipped: the partition is read from the group's position. The end is the high watermark of the
+        fetch that delivered the partition's first records: fetched anyway, and of the partition as it
+        is now. The learnt model state is kept, as it describes the same services; only its offset,
+        which belongs to the old partition, goes."""
+        log.warning("%s[%d]: the checkpoint is at offset %d, beyond the partition's end offset %d: the topic was "
+                    "recreated, or this is another Kafka cluster; reading the partition from offset %d without "
+                    "skipping any record, keeping the learnt model state", tp[0], tp[1], at, self.highwaters[tp],
+                    first)
+        del self.resume_at[tp]
+        self.pipeline.partitions[tp].next_offset = None
+        self.committed.pop(tp, None)  # that offset was never this partition's: commit what is processed
+
     def checkpoint(self, partitions) -> dict[tuple[str, int], int]:
         """Make the dead letters durable, write the state of the partitions, and the alert and incident
         state, where it changed since its last checkpoint; returns the partitions' offsets that are now
@@ -305,7 +332,9 @@ class Service:
         What changed is told by a mark per state: a partition's next offset (every record processed moves
         it) and the number of records the pipeline took (for the alert and incident state). A reload
         changes state without moving them, and needs no write: a restored checkpoint is brought to the
-        specs in use anyway."""
+        specs in use anyway. A state whose file is gone from disk is written again whatever its mark:
+        an unchanged partition would otherwise never be saved again, and a restart would start it
+        empty. One existence check per state and checkpoint is all it costs."""
         # Dead letters first: once the offset is committed the source record is gone for us. Flushed
         # outside the lock, as it waits on the broker: only the processing loop sends them, and it is
         # here or, for a rebalance, waiting on the consumer.
@@ -320,14 +349,25 @@ class Service:
             owed = self.alertmanager.owed() if self.alertmanager is not None else []
             marks[ENTITY_KEY] = (sum(self.pipeline.consumed.values()), tuple((inc.id, shown) for inc, shown in owed))
             states = {**held, ENTITY_KEY: (self.pipeline.alerting, self.pipeline.incidents, owed)}
-            changed = [key for key, mark in marks.items() if self.saved.get(key) != mark]
+            gone = [key for key in marks if key in self.on_disk and not self.store.path(*key).exists()]
+            self._warn_missing(gone)
+            changed = [key for key, mark in marks.items() if self.saved.get(key) != mark or key in gone]
             # Pickled under the lock, so that no batch changes the states meanwhile; made durable after
             # it, so that scrapes do not wait on the disk.
             pending = self.store.write({key: states[key] for key in changed}) if changed else []
         if pending:
             self.store.sync(pending)
         self.saved.update((key, marks[key]) for key in changed)
+        self.on_disk.update(changed)
+        self.missing.difference_update(changed)
         return {tp: mark for tp, mark in marks.items() if tp != ENTITY_KEY and mark is not None}
+
+    def _warn_missing(self, gone: list[tuple[str, int | None]]) -> None:
+        new = [key for key in gone if key not in self.missing]
+        if new:
+            self.missing.update(new)
+            log.warning("checkpoint files missing from %s, written again: %s", self.store.directory,
+                        ", ".join(self.store.path(*key).name for key in new))
 
     def _restore_entity_state(self) -> None:
         try:
@@ -337,6 +377,7 @@ class Service:
             log.warning("starting without the saved alert and incident state: %s", exc)
             return
         if saved is not None:
+            self.on_disk.add(ENTITY_KEY)
             # A checkpoint written before ended incidents were saved for Alertmanager has two items.
             self.pipeline.alerting, self.pipeline.incidents, owed = saved if len(saved) == 3 else (*saved, [])
             # Thresholds and windows come from the current config, not from the checkpoint.
@@ -422,6 +463,8 @@ class Service:
                 self.heard.pop(tp, None)
                 self.assigned.discard(tp)
                 self.saved.pop(tp, None)
+                self.on_disk.discard(tp)
+                self.missing.discard(tp)
                 self.committed.pop(tp, None)
         log.info("revoked %s", mine)
         return offsets
@@ -434,7 +477,15 @@ class Service:
                 except StateError as exc:
                     self.fatal = self.fatal or exc
                     continue
+                kind = self.pipeline.decoders[tp[0]][0]
+                if state is not None and state.kind != kind:
+                    # The input's kind changed since (log <-> metric): the other kind's model cannot score
+                    # its records. The file is left until the fresh state is written over it.
+                    log.warning("%s[%d]: the checkpoint holds %s model state but the input is now kind: %s; "
+                                "discarded, the partition starts fresh", tp[0], tp[1], state.kind, kind)
+                    state = None
                 if state is not None:
+                    self.on_disk.add(tp)
                     self.pipeline.partitions[tp] = state
                     self.reloader.conform(state)  # a checkpoint from before a reload
                     # As saved; and not to be committed unchanged, as the group's offset may be ahead

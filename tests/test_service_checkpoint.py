@@ -5,6 +5,7 @@ traceback: it goes on without committing past what is saved, or stops with one p
 from __future__ import annotations
 
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from detector.broker import EmbeddedBroker, free_port
 from detector.checkpoint import CheckpointStore
 from detector.kafka_io import ensure_topics
 from tests.kafka_helpers import (
-    RunningService, committed, ecs_line, pipeline_spec, produce, samples, scrape, wait_committed, wait_for,
+    RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, samples, scrape, wait_committed, wait_for,
     write_pipeline,
 )
 
@@ -280,3 +281,90 @@ def test_a_kafka_error_that_ends_the_service_is_one_paragraph_naming_its_cause(t
         service.run()
     assert str(stopped.value) == ("stopped: Kafka at 127.0.0.1:9 failed: KafkaError: User rebalance callback throws an "
                                   "error (from NodeNotReadyError: coordinator)")
+
+
+def warnings_with(caplog, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and text in r.getMessage()]
+
+
+def test_a_checkpoint_from_another_cluster_skips_no_record_there_and_keeps_its_model(broker, tmp_path, caplog):
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path)
+    log_topic, group = spec.inputs[0].topic, spec.kafka.group_id
+    old = produce(broker.bootstrap_servers, log_topic, log_lines(0, 600))
+    with RunningService(spec):
+        wait_committed(broker.bootstrap_servers, group, old)
+    store = CheckpointStore(spec.checkpoint.directory)
+    learnt = {tp: store.load(*tp).records for tp in old}
+    assert all(n > 200 for n in learnt.values())
+
+    # The same pipeline and checkpoint directory against a new cluster (the topics recreated would be the
+    # same): its partitions hold fewer records than the checkpoints' offsets.
+    with EmbeddedBroker() as other:
+        spec = spec.model_copy(update={"kafka": spec.kafka.model_copy(update={"bootstrap_servers": other.bootstrap_servers})})
+        ensure_topics(spec.kafka, [i.topic for i in spec.inputs] + [spec.kafka.dead_letter_topic], partitions=2)
+        new = produce(other.bootstrap_servers, log_topic, log_lines(600, 200))
+        assert all(new[tp] < old[tp] for tp in old)
+        with RunningService(spec) as service:
+            wait_committed(other.bootstrap_servers, group, new, timeout=30)
+            with service.lock:
+                assert service.pipeline.consumed[log_topic] == 200  # every record of the new partitions
+    for (topic, partition), n in new.items():
+        (said,) = warnings_with(caplog, f"{topic}[{partition}]: the checkpoint is at offset {old[(topic, partition)]}, "
+                                        f"beyond the partition's end offset {n}")
+        assert "reading the partition from offset 0" in said
+        # The learnt model goes on: the same services, on a new partition.
+        state = store.load(topic, partition)
+        assert (state.next_offset, state.records) == (n, learnt[(topic, partition)] + n)
+
+
+def test_a_checkpoint_of_the_other_kind_is_discarded_when_an_input_changes_kind(broker, tmp_path, caplog):
+    """Metric points on one topic, read as plain-text log lines, then as metrics, then as logs again."""
+    from detector.config import InputSpec
+
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path)
+    topic, group = spec.inputs[1].topic, spec.kafka.group_id
+    formats = {"log": "plain", "metric": "metric_json"}
+    sent = Counter()
+    for n, kind in enumerate(["log", "metric", "log"]):
+        spec = spec.model_copy(update={"inputs": [spec.inputs[0], InputSpec(topic=topic, kind=kind, format=formats[kind])]})
+        sent += produce(broker.bootstrap_servers, topic, [
+            (svc.encode(), metric_point(T0 + 15 * i, svc, "http_request_duration_ms", 100.0 + i % 5))
+            for i, svc in enumerate(["checkout", "auth"] * 50, start=100 * n)])
+        with RunningService(spec) as service:
+            wait_committed(broker.bootstrap_servers, group, sent, timeout=30)
+            with service.lock:
+                assert service.pipeline.consumed[topic] == 100  # only the new ones: nothing read twice
+                assert not service.pipeline.dead_lettered  # all scored by a model of the input's kind
+                assert {st.kind for st in service.pipeline.partitions.values()} == {kind}
+            assert service.fatal is None and not service.failed
+        if n:
+            before = {"log": "metric", "metric": "log"}[kind]
+            said = warnings_with(caplog, f"the checkpoint holds {before} model state but the input is now kind: {kind}")
+            assert sorted(said) == sorted(f"{t}[{p}]: the checkpoint holds {before} model state but the input is now "
+                                          f"kind: {kind}; discarded, the partition starts fresh" for t, p in sent)
+
+
+def test_checkpoint_files_deleted_under_the_running_service_are_written_again(broker, tmp_path, caplog):
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path)
+    log_topic, state = spec.inputs[0].topic, Path(spec.checkpoint.directory)
+    per_partition = produce(broker.bootstrap_servers, log_topic, log_lines(0, 200))
+    names = {f"{t}-{p}.ckpt" for t, p in per_partition} | {"alerting.state"}
+    with RunningService(spec):
+        wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
+        assert {f.name for f in state.iterdir()} == names
+        # Deleted whole (renamed away first, so that no checkpoint sees it half deleted): nothing new
+        # comes, yet the next checkpoint writes every state again.
+        state.rename(tmp_path / "gone")
+        shutil.rmtree(tmp_path / "gone")
+        wait_for(lambda: state.is_dir() and {f.name for f in state.iterdir()} == names, timeout=30,
+                 what="checkpoint files written again")
+        (said,) = warnings_with(caplog, "checkpoint files missing")
+        assert said.startswith(f"checkpoint files missing from {state}, written again: ")
+        assert set(said.split(": ", 1)[1].split(", ")) == names
+        # Again, now just before the service is told to stop: its final checkpoint writes them.
+        state.rename(tmp_path / "gone")
+        shutil.rmtree(tmp_path / "gone")
+    assert {f.name for f in state.iterdir()} == names
+    assert len(warnings_with(caplog, "checkpoint files missing")) == 2
+    restored = CheckpointStore(state)
+    assert {tp: restored.load(*tp).next_offset for tp in per_partition} == dict(per_partition)
