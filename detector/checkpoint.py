@@ -66,6 +66,13 @@ class CheckpointStore:
             pass  # the lock is what counts; the pid only makes the other instance's message better
         self._lock_fd = fd
 
+    def relock(self) -> None:
+        """Take the lock again if its file is gone (the directory deleted under the service): the old
+        lock is on a file no other instance can find any more."""
+        if self._lock_fd is not None and not (self.directory / LOCK_FILE).exists():
+            self.unlock()
+            self.lock()
+
     def unlock(self) -> None:
         """Let the directory go (a no-op when not held), e.g. for the next service in this process."""
         if self._lock_fd is not None:

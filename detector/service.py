@@ -350,7 +350,9 @@ class Service:
             marks[ENTITY_KEY] = (sum(self.pipeline.consumed.values()), tuple((inc.id, shown) for inc, shown in owed))
             states = {**held, ENTITY_KEY: (self.pipeline.alerting, self.pipeline.incidents, owed)}
             gone = [key for key in marks if key in self.on_disk and not self.store.path(*key).exists()]
-            self._warn_missing(gone)
+            if gone:
+                self._warn_missing(gone)
+                self.store.relock()
             changed = [key for key, mark in marks.items() if self.saved.get(key) != mark or key in gone]
             # Pickled under the lock, so that no batch changes the states meanwhile; made durable after
             # it, so that scrapes do not wait on the disk.
@@ -415,9 +417,10 @@ class Service:
         return True
 
     def probe_kafka(self, interval: float) -> None:
-        """Ask Kafka for the assigned partitions' end offsets: sets ``kafka_up`` and refreshes the lag,
-        which the fetch responses no longer do while the broker is gone. Bounded by the interval (at
-        most 5 s), as it holds up the loop while Kafka does not answer."""
+        """Ask Kafka for the assigned partitions' end offsets, only to set ``kafka_up``. Bounded by the
+        interval (at most 5 s), as it holds up the loop while Kafka does not answer. The answer is not
+        taken as the lag: the fetch responses' high watermarks are (some Kafka-protocol brokers, the
+        embedded one among them, answer this request with the start of the last batch, not its end)."""
         try:
             ends = self.source.end_offsets(int(min(5.0, interval) * 1000))
         except KafkaError as exc:
@@ -430,8 +433,6 @@ class Service:
         if not self.kafka_up:
             log.info("Kafka at %s answers again", self.spec.kafka.bootstrap_servers)
         self.kafka_up = True
-        with self.lock:
-            self.highwaters.update(ends)
 
     def _failed(self, exc: StateError | KafkaError) -> None:
         step = "write" if isinstance(exc, StateError) else "commit"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from detector.broker import EmbeddedBroker, free_port
-from detector.checkpoint import CheckpointStore
+from detector.checkpoint import LOCK_FILE, CheckpointStore
 from detector.kafka_io import ensure_topics
 from tests.kafka_helpers import (
     RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, samples, scrape, wait_committed, wait_for,
@@ -348,7 +348,7 @@ def test_checkpoint_files_deleted_under_the_running_service_are_written_again(br
     spec = pipeline_spec(broker.bootstrap_servers, tmp_path)
     log_topic, state = spec.inputs[0].topic, Path(spec.checkpoint.directory)
     per_partition = produce(broker.bootstrap_servers, log_topic, log_lines(0, 200))
-    names = {f"{t}-{p}.ckpt" for t, p in per_partition} | {"alerting.state"}
+    names = {f"{t}-{p}.ckpt" for t, p in per_partition} | {"alerting.state", LOCK_FILE}
     with RunningService(spec):
         wait_committed(broker.bootstrap_servers, spec.kafka.group_id, per_partition)
         assert {f.name for f in state.iterdir()} == names
@@ -360,11 +360,11 @@ def test_checkpoint_files_deleted_under_the_running_service_are_written_again(br
                  what="checkpoint files written again")
         (said,) = warnings_with(caplog, "checkpoint files missing")
         assert said.startswith(f"checkpoint files missing from {state}, written again: ")
-        assert set(said.split(": ", 1)[1].split(", ")) == names
+        assert set(said.split(": ", 1)[1].split(", ")) == names - {LOCK_FILE}
         # Again, now just before the service is told to stop: its final checkpoint writes them.
         state.rename(tmp_path / "gone")
         shutil.rmtree(tmp_path / "gone")
-    assert {f.name for f in state.iterdir()} == names
+    assert {f.name for f in state.iterdir()} == names  # the lock taken again on the new directory
     assert len(warnings_with(caplog, "checkpoint files missing")) == 2
     restored = CheckpointStore(state)
     assert {tp: restored.load(*tp).next_offset for tp in per_partition} == dict(per_partition)
