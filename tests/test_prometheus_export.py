@@ -209,3 +209,22 @@ def test_a_series_reporting_hourly_stays_exported_between_its_points():
     pipeline.process(hourly + minutely)  # the hourly series' next point is due 3600 s after its last
     labels = {"entity": "batch-0", "signal": "latency_ms", "series": 'latency_ms{service="batch-0"}'}
     assert registry.get_sample_value("outage_detector_observed_value", labels) is not None
+
+
+def test_a_metric_named_like_a_log_signal_is_exported_once_as_its_series():
+    # An Influx measurement "log" with a field lines_per_s is the metric log_lines_per_s, of a service
+    # whose own logs are read too.
+    spec = load_pipeline(None, inputs=[{"topic": "m", "kind": "metric", "format": "metric_json"},
+                                       {"topic": "l", "kind": "log", "format": "json"}])
+    pipeline = Pipeline.from_spec(spec)
+    registry = CollectorRegistry()
+    sink = PrometheusSink(pipeline, threading.Lock(), 100, registry=registry)
+    records = [RawRecord("m", 0, i, None, b"shipper", orjson.dumps(
+        {"name": "log_lines_per_s", "labels": {"service": "shipper"}, "value": 100.0 + i % 3, "timestamp": 1e9 + 15 * i}))
+        for i in range(60)]
+    records += [RawRecord("l", 0, i, None, b"shipper", orjson.dumps(
+        {"message": "shipped batch", "timestamp": 1e9 + 15 * i, "service": "shipper"})) for i in range(60)]
+    sink.emit(pipeline.process(sorted(records, key=lambda r: r.offset)), 0.0)
+    samples = [s for f in registry.collect() if f.name == "outage_detector_anomaly_score" for s in f.samples
+               if s.labels["signal"] == "log_lines_per_s"]
+    assert [s.labels["series"] for s in samples] == ['log_lines_per_s{service="shipper"}']

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from detector import __version__
+from detector.logs.model import SIGNALS as LOG_SIGNALS
 from detector.records import Score
 
 if TYPE_CHECKING:
@@ -50,8 +51,8 @@ class LogSignalTable:
     def update(self, scores: list[Score]) -> None:
         latest = self.latest
         for s in scores:
-            if not s.signal.startswith("log_"):
-                continue  # metric series are read from the metric models directly
+            if s.signal not in LOG_SIGNALS:
+                continue  # metric series are read from the metric models directly (even one called log_*)
             key = (s.entity, s.signal, s.series)  # series: the log input topic
             if latest.pop(key, None) is None and len(latest) >= self.budget:
                 latest.popitem(last=False)
