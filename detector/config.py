@@ -139,24 +139,17 @@ class ModelsSection(Section):
 class AlertingSettings(Section):
     confidence_threshold: float = Field(0.99, ge=0.0, le=1.0, description="a score at or above this is anomalous")
     sustain_confidence: float = Field(
-        0.95, ge=0.0, le=1.0, description="a signal already anomalous stays so while its score is at or above this"
+        0.95, ge=0.0, le=1.0, description="a signal already anomalous stays so while its score is at or above this (at most the threshold)"
     )
     fire_after: int = Field(3, ge=1, description="consecutive anomalous evaluations before an alert fires")
     resolve_after: int = Field(5, ge=1, description="consecutive quiet evaluations before it resolves")
     incident_window_seconds: float = Field(900.0, gt=0, description="signals of one entity this close join one incident")
 
-    @model_validator(mode="after")
-    def _sustain_below_threshold(self) -> "AlertingSettings":
-        if self.sustain_confidence > self.confidence_threshold:
-            if "sustain_confidence" in self.model_fields_set:
-                raise ValueError(f"sustain_confidence ({self.sustain_confidence}) must not be above "
-                                 f"confidence_threshold ({self.confidence_threshold})")
-        return self
-
     @property
     def sustain(self) -> float:
-        """The confidence a run of anomalous scores must keep: a threshold lowered below the default
-        ``sustain_confidence`` takes the bar down with it."""
+        """The confidence a run of anomalous scores must keep: at most the threshold, so that lowering
+        ``confidence_threshold`` alone (in a file that also sets ``sustain_confidence``, or in a tuning
+        trial) takes the bar down with it rather than making the pair an error."""
         return min(self.sustain_confidence, self.confidence_threshold)
 
 
