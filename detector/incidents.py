@@ -82,7 +82,7 @@ class IncidentEvent(NamedTuple):
 
 
 class _Key:
-    __slots__ = ("hot_run", "quiet_run", "active", "since", "last")
+    __slots__ = ("hot_run", "quiet_run", "active", "since", "last", "peak")
 
     def __init__(self) -> None:
         self.hot_run = 0
@@ -90,6 +90,9 @@ class _Key:
         self.active = False
         self.since = 0.0
         self.last: Score | None = None  # the latest hot score, for joining an incident another opened
+        # The hot run's highest confidence: the run goes on below the threshold (sustain_confidence),
+        # so the latest score can be lower than what the signal reached.
+        self.peak = 0.0
 
 
 class _Incident:
@@ -189,6 +192,9 @@ class IncidentTracker:
                 continue
             if st.hot_run == 0:
                 st.since = _hot_since(s)
+                st.peak = s.confidence
+            elif s.confidence > getattr(st, "peak", 0.0):  # a key saved before runs had a peak has none
+                st.peak = s.confidence
             st.hot_run += 1
             st.quiet_run = 0
             if not st.active and st.hot_run >= self.alerting.fire_after and \
@@ -280,7 +286,8 @@ class IncidentTracker:
         material = sig is None
         if sig is None:
             inc.signals[s.signal] = {"signal": s.signal, "kind": signal_kind(s), "started": st.since,
-                                     "confidence": s.confidence, "last_hot": s.timestamp, "detail": _detail(s)}
+                                     "confidence": max(s.confidence, getattr(st, "peak", 0.0)),
+                                     "last_hot": s.timestamp, "detail": _detail(s)}
         else:
             sig["started"] = min(sig["started"], st.since)
         self._record_hot(inc, s)

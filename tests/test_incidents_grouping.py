@@ -414,6 +414,8 @@ def test_a_lasting_step_pages_while_its_confidence_falls_but_not_once_it_swings_
     events = tr.observe([metric(T0 + 15 * i, confidence=c) for i, c in enumerate(falling)])
     (opened,) = [e for e in events if e.kind == "opened"]
     assert opened.incident.start == T0 and opened.timestamp == T0 + 300
+    # Its evidence gives the run's highest confidence, not that of the point it became active at.
+    assert opened.incident.signals[0]["confidence"] == 0.999
     # A blip, then the series back below an expected value still catching up with it: not one change.
     later = T0 + 7200
     blip = [metric(later + 15 * i, entity="search") for i in range(3)]
