@@ -488,7 +488,10 @@ def _row_problems(df: pl.DataFrame) -> dict[int, str]:
             col = df[name]
             whole = col.cast(pl.Int64, strict=False)
             for i in (whole.is_null() | (col.cast(pl.String) == "")).arg_true().to_list():
-                problems[i] = f"column {name!r} is {col[i]!r}, not a whole number"
+                value = col[i]
+                # A null is a cell left empty, or a JSON line without the field that other lines have.
+                problems[i] = (f"column {name!r} is empty or missing on this row, not a whole number"
+                               if value is None or value == "" else f"column {name!r} is {value!r}, not a whole number")
     if "labels" in df.columns and df["labels"].dtype == pl.String:
         for i, text in enumerate(df["labels"].to_list()):
             if text and not isinstance(_labels(text), dict):

@@ -728,3 +728,12 @@ def test_a_timestamp_column_without_an_offset_is_read_in_the_inputs_timezone_as_
     assert from_payload == tokyo_10
     assert structured == {"syslog": tokyo_10, "app": tokyo_10 + 9 * 3600}  # the UTC input reads it as UTC
 
+
+def test_a_partition_missing_on_some_json_lines_is_reported_as_missing(spec, tmp_path):
+    src = tmp_path / "m.jsonl"
+    src.write_text('{"timestamp": 1714521600, "name": "x", "value": 1}\n'
+                   '{"timestamp": 1714521660, "name": "x", "value": 2, "partition": 0}\n')
+    summary = replay_file(spec, src, tmp_path / "out.parquet", topic="metrics", progress=False)
+    assert summary["dead_letters"] == 1
+    error = pl.read_parquet(tmp_path / "out.dead_letters.parquet")["error"][0]
+    assert error == "column 'partition' is empty or missing on this row, not a whole number"
