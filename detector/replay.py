@@ -30,6 +30,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from typing import Iterable, Iterator, NamedTuple
 
 import orjson
@@ -298,10 +299,11 @@ def iter_frames(lf: pl.LazyFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
             yield chunk.slice(start, batch_rows)
 
 
-def seconds(col: pl.Series) -> pl.Series:
-    """A timestamp column as float seconds since the epoch: datetimes, ISO strings or epoch numbers."""
+def seconds(col: pl.Series, zone: str = "UTC") -> pl.Series:
+    """A timestamp column as float seconds since the epoch: datetimes, ISO strings or epoch numbers;
+    one without an offset is local time in ``zone`` (the input's ``timezone``), as the decoders read it."""
     try:
-        return column_to_seconds(col)
+        return column_to_seconds(col, ZoneInfo(zone))
     except ValueError as exc:
         raise ConfigError(f"column 'timestamp': {exc}") from None
 
@@ -379,7 +381,7 @@ class RowEncoder:
         cols = df.columns
         n = df.height
         topics = df["topic"].cast(pl.String).to_list() if self.default_input is None else [self.default_input.topic] * n
-        ts = seconds(df["timestamp"]).to_list() if "timestamp" in cols else [None] * n
+        ts = self._times(df, topics) if "timestamp" in cols else [None] * n
         entity_col = next((c for c in ENTITY_COLUMNS if c in cols), None)
         entities = df[entity_col].cast(pl.String).to_list() if entity_col else [None] * n
         if "payload" in cols:
@@ -422,6 +424,20 @@ class RowEncoder:
                 next_offsets[(topic, p)] = off + 1
             out.append(RawRecord(topic, p, off, ts[i], key, values[i] or b""))
         return out, dead
+
+    def _times(self, df: pl.DataFrame, topics: list) -> list:
+        """The timestamp column in seconds, each row read in the timezone of the input it goes to (the
+        live decoder reads a time without an offset so); a row of no input is read as UTC."""
+        zones = [self.inputs[t].timezone if t in self.inputs else "UTC" for t in topics]
+        distinct = set(zones)
+        if len(distinct) <= 1:
+            return seconds(df["timestamp"], zones[0] if zones else "UTC").to_list()
+        out: list = [None] * len(zones)
+        for zone in distinct:
+            rows = [i for i, z in enumerate(zones) if z == zone]
+            for i, t in zip(rows, seconds(df["timestamp"].gather(rows), zone).to_list()):
+                out[i] = t
+        return out
 
     def _keys(self, df: pl.DataFrame, entities: list) -> list[bytes | None]:
         if "key" in df.columns:
@@ -472,7 +488,10 @@ def _row_problems(df: pl.DataFrame) -> dict[int, str]:
             col = df[name]
             whole = col.cast(pl.Int64, strict=False)
             for i in (whole.is_null() | (col.cast(pl.String) == "")).arg_true().to_list():
-                problems[i] = f"column {name!r} is {col[i]!r}, not a whole number"
+                value = col[i]
+                # A null is a cell left empty, or a JSON line without the field that other lines have.
+                problems[i] = (f"column {name!r} is empty or missing on this row, not a whole number"
+                               if value is None or value == "" else f"column {name!r} is {value!r}, not a whole number")
     if "labels" in df.columns and df["labels"].dtype == pl.String:
         for i, text in enumerate(df["labels"].to_list()):
             if text and not isinstance(_labels(text), dict):

@@ -28,6 +28,16 @@ from detector.tuning import journal_entries
 LOG_SIGNALS = ("log_template_rate", "log_error_ratio", "log_session")
 # Log scores name their input topic as series too: a metric score is one the log model did not make.
 IS_METRIC = ~pl.col("signal").is_in(LOG_MODEL_SIGNALS)
+
+
+def series_name(signal: str, series: str | None) -> str:
+    """A stream's readable name: a metric's series (its signal when it has none); a log signal with the
+    input topic it came from, since one entity's signals on two log inputs are separate streams."""
+    if signal in LOG_MODEL_SIGNALS:
+        return f"{signal} ({series})" if series else signal
+    return series or signal
+
+
 SCORE_COLUMNS = ("timestamp", "entity", "signal", "series", "score", "confidence", "value")
 LABEL_COLUMNS = ("key", "start", "end", "reference")  # of a labels CSV; reference is optional
 
@@ -346,18 +356,26 @@ def section_log_signals(page: Page, out: ReplayOutput, options: Options) -> None
         return
     parts = []
     for entity in entities:
-        df = logs.filter(pl.col("entity") == entity).select("timestamp", "signal", "confidence").collect().sort("timestamp")
+        df = (logs.filter(pl.col("entity") == entity).select("timestamp", "signal", "series", "confidence").collect()
+              .sort("timestamp"))
+        topics = sorted(set(df["series"].to_list()), key=lambda t: t or "")
         fig = go.Figure()
+        # One line per signal and input topic: two topics' windows interleaved on one line would zigzag.
         for signal in LOG_SIGNALS:
-            sd = downsample(df.filter(pl.col("signal") == signal), options.max_points, options.threshold)
-            if sd.height:
-                fig.add_trace(go.Scatter(x=_dt(sd["timestamp"].to_list()), y=sd["confidence"].to_list(), name=signal,
-                                           mode="lines+markers" if sd.height < 200 else "lines", line={"width": 1}))
+            for topic in topics:
+                sd = downsample(df.filter((pl.col("signal") == signal) & pl.col("series").eq_missing(topic)),
+                                options.max_points, options.threshold)
+                if sd.height:
+                    fig.add_trace(go.Scatter(x=_dt(sd["timestamp"].to_list()), y=sd["confidence"].to_list(),
+                                             name=series_name(signal, topic),
+                                             mode="lines+markers" if sd.height < 200 else "lines", line={"width": 1}))
         news = out.scores.filter((pl.col("signal") == "log_new_template") & (pl.col("entity") == entity)).select(
-            "timestamp", "confidence").collect()
-        if news.height:
-            fig.add_trace(go.Scatter(x=_dt(news["timestamp"].to_list()), y=news["confidence"].to_list(), mode="markers",
-                                     name="new template", marker={"symbol": "star", "size": 10}))
+            "timestamp", "series", "confidence").collect()
+        for topic in sorted(set(news["series"].to_list()), key=lambda t: t or ""):
+            nd = news.filter(pl.col("series").eq_missing(topic))
+            fig.add_trace(go.Scatter(x=_dt(nd["timestamp"].to_list()), y=nd["confidence"].to_list(), mode="markers",
+                                     name=f"new template ({topic})" if topic else "new template",
+                                     marker={"symbol": "star", "size": 10}))
         fig.add_hline(y=options.threshold, line={"dash": "dash", "color": "#d62728"})
         fig.update_layout(title=f"log signals of {entity}", height=320, yaxis={"range": [0, 1.02], "title": "confidence"},
                           margin={"l": 50, "r": 20, "t": 50, "b": 30})
@@ -379,7 +397,7 @@ def section_alert_timeline(page: Page, out: ReplayOutput, last: float) -> None:
     keys = sorted(counts, key=lambda k: (-counts[k], k))[:40]
     fig = go.Figure()
     for key in keys:
-        label = f"{key[0]} · {key[2] or key[1]}"
+        label = f"{key[0]} · {series_name(key[1], key[2])}"
         xs, ys = [], []
         for k, t0, t1 in intervals:
             if k == key:
@@ -389,18 +407,25 @@ def section_alert_timeline(page: Page, out: ReplayOutput, last: float) -> None:
                                  name=label, showlegend=False))
     fig.update_layout(title="alert firing periods", height=max(250, 28 * len(keys) + 120),
                       margin={"l": 260, "r": 20, "t": 50, "b": 30})
-    rows = [{"entity": k[0], "signal": k[1], "series": k[2], "firing periods": counts[k],
+    rows = [{"entity": k[0], "signal": k[1], "series": k[2] or "", "firing periods": counts[k],
              "first": _iso(min(t0 for kk, t0, _ in intervals if kk == k))} for k in keys]
     page.add("Alerts", page.figure(fig), table(rows), note="Each bar is one firing period, from the alert firing to it resolving.")
 
 
 def section_incidents(page: Page, incidents: pl.DataFrame) -> None:
-    last = incidents.sort("timestamp").group_by("id", maintain_order=True).last().sort("start")
+    events = incidents.sort("timestamp")
+    last = events.group_by("id", maintain_order=True).last().sort("start")
+    # When it paged and when it cleared are the times of the opened and resolved events; start and end
+    # are when its signals turned anomalous and quiet, which is earlier (hysteresis, fire_after).
+    opened = dict(events.filter(pl.col("kind") == "opened").group_by("id").agg(pl.col("timestamp").min()).iter_rows())
+    resolved = dict(events.filter(pl.col("kind") == "resolved").group_by("id").agg(pl.col("timestamp").max()).iter_rows())
     rows = []
     for r in last.head(50).iter_rows(named=True):
         signals = sorted({s.get("signal", "") for s in json.loads(r["signals"] or "[]")})
-        rows.append({"id": r["id"], "entity": r["entity"], "severity": r["severity"], "opened": _iso(r["start"]),
-                     "resolved": _iso(r["end"]) if r["end"] is not None else "open",
+        rows.append({"id": r["id"], "entity": r["entity"], "severity": r["severity"],
+                     "anomalous from": _iso(r["start"]),
+                     "opened": _iso(opened[r["id"]]) if r["id"] in opened else "-",
+                     "resolved": _iso(resolved[r["id"]]) if r["id"] in resolved else "open",
                      "confidence": r["confidence"], "signals": ", ".join(signals)})
     page.add("Incidents", table(rows, ("signals",)), note=f"{last.height} incidents: signals of one entity grouped "
              "across logs and metrics, as the service pages them.")
@@ -412,11 +437,14 @@ def section_templates(page: Page, templates: pl.DataFrame) -> None:
     top = templates.sort(["count", "id"], descending=[True, False]).head(25)
     texts = top["template"].to_list()
     short = [t if len(t) <= 70 else t[:67] + "..." for t in texts]
-    fig = go.Figure(go.Bar(x=top["count"].to_list()[::-1], y=[f"#{i} {s}" for i, s in zip(top["id"].to_list(), short)][::-1],
+    # Ids are numbered per topic and partition (one miner each), so the id alone repeats across them.
+    where = [f"{t}[{p}]" for t, p in zip(top["topic"].to_list(), top["partition"].to_list())]
+    fig = go.Figure(go.Bar(x=top["count"].to_list()[::-1],
+                           y=[f"{w} #{i} {s}" for w, i, s in zip(where, top["id"].to_list(), short)][::-1],
                            orientation="h", hovertext=texts[::-1]))
     fig.update_layout(title="lines per template", height=max(300, 24 * top.height + 100), margin={"l": 420, "r": 20, "t": 50, "b": 30})
-    rows = [{"id": r["id"], "count": r["count"], "first seen": _iso(r["first_seen"]), "template": r["template"]}
-            for r in top.iter_rows(named=True)]
+    rows = [{"topic[partition]": w, "id": r["id"], "count": r["count"], "first seen": _iso(r["first_seen"]), "template": r["template"]}
+            for w, r in zip(where, top.iter_rows(named=True))]
     page.add("Log templates", page.figure(fig), table(rows, ("template",)),
              note=f"{templates.height} templates mined from {int(templates['count'].sum())} lines.")
 
@@ -424,11 +452,11 @@ def section_templates(page: Page, templates: pl.DataFrame) -> None:
 def section_alert_evaluation(page: Page, out: ReplayOutput, labels, chosen) -> None:
     firing = out.alerts.filter(pl.col("state") == "firing")
     keys = sorted({(r["entity"], r["signal"], r["series"]) for r in firing.iter_rows(named=True)} | set(chosen))
-    # One row per labelled series: the alerts of all its signals (the metric's own and its drift) count
-    # together, so a labelled window is counted once.
+    # One row per labelled metric series: the alerts of all its signals (the metric's own and its drift)
+    # count together, so a labelled window is counted once. Each log signal of each topic is a row.
     groups: dict[tuple[str, str], list] = {}
     for key in keys:
-        groups.setdefault((key[0], key[2] or key[1]), []).append(key)
+        groups.setdefault((key[0], series_name(key[1], key[2])), []).append(key)
     rows, all_leads = [], []
     for (entity, name), members in groups.items():
         wins = next((w for w in (windows_for(labels, k[2], k[1], k[0]) for k in members) if w), None)

@@ -699,3 +699,41 @@ def test_help_names_every_file_type_and_output_and_start_is_refused_for_files(tm
     assert main(args + ["--start", "2026-03-01T00:00:00Z"]) == 2
     assert "--start and --end apply to kafka: inputs only" in capsys.readouterr().err
     assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.parametrize("layout", ["csv", "parquet"])
+def test_a_timestamp_column_without_an_offset_is_read_in_the_inputs_timezone_as_a_payload_is(tmp_path, layout):
+    # The same local time in a structured column and in a raw payload lands at the same event time.
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("inputs:\n  - {topic: syslog, kind: log, format: plain, timezone: Asia/Tokyo}\n"
+                   "  - {topic: app, kind: log, format: json}\n")
+    spec = load_pipeline(str(cfg))
+    rows = pl.DataFrame({"timestamp": ["2024-05-01 10:00:00", "2024-05-01 10:00:00"],
+                         "message": ["disk check ok", "request served"], "entity": ["host1", "host1"],
+                         "topic": ["syslog", "app"]})
+    if layout == "parquet":  # a datetime column without a zone
+        rows = rows.with_columns(pl.col("timestamp").str.to_datetime())
+        src = tmp_path / "s.parquet"
+        rows.write_parquet(src)
+    else:
+        src = tmp_path / "s.csv"
+        rows.write_csv(src)
+    replay_file(spec, src, tmp_path / "s_out.parquet", progress=False)
+    raw = tmp_path / "p.csv"
+    pl.DataFrame({"topic": ["syslog"], "key": ["host1"], "payload": ["2024-05-01 10:00:00 disk check ok"]}).write_csv(raw)
+    replay_file(spec, raw, tmp_path / "p_out.parquet", progress=False)
+    structured = dict(pl.read_parquet(tmp_path / "s_out.templates.parquet").select("topic", "first_seen").iter_rows())
+    from_payload = pl.read_parquet(tmp_path / "p_out.templates.parquet")["first_seen"][0]
+    tokyo_10 = 1714525200.0  # 2024-05-01T01:00:00Z
+    assert from_payload == tokyo_10
+    assert structured == {"syslog": tokyo_10, "app": tokyo_10 + 9 * 3600}  # the UTC input reads it as UTC
+
+
+def test_a_partition_missing_on_some_json_lines_is_reported_as_missing(spec, tmp_path):
+    src = tmp_path / "m.jsonl"
+    src.write_text('{"timestamp": 1714521600, "name": "x", "value": 1}\n'
+                   '{"timestamp": 1714521660, "name": "x", "value": 2, "partition": 0}\n')
+    summary = replay_file(spec, src, tmp_path / "out.parquet", topic="metrics", progress=False)
+    assert summary["dead_letters"] == 1
+    error = pl.read_parquet(tmp_path / "out.dead_letters.parquet")["error"][0]
+    assert error == "column 'partition' is empty or missing on this row, not a whole number"

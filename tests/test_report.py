@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from datetime import datetime, timezone
 import subprocess
 from pathlib import Path
 
@@ -227,3 +228,53 @@ def test_the_threshold_is_a_confidence_from_0_to_1(tmp_path, capsys, threshold):
         main(["report", "--scores", str(tmp_path / "s.parquet"), "--output", str(tmp_path / "r.html"),
               "--threshold", threshold])
     assert exit_.value.code == 2 and "argument --threshold: must be" in capsys.readouterr().err
+
+
+def _plots(doc: str) -> list[list[dict]]:
+    return [json.loads(s) for s in re.findall(r'Plotly\.newPlot\(\s*"[^"]*",\s*(\[.*?\]),\s*\{"template"', doc, flags=re.S)]
+
+
+def _cells(section: str) -> list[list[str]]:
+    return [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", section)[1:]]
+
+
+def test_one_entity_on_two_log_inputs_is_shown_per_signal_and_topic(tmp_path):
+    # An error burst on app-logs of entity api, steady traffic on its access-logs.
+    t0, rows = 1_714_521_600, []
+    for m in range(180):
+        rows += [(t0 + m * 60 + k * 3, "access-logs", f"GET /api/items/{k} 200", "info", "api") for k in range(20)]
+        rows += [(t0 + m * 60 + k * 12 + 1, "app-logs", f"processed batch {k} in {m} ms", "info", "api") for k in range(5)]
+        if 120 <= m < 150:
+            rows += [(t0 + m * 60 + j * 2 + 0.5, "app-logs", f"ERROR connection refused to db-{j % 3}", "error", "api")
+                     for j in range(30)]
+    src = tmp_path / "logs.parquet"
+    pl.DataFrame(sorted(rows), schema=["timestamp", "topic", "message", "level", "entity"], orient="row").write_parquet(src)
+    spec = load_pipeline(None, inputs=[{"topic": "app-logs", "kind": "log", "format": "json"},
+                                       {"topic": "access-logs", "kind": "log", "format": "json"}])
+    scores = tmp_path / "out.parquet"
+    replay_file(spec, src, scores, progress=False)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("key,start,end\napi,2024-05-01T02:00:00Z,2024-05-01T02:30:00Z\n")
+    out = tmp_path / "r.html"
+    assert main(["report", "--scores", str(scores), "--labels", str(labels), "--output", str(out), "--no-baselines"]) == 0
+    doc = out.read_text(encoding="utf-8")
+    log_plot, timeline = _plots(_section(doc, "Log signals"))[0], _plots(_section(doc, "Alerts"))[0]
+    # Each topic's windows are a line of their own, one point per window, not a zigzag between the two.
+    lines = {t["name"]: t["x"] for t in log_plot if t["name"].startswith("log_")}
+    assert {"log_template_rate (app-logs)", "log_template_rate (access-logs)"} <= set(lines)
+    assert all(len(xs) == len(set(xs)) for xs in lines.values())
+    # Each alerting log signal is its own row of the timeline and of the evaluation against labels.
+    names = [t["name"] for t in timeline]
+    assert len(names) == len(set(names)) >= 2 and "api · log_error_ratio (app-logs)" in names
+    labelled = [c[0] for c in _cells(_section(doc, "Alerts against labels"))]
+    assert "log_error_ratio (app-logs)" in labelled and "app-logs" not in labelled
+    # The incident row's opened/resolved times are those of its opened and resolved events.
+    events = pl.read_parquet(tmp_path / "out.incidents.parquet")
+    header = re.findall(r"<th>(.*?)</th>", _section(doc, "Incidents"))
+    row = dict(zip(header, _cells(_section(doc, "Incidents"))[0]))
+    stamp = {k: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+             for k, t in events.select("kind", "timestamp").iter_rows() if k != "updated"}
+    assert (row["opened"], row["resolved"]) == (stamp["opened"], stamp["resolved"])
+    # Template ids are per topic and partition: each is shown with where it was mined.
+    templates = _section(doc, "Log templates")
+    assert "app-logs[0]" in templates and "access-logs[0]" in templates

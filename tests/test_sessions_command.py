@@ -230,7 +230,21 @@ def test_labelled_keys_missing_from_the_log_are_left_out_of_the_scores_with_a_wa
     result = json.loads(out.out)
     assert (result["sessions"], result["unseen_keys"], result["labelled_anomalies"]) == (700, 700, 4)
     assert result["recall"] == 1.0 and result["precision"] == 1.0
-    assert f"warning: 700 of 1400 labelled keys of {labels} do not occur in {log}; only the 700 that do are scored" \
-        in out.err
+    assert (f"warning: 700 of 1400 labelled keys of {labels} are found by --session-key in no line of {log}: absent "
+            "from the log, or the regex does not match them; only the 700 found are scored\n") in out.err
     assert main(args) == 0
     assert "unseen_keys: 700\n" in capsys.readouterr().out
+
+
+def test_a_session_key_regex_that_misses_most_labelled_keys_is_named_as_the_likely_cause(tmp_path, capsys):
+    # Every labelled key is in the log, but the regex extracts only req-100 to req-299 of them.
+    log, labels = tmp_path / "app.log", tmp_path / "labels.csv"
+    bad = {150, 420}
+    _write_log(log, 700, bad)
+    labels.write_text("Key,Label\n" + "".join(f"req-{i},{'Anomaly' if i in bad else 'Normal'}\n" for i in range(700)))
+    assert main(["evaluate", "sessions", "--log", str(log), "--labels", str(labels),
+                 "--session-key", r"req-[12]\d\d\b", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["unseen_keys"] == 500
+    assert "absent from the log, or the regex does not match them" in out.err and "do not occur" not in out.err
+    assert r"More than half are unseen, so the regex 'req-[12]\d\d\b' is the likely cause" in out.err

@@ -105,14 +105,22 @@ def syslog_to_seconds(month: int, day: int, clock: str, reference: float, tz: tz
     return min(stamps, key=lambda stamp: abs(stamp - reference))
 
 
-def column_to_seconds(col: pl.Series) -> pl.Series:
+def column_to_seconds(col: pl.Series, tz: tzinfo = _UTC) -> pl.Series:
     """A column of timestamps as float seconds since the epoch: datetimes, dates, epoch numbers (unit
-    told by magnitude, as above) or text in any form :func:`parse_timestamp` reads. Nulls stay null;
-    raises ``ValueError`` naming the first other value that is not a timestamp."""
+    told by magnitude, as above) or text in any form :func:`parse_timestamp` reads. A datetime, date or
+    text without an offset is local time in ``tz`` (the input's ``timezone``), as the decoders read it.
+    Nulls stay null; raises ``ValueError`` naming the first other value that is not a timestamp."""
     dtype = col.dtype
+    local = tz is not _UTC and str(tz) not in ("UTC", "Etc/UTC")  # UTC keeps the fast, vectorised path
     if isinstance(dtype, pl.Datetime):
+        if local and dtype.time_zone is None:
+            # Read one by one, as iso_to_seconds does: DST gaps and repeats resolve the same way.
+            return pl.Series(col.name, [None if v is None else v.replace(tzinfo=tz).timestamp()
+                                        for v in col.to_list()], dtype=pl.Float64)
         return col.dt.epoch(time_unit="us").cast(pl.Float64) / 1e6
     if dtype == pl.Date:
+        if local:
+            return column_to_seconds(col.cast(pl.Datetime("us")), tz)
         return col.cast(pl.Datetime("us")).dt.epoch(time_unit="us").cast(pl.Float64) / 1e6
     if dtype == pl.String:
         # Numbers first, as the decoders read them (and parsing numbers as dates is slow), then dates.
@@ -122,7 +130,8 @@ def column_to_seconds(col: pl.Series) -> pl.Series:
         # value and would read "03/01/2024" day first, a form the decoders refuse. The decoders also
         # refuse a leap second (":60"), which polars reads as the next minute.
         iso = text.str.contains(r"^\d{4}-\d\d-\d\d") & ~text.str.contains(":60", literal=True)
-        rest = (out.is_null() & iso).arg_true()
+        # polars would read text without an offset as UTC, so in another zone every date goes the slow way.
+        rest = (out.is_null() & iso).arg_true() if not local else []
         if len(rest):
             dates = text.gather(rest).str.to_datetime(time_unit="us", strict=False, time_zone="UTC")
             out = out.scatter(rest, dates.dt.epoch(time_unit="us").cast(pl.Float64) / 1e6)
@@ -130,7 +139,7 @@ def column_to_seconds(col: pl.Series) -> pl.Series:
         # offset on some, "Z" on others) are read one by one, as a decoder would read them.
         rest = (out.is_null() & text.is_not_null()).arg_true()
         if len(rest):
-            out = out.scatter(rest, [_seconds_or_none(v) for v in text.gather(rest).to_list()])
+            out = out.scatter(rest, [_seconds_or_none(v, tz) for v in text.gather(rest).to_list()])
     elif dtype.is_numeric():
         out = _epoch_numbers(col.cast(pl.Float64))
     else:
@@ -141,9 +150,9 @@ def column_to_seconds(col: pl.Series) -> pl.Series:
     return out
 
 
-def _seconds_or_none(text: str) -> float | None:
+def _seconds_or_none(text: str, tz: tzinfo = _UTC) -> float | None:
     try:
-        return parse_timestamp(text)
+        return parse_timestamp(text, tz)
     except ValueError:
         return None
 

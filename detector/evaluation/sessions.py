@@ -170,8 +170,15 @@ def _run(args) -> int:
     result = run_sessions(args.log, args.labels, args.session_key, spec)
     if result["unseen_keys"]:
         labelled = result["sessions"] + result["unseen_keys"]
-        print(f"warning: {result['unseen_keys']} of {labelled} labelled keys of {args.labels} do not occur in "
-              f"{args.log}; only the {result['sessions']} that do are scored", file=sys.stderr, flush=True)
+        # Unseen means not extracted by the regex, not proven absent from the text: say both causes.
+        message = (f"warning: {result['unseen_keys']} of {labelled} labelled keys of {args.labels} are found by "
+                   f"--session-key in no line of {args.log}: absent from the log, or the regex does not match them; "
+                   f"only the {result['sessions']} found are scored")
+        if result["unseen_keys"] * 2 > labelled:
+            # A sample of a larger log rarely misses most keys; a regex that misses a key form does.
+            message += (f". More than half are unseen, so the regex '{args.session_key}' is the likely cause: check "
+                        "that it matches every form the keys take (a sign, a prefix)")
+        print(message, file=sys.stderr, flush=True)
     if result["untimed_lines"] * 2 > result["lines"]:
         # Continuation lines (a stack trace) have no time of their own; most lines without one is a layout
         # the reader does not know, and sessions then go idle late or not at all.
