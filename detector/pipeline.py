@@ -122,8 +122,9 @@ def _zone_hint(gap: float, zone: str) -> str:
     half_hours = round(gap / 1800)
     if not 2 <= half_hours <= 28 or abs(gap - half_hours * 1800) > ZONE_HINT_SLACK_SECONDS:
         return ""
-    return (f"; or local time: a timestamp without an offset is read in the input's timezone, {zone} "
-            f"(default UTC), so set 'timezone' on the input to the producer's zone, e.g. Europe/Berlin")
+    # Only a hint: the record's timestamp may carry an offset (then the clock is wrong after all).
+    return (f"; or, if its timestamps carry no offset, local time: a timestamp without an offset is read "
+            f"in the input's timezone, {zone}; set 'timezone' on the input to the producer's zone")
 
 
 def _iso(t: float) -> str:

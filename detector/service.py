@@ -352,7 +352,7 @@ class Service:
             gone = [key for key in marks if key in self.on_disk and not self.store.path(*key).exists()]
             if gone:
                 self._warn_missing(gone)
-                self.store.relock()
+            self.store.relock()  # its file deleted (alone, or with the directory): taken again
             changed = [key for key, mark in marks.items() if self.saved.get(key) != mark or key in gone]
             # Pickled under the lock, so that no batch changes the states meanwhile; made durable after
             # it, so that scrapes do not wait on the disk.
@@ -481,9 +481,14 @@ class Service:
                 kind = self.pipeline.decoders[tp[0]][0]
                 if state is not None and state.kind != kind:
                     # The input's kind changed since (log <-> metric): the other kind's model cannot score
-                    # its records. The file is left until the fresh state is written over it.
+                    # its records. Its file goes too: left, it would be found again at every restart of a
+                    # partition that gets no record, and restored should the kind be switched back.
                     log.warning("%s[%d]: the checkpoint holds %s model state but the input is now kind: %s; "
                                 "discarded, the partition starts fresh", tp[0], tp[1], state.kind, kind)
+                    try:
+                        self.store.path(*tp).unlink(missing_ok=True)
+                    except OSError as exc:
+                        log.warning("%s[%d]: could not remove the discarded checkpoint: %s", tp[0], tp[1], exc)
                     state = None
                 if state is not None:
                     self.on_disk.add(tp)

@@ -342,6 +342,15 @@ def test_a_checkpoint_of_the_other_kind_is_discarded_when_an_input_changes_kind(
             said = warnings_with(caplog, f"the checkpoint holds {before} model state but the input is now kind: {kind}")
             assert sorted(said) == sorted(f"{t}[{p}]: the checkpoint holds {before} model state but the input is now "
                                           f"kind: {kind}; discarded, the partition starts fresh" for t, p in sent)
+    # Switched again with nothing new to read: the discarded files went with the warning, so a restart
+    # after that neither warns again nor finds the old state.
+    spec = spec.model_copy(update={"inputs": [spec.inputs[0], InputSpec(topic=topic, kind="metric", format="metric_json")]})
+    caplog.clear()
+    for _ in range(2):
+        with RunningService(spec) as service:
+            wait_for(lambda: service.assigned, timeout=30, what="partitions assigned")
+    said = warnings_with(caplog, "the checkpoint holds log model state but the input is now kind: metric")
+    assert len(said) == len(sent)  # once per partition, at the first of the two restarts
 
 
 def test_checkpoint_files_deleted_under_the_running_service_are_written_again(broker, tmp_path, caplog):
@@ -361,6 +370,9 @@ def test_checkpoint_files_deleted_under_the_running_service_are_written_again(br
         (said,) = warnings_with(caplog, "checkpoint files missing")
         assert said.startswith(f"checkpoint files missing from {state}, written again: ")
         assert set(said.split(": ", 1)[1].split(", ")) == names - {LOCK_FILE}
+        # The lock file alone: taken again, so that another instance cannot start on the directory.
+        (state / LOCK_FILE).unlink()
+        wait_for(lambda: (state / LOCK_FILE).exists(), timeout=30, what="lock file written again")
         # Again, now just before the service is told to stop: its final checkpoint writes them.
         state.rename(tmp_path / "gone")
         shutil.rmtree(tmp_path / "gone")
