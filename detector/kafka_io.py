@@ -131,15 +131,16 @@ class KafkaSource:
                 out[(tp.topic, tp.partition)] = high
         return out
 
-    def end_offsets(self, timeout_ms: int) -> dict[tuple[str, int], int] | None:
+    def probe(self, timeout_ms: int) -> bool:
         """Ask the brokers for the end offsets of the assigned partitions: one cheap request that tells
         whether Kafka answers while nothing else is asked of it (an idle consumer's fetches fail
-        quietly). None with nothing assigned; raises KafkaError (a timeout among them) if no answer."""
+        quietly). False with nothing assigned (nothing asked); raises KafkaError (a timeout among them)
+        if no answer. The offsets themselves are not used (see ``Service.probe_kafka``)."""
         tps = list(self.consumer.assignment())
         if not tps:
-            return None
-        ends = self.consumer.end_offsets(tps, timeout_ms=timeout_ms)
-        return {(tp.topic, tp.partition): o for tp, o in ends.items()}
+            return False
+        self.consumer.end_offsets(tps, timeout_ms=timeout_ms)
+        return True
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)

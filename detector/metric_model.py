@@ -35,9 +35,13 @@ class MetricModel:
         self.series: OrderedDict[str, SeriesEntry] = OrderedDict()
         self.evictions = 0
 
-    def process(self, point: MetricPoint) -> Score:
+    def process(self, point: MetricPoint) -> Score | None:
+        """Score the point and learn it; None, with nothing learnt, for a point at or before its
+        series' newest (``last`` tells which): a model learns a series in time order only."""
         key = point.series
         entry = self.series.get(key)
+        if entry is not None and point.timestamp <= entry.timestamp:
+            return None
         if entry is None:
             if len(self.series) >= self.spec.max_series:
                 self.series.popitem(last=False)

@@ -274,18 +274,17 @@ class Pipeline:
                         if drift is not None:
                             drift.process(rec)
                         continue
-                    last = model.last(rec.series)
-                    if last is not None and rec.timestamp <= last.timestamp:
+                    s = model.process(rec)
+                    if s is None:
                         # At or before the series' newest point (a buffer flushed after an outage, a
-                        # producer re-sending): a model learns a series in time order only, and this
-                        # value is not the series' current one. Not scored; counted, and the record
-                        # dead-lettered below so that nothing is lost -- unless the point is an exact
-                        # repeat of the newest one, which holds nothing the model has not seen.
+                        # producer re-sending): not the series' current value. Not scored; counted, and
+                        # the record dead-lettered below so that nothing is lost -- unless the point is
+                        # an exact repeat of the newest one, which holds nothing the model has not seen.
                         self.out_of_order[raw.topic] += 1
+                        last = model.last(rec.series)
                         if rec.timestamp != last.timestamp or rec.value != last.value:
                             out_of_order.append((rec, last.timestamp))
                         continue
-                    s = model.process(rec)
                     if drift is not None:
                         d = drift.process(rec, s.series)
                         if d is not None:

@@ -422,13 +422,13 @@ class Service:
         taken as the lag: the fetch responses' high watermarks are (some Kafka-protocol brokers, the
         embedded one among them, answer this request with the start of the last batch, not its end)."""
         try:
-            ends = self.source.end_offsets(int(min(5.0, interval) * 1000))
+            asked = self.source.probe(int(min(5.0, interval) * 1000))
         except KafkaError as exc:
             if self.kafka_up:
                 log.warning("Kafka at %s does not answer: %s", self.spec.kafka.bootstrap_servers, _reason(exc))
             self.kafka_up = False
             return
-        if ends is None:
+        if not asked:
             return  # nothing assigned, nothing asked: /readyz already says the service is not ready
         if not self.kafka_up:
             log.info("Kafka at %s answers again", self.spec.kafka.bootstrap_servers)
