@@ -37,19 +37,30 @@ class AlertTransition(NamedTuple):
 
 def still_anomalous(s: Score, before: dict | None, sustain: float) -> bool:
     """Whether a score below the confidence threshold still continues a run of anomalous scores whose
-    latest evidence was ``before`` (hysteresis): at or above ``sustain``, and on the same side of the
-    expected value. A lasting change joins its series' history, and its confidence falls point by
+    latest evidence was ``before`` (hysteresis): at or above ``sustain``, and off its expected value on
+    the same side. A lasting change joins its series' history, and its confidence falls point by
     point; without this a step stays anomalous for a number of points, not of minutes. A series that
-    swings back past an expected value still catching up with a blip is not the same change."""
+    swings back past an expected value still catching up with a blip is not the same change, nor is a
+    log template falling silent after its flood ends."""
     if s.confidence < sustain:
         return False
-    now = s.evidence
-    if not now or not before:
-        return True
-    o, e, o0, e0 = now.get("observed"), now.get("expected"), before.get("observed"), before.get("expected")
-    if o is None or e is None or o0 is None or e0 is None:
-        return True
-    return (o - e) * (o0 - e0) > 0
+    now, then = _direction(s.evidence), _direction(before)
+    return now is None or then is None or now * then > 0
+
+
+def _direction(evidence: dict | None) -> float | None:
+    """How far, and which way, the evidence is off its expected value: the observed metric value, or
+    the count of the log template that scored; None when the evidence does not say."""
+    if not evidence:
+        return None
+    if "observed" in evidence:
+        o, e = evidence.get("observed"), evidence.get("expected")
+    else:
+        top = (evidence.get("templates") or [None])[0]
+        if not isinstance(top, dict):
+            return None
+        o, e = top.get("count"), top.get("expected")
+    return None if o is None or e is None else o - e
 
 
 class _KeyState:

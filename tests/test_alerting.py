@@ -34,6 +34,20 @@ def test_a_run_goes_on_while_its_confidence_stays_above_the_sustain_bar():
     assert a.observe(scores([0.97] * 6, entity="other", start=10.0)) == []
 
 
+def test_a_log_template_falling_silent_after_its_flood_is_not_the_flood_going_on():
+    a = Alerting(AlertingSettings(confidence_threshold=0.99, sustain_confidence=0.95, fire_after=2, resolve_after=2))
+
+    def rate(t, count, expected, c):
+        ev = {"templates": [{"template_id": 7, "count": count, "expected": expected}]}
+        return Score(float(t), "checkout", "log_template_rate", c, c, ev)
+
+    flood = [rate(t, 60, 0.2, 0.995) for t in range(3)] + [rate(3, 60, 5.0, 0.97)]
+    assert [t.state for t in a.observe(flood)] == ["firing"]
+    # The flood ends: its template now drops below the count learnt during it.
+    out = a.observe([rate(t, 0, 12.0, 0.97) for t in range(4, 8)])
+    assert [(t.state, t.timestamp) for t in out] == [("resolved", 5.0)]
+
+
 def test_keys_are_independent():
     a = Alerting(AlertingSettings(confidence_threshold=0.9, fire_after=2, resolve_after=2))
     mixed = [s for pair in zip(scores([0.99] * 3, entity="a"), scores([0.1] * 3, entity="b")) for s in pair]

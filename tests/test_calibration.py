@@ -19,13 +19,14 @@ def _observed(calibrator, scores):
     return {c: sum(x >= c for x in tail) / len(tail) for c in LEVELS}
 
 
+@pytest.mark.parametrize("thinning", [1, 8])
 @pytest.mark.parametrize("name", ["tail", "histogram"])
 @pytest.mark.parametrize("draw", [lambda r: r.gauss(0.0, 1.0), lambda r: r.expovariate(1.0) * 50.0,
                                   lambda r: r.lognormvariate(0.0, 2.0)], ids=["normal", "exponential", "lognormal"])
-def test_confidence_is_reliable_on_stationary_scores(name, draw):
+def test_confidence_is_reliable_on_stationary_scores(name, draw, thinning):
     rng = random.Random(11)
     scores = [draw(rng) for _ in range(20000)]
-    observed = _observed(build_calibrator(name, {}), scores)
+    observed = _observed(build_calibrator(name, {"run_thinning": thinning}), scores)
     for level, fraction in observed.items():
         assert fraction == pytest.approx(1.0 - level, abs=0.25 * (1.0 - level) + 0.004), level
 
@@ -38,6 +39,38 @@ def test_an_outlier_gets_high_confidence_and_a_typical_score_does_not(name):
         cal.update(rng.gauss(0.0, 1.0))
     assert cal.update(8.0) > 0.99
     assert 0.2 < cal.update(0.0) < 0.8
+
+
+@pytest.mark.parametrize("name", ["tail", "histogram"])
+def test_a_thinned_run_keeps_its_confidence_and_an_unthinned_one_becomes_the_norm(name):
+    rng = random.Random(7)
+    plain, thinned = build_calibrator(name, {"window": 256} if name == "tail" else {"halflife": 256}), \
+        build_calibrator(name, {"window": 256, "run_thinning": 8} if name == "tail" else
+                         {"halflife": 256, "run_thinning": 8})
+    for _ in range(600):
+        x = rng.gauss(0.0, 1.0)
+        plain.update(x)
+        thinned.update(x)
+    # A flood: the same capped score for an hour of one-minute windows.
+    flood_plain = [plain.update(30.0) for _ in range(60)]
+    flood_thinned = [thinned.update(30.0) for _ in range(60)]
+    assert min(flood_thinned) >= 0.95
+    assert flood_plain[0] > 0.99 and flood_plain[-1] < flood_thinned[-1] - 0.03
+    # Back to normal, the run ends; a score like the old ones is as unremarkable as before.
+    assert thinned.update(0.0) < 0.8
+
+
+@pytest.mark.parametrize("name", ["tail", "histogram"])
+def test_a_calibrator_saved_before_runs_could_be_thinned_loads_unthinned(name):
+    cal = build_calibrator(name, {})
+    for x in range(100):
+        cal.update(float(x))
+    state = pickle.loads(pickle.dumps(cal.__getstate__()))  # a copy: the arrays are not shared
+    old = state[:5] if name == "tail" else {k: v for k, v in state.items() if k not in ("run_thinning", "_run")}
+    twin = type(cal).__new__(type(cal))
+    twin.__setstate__(old)
+    assert twin.run_thinning == 1
+    assert [twin.update(x) for x in (50.0, 500.0, 500.0)] == [cal.update(x) for x in (50.0, 500.0, 500.0)]
 
 
 @pytest.mark.parametrize("name", ["tail", "histogram"])

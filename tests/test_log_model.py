@@ -199,3 +199,31 @@ def test_a_flood_of_one_off_lines_from_one_entity_does_not_blind_another_to_new_
     assert alarm and all(s.confidence >= 0.99 for s in alarm)
     assert model.stats()["evicted_templates"] >= 300
     assert model.templates_held() == 300
+
+
+def test_an_hour_long_flood_of_a_known_error_keeps_one_incident_open_until_it_stops():
+    from detector.config import AlertingSettings, IncidentSettings
+    from detector.incidents import IncidentTracker
+
+    model = LogModel.from_spec(load_model_spec(MODELS / "log-default.yaml"))
+    tracker = IncidentTracker(AlertingSettings(), IncidentSettings())
+    flood_start, flood_end = 600 * 60.0, 660 * 60.0
+    events = []
+    for m in range(700):
+        t0 = m * 60.0
+        out = []
+        for i in range(20):
+            out += model.process(LogRecord(t0 + 3 * i, "api", f"GET /users/{i} 200 in {i * 3} ms", "info"))
+        if m % 97 == 5:  # the error is known: it turns up now and then
+            out += model.process(LogRecord(t0 + 1, "api", "ERROR connection to db refused after 3000 ms", "error"))
+        if flood_start <= t0 < flood_end:
+            for i in range(60):
+                out += model.process(LogRecord(t0 + i + 0.5, "api", f"ERROR connection to db refused after {i} ms",
+                                               "error"))
+        out += model.advance(t0 + 60.0)
+        events += tracker.observe(out)
+    assert [e.kind for e in events if e.kind != "updated"] == ["opened", "resolved"]
+    opened, resolved = events[0], events[-1]
+    assert opened.timestamp - flood_start <= 600
+    # Not resolved while the errors go on, and soon after they stop.
+    assert flood_end < resolved.timestamp <= flood_end + 1200

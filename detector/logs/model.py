@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 SIGNALS = ("log_new_template", "log_template_rate", "log_error_ratio", "log_session", "log_new_alarm_template")
 WARN_LEVELS = frozenset({"warn", "warning"})
+# An error-ratio run joins the calibrator's history one window in this many: at one window a minute,
+# an hour-long flood of errors adds 8 windows to a 256-window history and keeps its confidence.
+ERROR_RUN_THINNING = 8
 
 
 class LogModel:
@@ -224,7 +227,12 @@ class LogModel:
     def _calibrate(self, cals: dict, signal: str, score: float) -> float:
         cal = cals.get(signal)
         if cal is None:
-            cal = cals[signal] = build_calibrator(self._cal_name, self._cal_params)
+            params = self._cal_params
+            if signal == "log_error_ratio":
+                # A flood of errors is a fault for as long as it lasts, not a new normal: its windows
+                # join the history thinned (see detector.calibration), so its confidence holds.
+                params = {"run_thinning": ERROR_RUN_THINNING, **params}
+            cal = cals[signal] = build_calibrator(self._cal_name, params)
         return cal.update(score)
 
     def _describe(self, top: list[dict]) -> list[dict]:

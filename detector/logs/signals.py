@@ -25,6 +25,7 @@ seen first) are evicted and counted.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import OrderedDict
 
 from detector.logs.surprise import binomial_high, poisson_high, poisson_low
@@ -56,6 +57,12 @@ class NovelTemplate:
     def __setstate__(self, s):
         for k, v in zip(self.__slots__, s):
             setattr(self, k, v)
+
+
+def _clip(expected: float) -> float:
+    """The most lines a window adds to an expected count of ``expected``: 5 Poisson sigmas above it,
+    plus one, so a share that really grew is still learnt, more slowly."""
+    return expected + 5.0 * math.sqrt(expected) + 1.0
 
 
 def _merge_keys(d: dict, resolve) -> dict:
@@ -283,7 +290,10 @@ class EntitySignals:
             error_score = binomial_high(w.errors, w.total, share) if warm else 0.0
             error_info = {"errors": w.errors, "lines": w.total, "expected_ratio": round(share, 4)}
             d = decay if e.closed else 0.0
-            e.err_sum = e.err_sum * d + w.errors
+            # Error lines far above the expected share enter it clipped, as a metric's outlier enters
+            # its level: a flood of errors goes on counting as one for as long as it lasts, instead of
+            # becoming the expected share within half an hour.
+            e.err_sum = e.err_sum * d + min(w.errors, _clip(share * w.total))
             e.tot_sum = e.tot_sum * d + w.total
             e.empty_run = 0
         else:
