@@ -44,6 +44,17 @@ def test_explain_gives_a_band_around_the_expected_value():
     assert isinstance(info["detector"], str)
 
 
+def test_the_band_of_a_series_never_below_zero_stops_at_zero():
+    rng = random.Random(3)
+    ratio, centred = _model(), _model()
+    for i in range(1000):
+        x = abs(rng.gauss(0.002, 0.002))  # an error ratio: mostly near 0, never below
+        ratio.update(60.0 * i, x)
+        centred.update(60.0 * i, x - 0.002)  # the same noise around 0, negative half the time
+    assert ratio.explain()["lower"] == 0.0 < ratio.explain()["upper"]
+    assert centred.explain()["lower"] < 0.0
+
+
 def _daily_series(n=3000, seed=4):
     rng = random.Random(seed)
     ts = [300.0 * i for i in range(n)]

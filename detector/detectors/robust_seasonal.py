@@ -234,7 +234,9 @@ class RobustSeasonal(Detector):
         if exp != exp or st[0] <= self.warmup:
             return None
         band = 4.0 * sigma
-        return {"expected": exp, "lower": exp - band, "upper": exp + band,
+        # A series never seen below 0 (a ratio, a rate, a count) is not expected below 0 either.
+        lower = exp - band if exp - band >= 0.0 or st[11] < 0.0 else 0.0
+        return {"expected": exp, "lower": lower, "upper": exp + band,
                 "detector": SUB_DETECTORS[int(st[19])], "surprise": st[16]}
 
     def score_many(self, timestamps, values, learn: bool = True, evidence_out: list | None = None) -> list[float]:
