@@ -170,6 +170,9 @@ class Pipeline:
         self.decoded: Counter[str] = Counter()
         self.dead_lettered: Counter[tuple[str, str]] = Counter()
         self.out_of_order: Counter[str] = Counter()  # metric points not scored, per topic (see process)
+        # (topic, exception type) whose traceback was logged: a model failing on every record of a
+        # stream logs one traceback, its dead letters (and their rate-limited log lines) the rest.
+        self._failures_logged: set[tuple[str, str]] = set()
         self.last_batch_seconds = 0.0
 
     @classmethod
@@ -293,7 +296,11 @@ class Pipeline:
                             s = s._replace(confidence=0.0)
                     scores.append(s)
             except Exception as exc:  # a model failing on one record must cost that record, not the stream
-                log.exception("scoring %s[%d]@%d failed", raw.topic, raw.partition, raw.offset)
+                failure = (raw.topic, type(exc).__name__)
+                if failure not in self._failures_logged:
+                    self._failures_logged.add(failure)
+                    log.exception("scoring %s[%d]@%d failed (the traceback of a %s on %s is logged once)",
+                                  raw.topic, raw.partition, raw.offset, failure[1], raw.topic)
                 self._dead(result, raw, f"scoring failed: {type(exc).__name__}: {exc}", "ScoringError")
                 # Its state may be what failed: the series starts again. Only a metric model keeps
                 # state per series; a log model handed a metric record (a state of the wrong kind) has none.
