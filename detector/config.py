@@ -232,6 +232,10 @@ class AlertmanagerSink(Section):
         # Anything else would only fail on the first push, as an unreachable Alertmanager, retried forever.
         if url and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url):
             raise ValueError(f"{url!r} is not an http:// or https:// URL (e.g. http://alertmanager:9093)")
+        if url and "@" in url.split("/")[2]:
+            # user:password@host would be taken for the host name (and printed, logged): not echoed here.
+            raise ValueError("credentials in the URL are not used: give them as username and password "
+                             "(OUTAGE_DETECTOR_SINKS__ALERTMANAGER__PASSWORD for the secret)")
         return url or None
 
     @field_validator("ca_file")

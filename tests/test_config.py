@@ -88,6 +88,9 @@ def test_check_config_masks_secrets(tmp_path, capsys):
                                                  "and password"),
     ("{url: 'https://am:9093', ca_file: /no/such/ca.pem}", "sinks.alertmanager.ca_file: Value error, "
                                                            "'/no/such/ca.pem' is not a file"),
+    # user:password@ would be taken for the host name, and the secret shown wherever the URL is.
+    ("{url: 'http://pager:s3cret@am:9093'}", "sinks.alertmanager.url: Value error, credentials in the URL are not "
+                                             "used: give them as username and password"),
 ])
 def test_check_config_refuses_an_alertmanager_push_that_could_never_succeed(tmp_path, capsys, alertmanager, expected):
     p = write(tmp_path, f"""
@@ -95,7 +98,8 @@ def test_check_config_refuses_an_alertmanager_push_that_could_never_succeed(tmp_
         sinks: {{alertmanager: {alertmanager}}}
     """)
     assert main(["check-config", str(p)]) == 2
-    assert expected in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert expected in err and "s3cret" not in err
 
 
 @pytest.mark.parametrize("setting, expected", [
