@@ -624,6 +624,11 @@ def test_telegraf_bad_metrics(payload, reason):
         decoder("telegraf", "metric").decode(raw(payload))
 
 
+def test_an_empty_telegraf_batch_is_an_empty_record_not_a_schema_problem():
+    with pytest.raises(EmptyRecord, match="empty batch"):
+        decoder("telegraf", "metric").decode(raw({"metrics": []}))
+
+
 @pytest.mark.parametrize(
     "lines, reason",
     [

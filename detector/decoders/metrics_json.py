@@ -80,6 +80,8 @@ class TelegrafJsonDecoder(_JsonMetricDecoder):
         if batch is None:
             self._points(data, raw, "", out)
         elif type(batch) is list:
+            if not batch:
+                raise EmptyRecord("empty batch: field 'metrics' has no metric")
             for i, item in enumerate(batch):
                 self._points(item, raw, f"metrics[{i}]: ", out)
         else:
