@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from detector import __version__
@@ -52,7 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# SIGHUPs that reached ``run`` before it could reload (see ``hold_hangups``).
+EARLY_HANGUPS: list[int] = []
+
+
+def hold_hangups(argv: list[str]) -> None:
+    """For ``run``: a SIGHUP's default action ends the process, and one sent while the service starts
+    (a spec shipped to a replica just restarted) must not kill it. From the first moment, before the
+    commands' imports take their seconds, a SIGHUP is remembered; ``run`` then reloads."""
+    if argv[:1] == ["run"]:
+        signal.signal(signal.SIGHUP, lambda signum, frame: EARLY_HANGUPS.append(signum))
+
+
 def main(argv: list[str] | None = None) -> int:
+    hold_hangups(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -35,6 +35,7 @@ def install_stop_handlers(stop) -> None:
 
 
 def run(args) -> int:
+    from detector.cli import EARLY_HANGUPS
     from detector.model_reload import install_sighup
     from detector.service import Service
 
@@ -43,5 +44,9 @@ def run(args) -> int:
     service = Service(spec, pipeline_path=args.pipeline)
     install_stop_handlers(service.stop)
     install_sighup(service.reloader)
+    if EARLY_HANGUPS:
+        # The specs may have changed after they were read: the reload asked for is done now.
+        log.info("SIGHUP received while starting: reloading the specs")
+        service.reloader.request()
     service.run()
     return 0
