@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detector.loader import load_yaml_model
+from detector.errors import ConfigError
+from detector.loader import read_yaml, validate
 
 
 class Strict(BaseModel):
@@ -58,6 +59,7 @@ class LogModelSpec(Strict):
 
 
 ModelSpec = Annotated[Union[MetricModelSpec, LogModelSpec], Field(discriminator="kind")]
+KINDS = ("metric", "log")
 
 
 def _models_dir() -> Path:
@@ -75,4 +77,11 @@ MODELS_DIR = _models_dir()
 def load_model_spec(path: str | Path) -> MetricModelSpec | LogModelSpec:
     from pydantic import TypeAdapter
 
-    return load_yaml_model(path, TypeAdapter(ModelSpec))
+    data = read_yaml(path)
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind not in KINDS:
+        # Said plainly: the schema's own message for this is about a "discriminator tag".
+        found = ("the file is empty" if data == {} else f"not kind: {kind!r}" if isinstance(data, dict) and "kind" in data
+                 else "it has no kind")
+        raise ConfigError(f"{path}: a model spec needs kind: metric or kind: log ({found})")
+    return validate(data, TypeAdapter(ModelSpec), str(path))

@@ -276,6 +276,19 @@ def test_check_config_on_a_model_spec_the_service_could_not_run_names_the_proble
                    "got 0\n")
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("kind: metrics\ndetector: {name: robust_seasonal}\n", "a model spec needs kind: metric or kind: log (not kind: "
+                                                           "'metrics')"),
+    ("detector: {name: robust_seasonal}\n", "a model spec needs kind: metric or kind: log (it has no kind)"),
+    ("", "the file is empty: nothing to check"),  # a spec truncated by a failed copy
+])
+def test_check_config_on_a_model_spec_without_a_known_kind_says_what_is_wrong(tmp_path, capsys, text, expected):
+    spec = tmp_path / "metric-tuned.yaml"
+    spec.write_text(text)
+    assert main(["check-config", str(spec)]) == 2
+    assert capsys.readouterr().err == f"outage-detector: error: {spec}: {expected}\n"
+
+
 def test_an_unreachable_broker_is_a_clear_error_not_a_traceback(tmp_path, capsys, monkeypatch):
     from kafka.errors import KafkaTimeoutError
 

@@ -6,8 +6,10 @@ import sys
 
 import yaml
 
-from detector.config import load_pipeline
+from detector.config import PipelineSpec, load_pipeline
+from detector.errors import ConfigError
 from detector.loader import read_yaml
+from detector.specs import load_model_spec
 from detector.pipeline import Pipeline, load_checked
 
 
@@ -24,12 +26,20 @@ def add_command(sub) -> None:
     p.set_defaults(func=run)
 
 
+# Keys only a model spec has: a file with one of them and no pipeline section is a model spec, even
+# with its kind missing or misspelt, and is told so rather than that its keys are unknown.
+MODEL_KEYS = {"kind", "detector", "calibrator", "max_series", "miner", "signals", "sessions"}
+
+
 def run(args) -> int:
     doc = read_yaml(args.file)
-    if isinstance(doc, dict) and doc.get("kind") in ("metric", "log"):
+    if doc == {}:
+        raise ConfigError(f"{args.file}: the file is empty: nothing to check")
+    if isinstance(doc, dict) and MODEL_KEYS & set(doc) and not set(PipelineSpec.model_fields) & set(doc):
         # A model spec (a pipeline spec has no kind): checking it against the pipeline schema would only
         # call each of its keys unknown.
-        return check_model(args.file, doc["kind"])
+        spec = load_model_spec(args.file)  # a missing or misspelt kind is said to be one
+        return check_model(args.file, spec.kind)
     spec = load_pipeline(args.file).require_inputs()
     pipeline = Pipeline.from_spec(spec)  # builds what the service builds, so what fails there fails here
     resolved = spec.masked()
