@@ -7,6 +7,7 @@ needs its own health, readiness and template endpoints beside the metrics, on on
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
@@ -19,11 +20,22 @@ from detector.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # A client gone before its answer is written (a scrape or probe that timed out) is routine,
+        # not a crash: one debug line, not socketserver's traceback on stderr.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):
+            log.debug("client %s:%s went away: %s", *client_address[:2], exc)
+        else:
+            log.exception("request from %s:%s failed", *client_address[:2])
+
+
 def bind(host: str, port: int, handler=BaseHTTPRequestHandler,
          setting: str = "sinks.prometheus.port") -> ThreadingHTTPServer:
     """The server socket, or an error naming the address (the OS's own names none) and the setting."""
     try:
-        return ThreadingHTTPServer((host, port), handler)
+        return _Server((host, port), handler)
     except OSError as exc:
         raise ConfigError(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc}; choose a free port "
                           f"with {setting} (0 picks one)") from None

@@ -59,3 +59,26 @@ def test_a_port_in_use_is_an_error_naming_the_address_and_the_setting():
                                               r"use; choose a free port with sinks\.prometheus\.port \(0 picks one\)"):
             StatusServer("127.0.0.1", port, CollectorRegistry(), healthy=lambda: True, ready=lambda: True,
                          templates=list)
+
+
+def test_a_client_that_hangs_up_before_its_answer_costs_no_traceback(capfd):
+    import socket
+    import struct
+    import time
+
+    registry = CollectorRegistry()
+    Counter("things", "Things.", registry=registry).inc()
+    port = free_port()
+    server = StatusServer("127.0.0.1", port, registry, healthy=lambda: True, ready=lambda: True,
+                          templates=list).start()
+    try:
+        for _ in range(5):  # a scrape or probe that timed out: the connection is reset, not closed
+            s = socket.create_connection(("127.0.0.1", port))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.close()
+        time.sleep(0.5)
+        assert request(port, "GET", "/healthz")[0] == 200
+    finally:
+        server.stop()
+    assert "Traceback" not in capfd.readouterr().err
