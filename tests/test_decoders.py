@@ -508,6 +508,17 @@ ALL_FORMATS = [(f, "log") for f in ("json", "vector", "fluentbit", "ecs", "otlp_
 JSON_FORMATS = [(f, k) for f, k in ALL_FORMATS if f not in ("plain", "logfmt", "influx")]
 
 
+@pytest.mark.parametrize("fmt", ["json", "ecs", "vector", "fluentbit"])
+def test_a_message_object_nested_too_deep_to_write_as_text_is_malformed_and_one_shallower_is_kept(fmt):
+    def message(depth):
+        return b'{"message": ' + b'{"a":' * depth + b"1" + b"}" * depth + b', "timestamp": 1705312800}'
+
+    kept = decoder(fmt, "log").decode(raw(message(200)))
+    assert kept[0].message.startswith('{"a":{"a":')
+    with pytest.raises(MalformedRecord, match="a field nested deeper than 254 levels cannot be kept as text"):
+        decoder(fmt, "log").decode(raw(message(1000)))
+
+
 @pytest.mark.parametrize("fmt, kind", ALL_FORMATS)
 @pytest.mark.parametrize("value", [b"", b"  \n", None])
 def test_empty_message_is_refused(fmt, kind, value):

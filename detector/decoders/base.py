@@ -122,7 +122,10 @@ def as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode()
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:  # orjson writes at most 254 levels, though it reads up to 1024
+            raise MalformedRecord("a field nested deeper than 254 levels cannot be kept as text") from None
     if value is True or value is False:
         return "true" if value else "false"
     return str(value)
