@@ -216,3 +216,20 @@ def test_an_id_field_without_digits_is_still_an_id():
                     "charge ok txnId=txn_EreikRdyReskDu amount=3"])
     assert len(set(ids)) == 1
     assert m.get(ids[0]).text == "charge ok txnId=<*> amount=<*>"
+
+
+def test_long_one_off_tokens_and_lines_are_not_cached():
+    # An upload line carrying an encoded payload: every token of 4,000 characters is new. Cached, a
+    # partition's caches held up to cache_size of them: hundreds of MB for one template.
+    import random
+    import string
+
+    rng = random.Random(5)
+    miner = TemplateMiner()
+    for i in range(2000):
+        payload = "".join(rng.choice(string.ascii_letters) for _ in range(4000))
+        miner.add(f"upload blob {payload}{i} done")  # a digit: the payload is masked
+        miner.add(f"note {payload} end")  # letters only: the payload stays in the masked line
+    assert len(miner.templates) <= 3
+    assert max(map(len, miner._masker.cache), default=0) <= 64
+    assert all(sum(map(len, key)) <= 512 for key in miner._exact)

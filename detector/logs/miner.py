@@ -32,6 +32,7 @@ from detector.logs.preprocess import EMPTY, WILDCARD, Masker, clean_text, json_m
 # masked value) it matches any token; after ``key=`` it matches any value of that field. Shown as
 # ``<*>``. Its two characters are relied on below (``a[-2:] == ANY``).
 ANY = "\x00*"
+CACHED_LINE_CHARS = 512  # masked lines longer than this are not kept in the exact-line cache
 
 
 def _covers(a: str, b: str) -> bool:
@@ -236,9 +237,12 @@ class TemplateMiner:
                 self._touch(tpl)
         if tpl is None:
             tpl, is_new = self._place(masked, timestamp, text)
-            if len(self._exact) >= self.cache_size:
-                self._exact.clear()
-            self._exact[key] = tpl
+            # Only short masked lines are cached: a long one (words without digits stay unmasked)
+            # seldom recurs exactly, and at up to max_chars each a full cache held hundreds of MB.
+            if sum(map(len, masked)) <= CACHED_LINE_CHARS:
+                if len(self._exact) >= self.cache_size:
+                    self._exact.clear()
+                self._exact[key] = tpl
         tpl.count += 1
         if tpl.count == 2:
             self._once.pop(tpl.id, None)

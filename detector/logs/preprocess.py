@@ -120,6 +120,11 @@ def _fold_dates_and_units(out: list[str]) -> None:
             out[i] = WILDCARD
 
 
+# Longer tokens are masked afresh each time, not cached: an id or an encoded payload is seldom seen
+# twice, and at up to max_chars each, a full cache of them held hundreds of MB per partition.
+CACHED_TOKEN_CHARS = 64
+
+
 class Masker:
     """Cached token masking; the cache is cleared when full, which keeps memory bounded without
     any per-hit bookkeeping."""
@@ -138,9 +143,10 @@ class Masker:
             m = cache.get(tok)
             if m is None:
                 m = mask_token(tok)
-                if len(cache) >= self.cache_size:
-                    cache.clear()
-                cache[tok] = m
+                if len(tok) <= CACHED_TOKEN_CHARS:
+                    if len(cache) >= self.cache_size:
+                        cache.clear()
+                    cache[tok] = m
             append(m)
         # Checked for the whole line at C speed; the rare lines with dates or units get a second look.
         if not (DATE_WORDS.isdisjoint(out) and UNITS.isdisjoint(out)):
