@@ -246,12 +246,23 @@ class Data(_Strict):
     pipeline: Path | None = None  # lead_time: the pipeline whose other model and alerting the trials use
 
     def fingerprint(self) -> list[dict]:
+        """What the objective reads, by content: a label fixed in place keeps the file's size, and a
+        journal kept across it would pass off trials measured on the old labels as current."""
+        paths = [p for p in (self.data_dir, self.labels, self.log, self.pipeline) if p is not None]
+        if self.pipeline is not None:
+            from detector.config import load_pipeline
+
+            models = load_pipeline(self.pipeline).models  # the trials run with the other kind's spec
+            paths += [models.metric, models.log]
         out = []
-        for p in (self.data_dir, self.labels, self.log, self.pipeline):
-            if p is None:
-                continue
+        for p in paths:
             files = find_csvs(p) if p.is_dir() else [p]  # the files the evaluation reads
-            out.append({"path": str(p.resolve()), "files": len(files), "bytes": sum(f.stat().st_size for f in files if f.is_file())})
+            digest = hashlib.sha1()
+            for f in files:
+                if f.is_file():
+                    digest.update(f.read_bytes())
+            out.append({"path": str(p.resolve()), "files": len(files), "bytes": sum(f.stat().st_size for f in files if f.is_file()),
+                        "sha1": digest.hexdigest()})
         return out
 
 

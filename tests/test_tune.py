@@ -122,6 +122,14 @@ def test_a_rerun_skips_the_trials_in_the_journal(nab_subset, tmp_path):
     base["detector"]["params"] = {"tail_quantile": 0.98}
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
     assert tune(edited, Data(data_dir=data, labels=labels), journal, progress=False)["ran"] == 5
+    # So are labels corrected in place, though the file keeps its size: the trials measured the old ones.
+    fixed = tmp_path / "labels.json"
+    fixed.write_text(labels.read_text())
+    assert tune(space, Data(data_dir=data, labels=fixed), journal, progress=False)["ran"] == 5
+    assert tune(space, Data(data_dir=data, labels=fixed), journal, progress=False)["ran"] == 0
+    fixed.write_text(labels.read_text().replace('"2014-02-', '"2014-03-'))
+    assert fixed.stat().st_size == labels.stat().st_size
+    assert tune(space, Data(data_dir=data, labels=fixed), journal, progress=False)["ran"] == 5
 
 
 def test_parallel_trials_give_the_serial_results(nab_subset, tmp_path):
@@ -397,3 +405,13 @@ def test_workers_exit_when_the_main_process_is_killed_outright(slow_corpus, tmp_
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert wait_until(lambda: not _group(proc.pid), 10), f"left running: {_group(proc.pid)} of {children}"
+
+
+def test_a_lead_time_study_is_another_study_when_a_model_spec_its_pipeline_names_changes(tmp_path):
+    log_spec = tmp_path / "log.yaml"
+    log_spec.write_text((REPO / "models" / "log-default.yaml").read_text())
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(f"inputs: [{{topic: logs, kind: log, format: ecs}}]\nmodels: {{log: {log_spec}}}\n")
+    before = Data(pipeline=pipeline).fingerprint()
+    log_spec.write_text(log_spec.read_text().replace("window_seconds: 60", "window_seconds: 90"))
+    assert Data(pipeline=pipeline).fingerprint() != before
