@@ -336,3 +336,14 @@ def test_the_defaults_of_data_dir_and_labels_are_named_when_missing(tmp_path, ca
     data, _ = _write_corpus(tmp_path / "elsewhere", files=1)
     code, out = _run(capsys, "--data-dir", data)
     assert code == 2 and "--labels not given and its default data/nab/labels/combined_windows.json" in out.err
+
+
+def test_rows_going_back_in_time_are_scored_as_nab_does_but_warned_about(tmp_path, capsys, caplog):
+    data, labels = _write_corpus(tmp_path, files=2)
+    path = data / "synthetic" / "series_1.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:501] + lines[301:]) + "\n")  # a stretch exported twice
+    code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--json")
+    assert code == 0 and json.loads(out.out)["rows"] == 600 + 800
+    assert "series_1.csv: 1 row is earlier than the row before (first: line 502" in caplog.text
+    assert "series_0.csv" not in caplog.text
