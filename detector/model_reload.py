@@ -180,7 +180,7 @@ class ModelReloader:
         """
         p = self.pipeline
         if state.kind == "metric":
-            conform_metric(state.model, p.metric_spec)
+            _say_restarted(conform_metric(state.model, p.metric_spec), p.metric_spec)
         else:
             state.model = conform_log(state.model, p.log_spec)
         p.conform_settings(state)
@@ -189,26 +189,43 @@ class ModelReloader:
         """Bring every held partition to the pipeline's current specs (cheap when they already are)."""
         p = self.pipeline
         log_params = None
+        restarted = 0
         for st in p.partitions.values():
             if st.kind == "metric":
-                conform_metric(st.model, p.metric_spec)
+                restarted += conform_metric(st.model, p.metric_spec)
             else:
                 if log_params is None:
                     log_params = _log_params(p.log_spec)
                 st.model = conform_log(st.model, p.log_spec, log_params)
+        _say_restarted(restarted, p.metric_spec)
 
 
-def conform_metric(model, spec: MetricModelSpec) -> None:
+def _say_restarted(restarted: int, spec: MetricModelSpec) -> None:
+    """Series that start new models are blind through their warm-up: an operator shipping a spec
+    during an incident must hear that its alerts will resolve."""
+    if restarted:
+        warmup = getattr(SeriesModel.from_spec(spec).detector, "warmup", None)
+        log.warning("the metric model's detector or calibrator changed: %d series start new models, which score "
+                    "nothing%s; their alerts resolve meanwhile", restarted,
+                    f" through their first {warmup} points" if warmup else " until they have learnt")
+
+
+def conform_metric(model, spec: MetricModelSpec) -> int:
+    """Bring a partition's metric model to ``spec``; the number of series whose model starts afresh
+    (every one, when the detector or calibrator changed: learnt state is that of the old settings)."""
     old = model.spec
     if old == spec:
-        return
+        return 0
     model.spec = spec
+    restarted = 0
     if old.detector != spec.detector or old.calibrator != spec.calibrator:
         for entry in model.series.values():
             entry.model = SeriesModel.from_spec(spec)
+        restarted = len(model.series)
     while len(model.series) > spec.max_series:
         model.series.popitem(last=False)
         model.evictions += 1
+    return restarted
 
 
 def _log_params(spec: LogModelSpec):

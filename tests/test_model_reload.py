@@ -68,7 +68,7 @@ def scores(result) -> list[tuple]:
     return [(s.timestamp, s.series, s.score, s.confidence) for s in result.scores]
 
 
-def test_a_changed_metric_spec_is_applied_without_restart(setup):
+def test_a_changed_metric_spec_is_applied_without_restart(setup, caplog):
     spec, paths, metric, _ = setup
     pipeline = Pipeline.from_spec(spec)
     reloader = ModelReloader(pipeline, threading.Lock(), interval=0)
@@ -81,6 +81,9 @@ def test_a_changed_metric_spec_is_applied_without_restart(setup):
     assert pipeline.metric_spec.detector.params == {"warmup": 20, "refractory": 10}
     held = pipeline.partitions[("m", 0)].model.series
     assert len(held) == 3 and all(e.model.detector.warmup == 20 for e in held.values())
+    # They start afresh, blind through their warm-up: the operator is told.
+    assert ("3 series start new models, which score nothing through their first 20 points; their alerts "
+            "resolve meanwhile") in caplog.text
 
     # Held series now score exactly as series that started under the new spec, and so do new partitions.
     fresh = Pipeline.from_spec(spec)
