@@ -76,6 +76,10 @@ class CheckpointStore:
     def unlock(self) -> None:
         """Let the directory go (a no-op when not held), e.g. for the next service in this process."""
         if self._lock_fd is not None:
+            try:
+                os.ftruncate(self._lock_fd, 0)  # no pid left behind for a reload to signal
+            except OSError:
+                pass
             os.close(self._lock_fd)  # closing the file releases its flock
             self._lock_fd = None
 

@@ -125,7 +125,10 @@ def test_a_directory_is_held_by_one_store_at_a_time_and_let_go_when_its_process_
     assert str(refused.value) == (f"checkpoint directory {tmp_path / 'state'} is in use by another running "
                                   f"outage-detector (pid {os.getpid()}); give each instance its own "
                                   "checkpoint.directory")
+    assert (tmp_path / "state" / "outage-detector.lock").read_text() == f"{os.getpid()}\n"  # for kill -HUP
     first.unlock()
+    # Let go, it names no pid: a reload sent by the file would signal a process that is not the service.
+    assert (tmp_path / "state" / "outage-detector.lock").read_text() == ""
     second = CheckpointStore(tmp_path / "state")
     second.lock()  # let go: taken again
     second.unlock()
