@@ -40,6 +40,7 @@ ERROR_RUN_THINNING = 8
 class LogModel:
     name = ""  # the partition it models, for log lines ("topic[0]"); set by the pipeline
     _cap_warned = False  # whether the template cap was reported (class default: older checkpoints)
+    _features_pruned_at = 0  # templates gone (evicted, merged) when the session detector last forgot them
 
     def __init__(self, miner: dict | None = None, signals: dict | None = None, sessions: dict | None = None):
         self.miner_params = MinerParams.from_dict(miner, "miner")
@@ -135,6 +136,7 @@ class LogModel:
                     sig.watch(e, ts, tid, {"template": tpl.text, "example": res.text[:300],
                                            "level": evidence["level"], "p_new": p_new})
         if self.sessions is not None:
+            self._forget_gone_templates()
             observe = getattr(self.session_detector, "observe", None)
             if observe is not None:
                 feature = self._feature(tid)
@@ -179,6 +181,21 @@ class LogModel:
             cache = self._live_only(cache)
             setattr(self, name, cache)
         return cache
+
+    def _forget_gone_templates(self) -> None:
+        """Each time as many templates as the cap holds have been evicted or merged away since the last
+        time, the session detector (if it can) forgets the features of templates no longer held, so its
+        memory follows the templates held, not every template ever created."""
+        miner = self.miner
+        gone = miner.evicted_templates + miner.merges
+        if gone - self._features_pruned_at < miner.max_templates:
+            return
+        self._features_pruned_at = gone
+        forget = getattr(self.session_detector, "forget", None)
+        if forget is not None:
+            live = miner.templates
+            # Features are template ids, "!" first for a warning or error (see _feature).
+            forget(lambda f: not (tid := f.lstrip("!")).isdecimal() or int(tid) in live)
 
     def _live_only(self, cache: dict[int, bool]) -> dict[int, bool]:
         live = self.miner.templates
