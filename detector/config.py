@@ -22,6 +22,7 @@ from pydantic_settings.exceptions import SettingsError
 
 from detector.errors import ConfigError
 from detector.loader import format_validation_error, read_yaml
+from detector.records import MAX_VALUE_CHARS
 from detector.specs import MODELS_DIR
 
 LOG_FORMATS = ("json", "vector", "fluentbit", "ecs", "otlp_json", "logfmt", "plain")
@@ -104,7 +105,9 @@ class InputSpec(Section):
     kind: Literal["log", "metric"]
     format: str
     fields: FieldMapping = FieldMapping()
-    default_entity: str = Field("unknown", description="entity for records that name none")
+    # Bounded as any entity a record names (records.py): it becomes a label value.
+    default_entity: str = Field("unknown", max_length=MAX_VALUE_CHARS,
+                                description="entity for records that name none")
     timezone: str = Field(
         "UTC", description="IANA zone (e.g. Europe/Berlin) for timestamps written without an offset: "
         "log4j's %d, Python's asctime, BSD syslog"

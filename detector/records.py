@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+# Lengths a record may carry into label values (the entity, signal and series labels on /metrics, the
+# labels of alerts) and into the keys of model state. Prometheus sets no limit of its own, so without
+# these one producer writing a 100 KB tag makes every scrape megabytes and Prometheus gigabytes. The
+# bounds sit far above real names and far below what costs: exporters' metric and label names stay under
+# 100 characters; a host, pod or service name is at most 253 (DNS), an image reference or a URL route a few
+# hundred; a series with twenty such labels stays under a few thousand. Records over them are dead-lettered
+# (InvalidField, see decoders/base.py), never cut: a cut value could merge two series into one.
+MAX_NAME_CHARS = 200  # a metric name, a label name
+MAX_VALUE_CHARS = 1024  # a label value, the entity of a log record
+MAX_SERIES_CHARS = 4096  # a metric series' identity, name{k="v",...}: the `series` label
+
 
 class RawRecord(NamedTuple):
     """Bytes as they came off a source, with their position for commits and dead letters."""

@@ -806,6 +806,129 @@ def test_wrong_types_anywhere_in_valid_json_give_a_reason_not_a_crash(fmt, kind)
                 assert isinstance(r.message, str) if kind == "log" else isinstance(r.value, float)
 
 
+# --- bounded names and values -----------------------------------------------------------------------------------
+
+LONG = "svc0-" + "x" * 99_995  # 100,000 characters, as a producer bug or an attacker writes them
+
+
+def _otlp(service: str, bodies=("item added",)) -> dict:
+    records = [{"timeUnixNano": "1705312800000000000", "body": {"stringValue": b}} for b in bodies]
+    return {"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+                              "scopeLogs": [{"logRecords": records}]}]}
+
+
+@pytest.mark.parametrize(
+    "fmt, payload, reason",
+    [
+        # A label value: it is the entity and part of the series label of every model family on /metrics.
+        ("metric_json", {"name": "cpu", "labels": {"service": LONG}, "value": 1, "timestamp": EVENT_TS},
+         "label 'service' value is 100000 characters, over the 1024 character limit: 'svc0-xxx"),
+        ("telegraf", {"name": "cpu", "tags": {"host": LONG}, "fields": {"idle": 1}, "timestamp": 1705312800},
+         "label 'host' value is 100000 characters, over the 1024 character limit: 'svc0-xxx"),
+        ("influx", f"cpu,host={LONG} idle=1 1705312800000000000".encode(),
+         "label 'host' value is 100000 characters, over the 1024 character limit: 'svc0-xxx"),
+        # A metric name: the signal label, and the head of the series label.
+        ("metric_json", {"name": LONG, "value": 1, "timestamp": EVENT_TS},
+         "metric name is 100000 characters, over the 200 character limit: 'svc0-xxx"),
+        ("telegraf", {"name": LONG, "tags": {}, "fields": {"idle": 1}, "timestamp": 1705312800},
+         "metric name is 100005 characters, over the 200 character limit: 'svc0-xxx"),
+        ("telegraf", {"name": "cpu", "tags": {}, "fields": {LONG: 1}, "timestamp": 1705312800},
+         "metric name is 100004 characters, over the 200 character limit: 'cpu_svc0-xxx"),
+        ("influx", f"{LONG} idle=1 1705312800000000000".encode(),
+         "metric name is 100005 characters, over the 200 character limit: 'svc0-xxx"),
+        # A label name.
+        ("metric_json", {"name": "cpu", "labels": {LONG: "a"}, "value": 1, "timestamp": EVENT_TS},
+         "label name is 100000 characters, over the 200 character limit: 'svc0-xxx"),
+        ("influx", f"cpu,{LONG}=a idle=1 1705312800000000000".encode(),
+         "label name is 100000 characters, over the 200 character limit: 'svc0-xxx"),
+    ],
+    ids=["metric_json-label-value", "telegraf-tag-value", "influx-tag-value", "metric_json-name", "telegraf-name",
+         "telegraf-field-key", "influx-measurement", "metric_json-label-name", "influx-tag-key"],
+)
+def test_a_name_or_label_value_over_its_bound_is_refused_naming_it(fmt, payload, reason):
+    with pytest.raises(InvalidField, match="^" + re.escape(reason)):
+        decoder(fmt, "metric").decode(raw(payload))
+
+
+@pytest.mark.parametrize(
+    "fmt, payload, key",
+    [
+        ("json", {"message": "m", "service": LONG}, None),
+        ("vector", {"message": "m", "host": LONG}, None),
+        ("fluentbit", {"log": "m", "kubernetes": {"labels": {"app": LONG}}}, None),
+        ("ecs", {"message": "m", "service": {"name": LONG}}, None),
+        ("otlp_json", _otlp(LONG), None),
+        ("logfmt", f"msg=m service={LONG}".encode(), None),
+        ("json", {"message": "m"}, LONG.encode()),  # the entity from the Kafka record key
+        ("plain", b"just a line", LONG.encode()),
+    ],
+    ids=["json", "vector", "fluentbit", "ecs", "otlp_json", "logfmt", "json-record-key", "plain-record-key"],
+)
+def test_a_log_entity_over_its_bound_is_refused_naming_it(fmt, payload, key):
+    # The entity is the entity label of every log signal and of incident_open.
+    with pytest.raises(InvalidField, match="^" + re.escape(
+            "entity is 100000 characters, over the 1024 character limit: 'svc0-xxx")):
+        decoder(fmt).decode(raw(payload, key=key))
+
+
+def test_names_and_values_at_their_bounds_are_kept():
+    name, key, value = "n" * 200, "k" * 200, "v" * 1024
+    point = decode_one("metric_json", {"name": name, "labels": {key: value}, "value": 1, "timestamp": EVENT_TS}, "metric")
+    assert (point.name, point.labels, point.entity) == (name, ((key, value),), "unknown")
+    assert decode_one("json", {"message": "m", "service": value}).entity == value
+    with pytest.raises(InvalidField, match="^metric name is 201 characters"):
+        decoder("metric_json", "metric").decode(raw({"name": name + "n", "value": 1, "timestamp": EVENT_TS}))
+    with pytest.raises(InvalidField, match="^label name is 201 characters"):
+        decoder("metric_json", "metric").decode(raw({"name": "up", "labels": {key + "k": "v"}, "value": 1}))
+    with pytest.raises(InvalidField, match="^label 'k' value is 1025 characters"):
+        decoder("metric_json", "metric").decode(raw({"name": "up", "labels": {"k": value + "v"}, "value": 1}))
+    with pytest.raises(InvalidField, match="^entity is 1025 characters"):
+        decoder("json").decode(raw({"message": "m", "service": value + "v"}))
+
+
+def test_a_series_of_many_long_labels_is_refused_as_a_whole():
+    # Each value is within its bound, but together they would make a 10 KB series label.
+    labels = {f"label{i}": "v" * 1000 for i in range(10)}
+    with pytest.raises(InvalidField, match=r"^series \(10 labels\) is 10\d{3} characters, over the 4096 character "
+                                           r"limit: 'cpu\{label0=\"vvv"):
+        decoder("metric_json", "metric").decode(raw({"name": "cpu", "labels": labels, "value": 1}))
+    # Escaping counts: 3 values of 1000 quotes stay under 4096 as written, not as the series label is.
+    quotes = {f"q{i}": '"' * 1000 for i in range(3)}
+    with pytest.raises(InvalidField, match=r"^series \(3 labels\) is 60\d\d characters"):
+        decoder("metric_json", "metric").decode(raw({"name": "cpu", "labels": quotes, "value": 1}))
+    fits = {f"label{i}": "v" * 1000 for i in range(3)}
+    assert len(decode_one("metric_json", {"name": "cpu", "labels": fits, "value": 1}, "metric").series) < 4096
+
+
+@pytest.mark.parametrize(
+    "fmt, kind, payload, reason",
+    [
+        ("metric_json", "metric", [{"name": "up", "value": 1}, {"name": "up", "labels": {"job": LONG}, "value": 1}],
+         "point 2 of 2 ('up'): label 'job' value is 100000 characters"),
+        ("telegraf", "metric", {"metrics": [TELEGRAF_ONE, {"name": "m", "tags": {"host": LONG}, "fields": {"a": 1, "b": 2},
+                                                           "timestamp": 1705312800}]},
+         "point 4 of 5 ('m_a'): label 'host' value is 100000 characters"),
+        ("influx", "metric", f"cpu,host=a idle=1 1\ncpu,host={LONG} idle=1 1".encode(),
+         "point 2 of 2 ('cpu_idle'): label 'host' value is 100000 characters"),
+        ("influx", "metric", f"cpu,host=a idle=1 1\n{LONG} idle=1 1".encode(),
+         "point 2 of 2: metric name is 100005 characters"),
+        ("otlp_json", "log", {"resourceLogs": _otlp("cart")["resourceLogs"] + _otlp(LONG, ("a", "b"))["resourceLogs"]},
+         "log record 2 of 3: entity is 100000 characters"),
+    ],
+    ids=["metric_json", "telegraf", "influx-tag-value", "influx-measurement", "otlp_json"],
+)
+def test_one_record_over_a_bound_refuses_its_whole_message_naming_the_record(fmt, kind, payload, reason):
+    # As for any bad part of a message: nothing of it is scored, nothing of it is lost (the dead letter
+    # holds it whole, and a replay after a fix restores every point).
+    with pytest.raises(InvalidField, match="^" + re.escape(reason)):
+        decoder(fmt, kind).decode(raw(payload))
+
+
+def test_a_default_entity_over_the_bound_is_a_config_error():
+    with pytest.raises(ValueError, match="1024 characters"):
+        InputSpec(topic="in", kind="log", format="plain", default_entity="e" * 1025)
+
+
 # --- series identity -------------------------------------------------------------------------------------------
 
 

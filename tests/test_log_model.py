@@ -227,3 +227,59 @@ def test_an_hour_long_flood_of_a_known_error_keeps_one_incident_open_until_it_st
     assert opened.timestamp - flood_start <= 600
     # Not resolved while the errors go on, and soon after they stop.
     assert flood_end < resolved.timestamp <= flood_end + 1200
+
+
+def _one_off_lines(model, start, lines):
+    """Level-less lines of five words no other line shares: each one a new template."""
+    def word(n):
+        return "".join("abcdefghijklmnopqrstuvwxyz"[n // 26 ** p % 26] for p in range(4)) + "q"
+
+    for i in range(start, start + lines):
+        words = " ".join(word(i * 5 + k + 7000) for k in range(5))
+        model.process(LogRecord(1e9 + i, "api", f"req-{i} noted {words}", None))
+        if i % 10 == 0:
+            model.advance(1e9 + i - 60)
+
+
+def test_one_off_lines_without_a_level_keep_the_per_template_caches_and_the_checkpoint_bounded():
+    # Whether a template reads as an error was cached for every template ever created, and never
+    # dropped when the miner evicted one at its cap: 538,630 entries after 5 minutes of such lines,
+    # 3.1 MB of a 4.9 MB checkpoint.
+    model = LogModel(miner={"max_templates": 50})
+    for part in range(3):
+        _one_off_lines(model, 1000 * part, 1000)
+        assert model.stats()["evicted_templates"] >= 1000 * part + 950
+        assert len(model._tpl_error) <= 2 * 50
+    checkpoint = pickle.dumps(model)
+    without = pickle.loads(checkpoint)
+    without._tpl_error, without._tpl_alarm = {}, {}
+    # What the caches add to the checkpoint is a few bytes per template held (3,000 entries: 13 KB).
+    assert len(checkpoint) - len(pickle.dumps(without)) < 1000
+
+
+def test_with_sessions_one_off_lines_keep_the_caches_and_the_session_detector_bounded():
+    # The session features' flags were cached like the error flags, and the session detector kept
+    # what it learnt of every template ever created: both grew with every one-off line.
+    model = LogModel(miner={"max_templates": 50}, sessions={"key": r"req-\d+", "idle_seconds": 30})
+    det = model.session_detector
+    learnt = []
+    for part in range(12):
+        _one_off_lines(model, 333 * part, 333)
+        assert 0 < len(model._tpl_alarm) <= 2 * 50 and 0 < len(model._tpl_error) <= 2 * 50
+        assert max(len(det._present), len(det._seen), len(det._co), len(det._hist)) <= 2 * 50
+        learnt.append(len(det._present))
+    assert model.sessions_scored > 3500 and max(learnt) > 0  # sessions were learnt all along
+
+
+def test_a_checkpoint_holding_flags_of_templates_long_gone_loads_without_them():
+    model = LogModel(miner={"max_templates": 50})
+    _one_off_lines(model, 0, 100)
+    held = set(model.miner.templates)
+    # As saved before the caches were bounded: an entry for every template ever created.
+    model._tpl_error.update({tid: False for tid in range(1, 100_000) if tid not in held})
+    model._tpl_alarm.update({tid: True for tid in range(1, 100_000) if tid not in held})
+    restored = pickle.loads(pickle.dumps(model))
+    assert set(restored._tpl_error) <= held and set(restored._tpl_alarm) <= held
+    assert len(restored._tpl_error) == len(held)
+    _one_off_lines(restored, 100, 500)  # and it goes on as before
+    assert len(restored._tpl_error) <= 2 * 50

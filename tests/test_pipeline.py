@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import pickle
 import random
+import threading
 import time
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from detector.config import load_pipeline
 from detector.decoders import MAX_RECORD_BYTES
 from detector.decoders.logs_json import JsonLogDecoder
 from detector.pipeline import Pipeline
-from detector.records import RawRecord
+from detector.records import MAX_NAME_CHARS, MAX_SERIES_CHARS, MAX_VALUE_CHARS, RawRecord
+from detector.sinks.prometheus import PrometheusSink
 
 
 def spec():
@@ -56,6 +60,44 @@ def test_a_dead_letter_is_counted_under_the_kind_of_what_is_wrong(topic, value, 
     result = p.process([RawRecord(topic, 0, 7, 1e9, None, value)])
     assert [(d.raw.offset, d.kind) for d in result.dead_letters] == [(7, kind)]
     assert p.dead_lettered == {(topic, kind): 1}
+
+
+@pytest.mark.parametrize("case", ["label value", "metric name", "log entity"])
+def test_an_overlong_name_or_entity_is_dead_lettered_and_never_becomes_a_label_value(case):
+    # 300 such records once made a 180 MB scrape: each sample carries the value as entity and in series.
+    p = Pipeline.from_spec(spec())
+    registry = CollectorRegistry()
+    sink = PrometheusSink(p, threading.Lock(), 1000, registry=registry)
+    long = "svc0-" + "x" * 99_995
+
+    def point(offset, ts, name="latency_ms", service="svc-1"):
+        body = {"name": name, "labels": {"service": service}, "value": 100.0 + offset % 7, "timestamp": ts}
+        return RawRecord("metrics", 0, offset, None, None, orjson.dumps(body))
+
+    batch = [point(i, 1e9 + 15 * i) for i in range(40)] + [log(i, 1e9 + 15 * i, f"request {i} served") for i in range(40)]
+    bad = {"label value": point(40, 1e9 + 600, service=long),
+           "metric name": point(40, 1e9 + 600, name=long),
+           "log entity": log(40, 1e9 + 600, "request 40 served", service=long)}[case]
+    batch.append(bad)
+    result = p.process(batch)
+    sink.emit(result, 0.0)
+    sink.emit(p.flush(), 0.0)  # closes the log windows: their signals are exported
+
+    # The record goes to the dead-letter topic whole, saying which field, its length, the bound, its start.
+    what = {"label value": "label 'service' value is 100000 characters, over the 1024 character limit",
+            "metric name": "metric name is 100000 characters, over the 200 character limit",
+            "log entity": "entity is 100000 characters, over the 1024 character limit"}[case]
+    assert [(d.raw, d.kind, d.reason) for d in result.dead_letters] == [(bad, "InvalidField", f"{what}: 'svc0-" + "x" * 31 + "...")]
+    assert p.dead_lettered == {(bad.topic, "InvalidField"): 1}
+    assert registry.get_sample_value("outage_detector_records_dead_lettered_total",
+                                     {"topic": bad.topic, "error_kind": "InvalidField"}) == 1
+    text = generate_latest(registry).decode()
+    assert "xxxxxxxxxx" not in text
+    labels = [s.labels for fam in text_string_to_metric_families(text) for s in fam.samples]
+    assert {"svc-1", "api"} <= {lv.get("entity") for lv in labels}  # the good records are exported
+    assert max(len(v) for lv in labels for v in lv.values()) <= MAX_SERIES_CHARS
+    assert max(len(lv.get("entity", "")) for lv in labels) <= MAX_VALUE_CHARS
+    assert max(len(lv.get("signal", "")) for lv in labels) <= MAX_NAME_CHARS
 
 
 def test_a_decoder_failing_unforeseen_is_dead_lettered_as_a_plain_decode_error(monkeypatch):

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from detector.errors import DecodeError, EmptyRecord, MalformedRecord, NotText, OversizedRecord
-from detector.records import LogRecord, MetricPoint, RawRecord
+from detector.errors import DecodeError, EmptyRecord, InvalidField, MalformedRecord, NotText, OversizedRecord
+from detector.records import MAX_NAME_CHARS, MAX_SERIES_CHARS, MAX_VALUE_CHARS, LogRecord, MetricPoint, RawRecord
 
 # A record this large is a producer bug or an attack, not a log line; refusing it bounds the work.
 MAX_RECORD_BYTES = 1024 * 1024
@@ -44,18 +44,79 @@ class Decoder:
         if len(value) > MAX_RECORD_BYTES:
             raise OversizedRecord(f"message is {len(value)} bytes, over the {MAX_RECORD_BYTES} byte limit")
         try:
-            return self._decode(raw)
+            records = self._decode(raw)
         except DecodeError:
             raise
         except Exception as exc:  # noqa: BLE001 - the contract is DecodeError only, whatever went wrong
             # Plain DecodeError as its kind: input no check foresaw, or a decoder bug; worth a look either way.
             raise DecodeError(f"{self.format}: unexpected {type(exc).__name__}: {one_line(str(exc))}") from exc
+        reason = out_of_bounds(records)
+        if reason:
+            raise InvalidField(reason)
+        return records
 
     def _decode(self, raw: RawRecord) -> list[Record]:
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(format={self.format!r})"
+
+
+def out_of_bounds(records: list[Record]) -> str | None:
+    """Why one of ``records`` holds a name or value too long to become a label value, or None.
+
+    Checked here, once for every format, on the records as built: what reaches the models and /metrics.
+    The bounds are in records.py. As with any bad part of a message, the whole message is dead-lettered
+    (none of its other records is scored, and a replay after a fix restores all of it); the reason says
+    which record, which field, its length and how it starts.
+    """
+    checked: tuple | None = None  # the points of one line or Telegraf metric share one labels tuple
+    size = 0
+    for i, rec in enumerate(records):
+        if type(rec) is MetricPoint:
+            name = rec.name
+            if len(name) > MAX_NAME_CHARS:
+                reason = _too_long("metric name", name, MAX_NAME_CHARS)
+            else:
+                if rec.labels is not checked:
+                    reason, size = _labels_problem(rec.labels)
+                    checked = None if reason else rec.labels
+                if checked is not None:
+                    reason = _series_too_long(rec) if len(name) + size > MAX_SERIES_CHARS else None
+            if reason is None:
+                continue
+            if len(records) > 1:
+                where = f"point {i + 1} of {len(records)}"
+                reason = f"{where} ({short(name, 60)}): {reason}" if len(name) <= MAX_NAME_CHARS else f"{where}: {reason}"
+            return reason
+        if len(rec.entity) > MAX_VALUE_CHARS:
+            reason = _too_long("entity", rec.entity, MAX_VALUE_CHARS)
+            return f"log record {i + 1} of {len(records)}: {reason}" if len(records) > 1 else reason
+    return None
+
+
+def _labels_problem(labels: tuple[tuple[str, str], ...]) -> tuple[str | None, int]:
+    """A label name or value over its bound, else None and an upper bound on the labels' length in a series
+    identity (``{k="v",...}``, every value counted twice as if each character were escaped)."""
+    size = 2
+    for key, value in labels:
+        if len(key) > MAX_NAME_CHARS:
+            return _too_long("label name", key, MAX_NAME_CHARS), 0
+        if len(value) > MAX_VALUE_CHARS:
+            return _too_long(f"label {short(key)} value", value, MAX_VALUE_CHARS), 0
+        size += len(key) + 2 * len(value) + 4
+    return None, size
+
+
+def _series_too_long(point: MetricPoint) -> str | None:
+    series = point.series  # exactly, now that the estimate is over the bound
+    if len(series) <= MAX_SERIES_CHARS:
+        return None
+    return _too_long(f"series ({len(point.labels)} labels)", series, MAX_SERIES_CHARS)
+
+
+def _too_long(what: str, value: str, limit: int) -> str:
+    return f"{what} is {len(value)} characters, over the {limit} character limit: {short(value)}"
 
 
 def load_json(value: bytes) -> Any:

@@ -40,6 +40,7 @@ ERROR_RUN_THINNING = 8
 class LogModel:
     name = ""  # the partition it models, for log lines ("topic[0]"); set by the pipeline
     _cap_warned = False  # whether the template cap was reported (class default: older checkpoints)
+    _features_pruned_at = 0  # templates gone (evicted, merged) when the session detector last forgot them
 
     def __init__(self, miner: dict | None = None, signals: dict | None = None, sessions: dict | None = None):
         self.miner_params = MinerParams.from_dict(miner, "miner")
@@ -67,6 +68,8 @@ class LogModel:
         # Templates seen once, by the entity whose line created them: when one is seen again, that
         # entity's count of once-seen templates (its novelty estimate) goes down.
         self._once_of: dict[int, str] = {}
+        # Whether a template reads as an error (lines without a level) or as a warning or error
+        # (session features), by template id; bounded by pruning, see _cache.
         self._tpl_error: dict[int, bool] = {}
         self._tpl_alarm: dict[int, bool] = {}
         self._merges_seen = 0
@@ -101,7 +104,7 @@ class LogModel:
         if err is None:
             err = self._tpl_error.get(tid)
             if err is None:
-                err = self._tpl_error[tid] = template_is_error(tpl.text)
+                err = self._cache("_tpl_error")[tid] = template_is_error(tpl.text)
         entity = rec.entity or ""
         sig = self.signals
         e, _ = sig.entity(entity, ts)
@@ -133,6 +136,7 @@ class LogModel:
                     sig.watch(e, ts, tid, {"template": tpl.text, "example": res.text[:300],
                                            "level": evidence["level"], "p_new": p_new})
         if self.sessions is not None:
+            self._forget_gone_templates()
             observe = getattr(self.session_detector, "observe", None)
             if observe is not None:
                 feature = self._feature(tid)
@@ -167,11 +171,44 @@ class LogModel:
                 # Its creation counted 1 at first_seen, decayed since then like the rest.
                 o.nov_once = max(0.0, o.nov_once - 0.5 ** (max(0.0, o.nov_time - tpl.first_seen) / h))
 
+    def _cache(self, name: str) -> dict[int, bool]:
+        """The per-template cache ``name``, about to take a new entry. Templates the miner evicts at
+        its cap or merges into another leave their entries behind; past twice the cap (as for
+        ``_once_of``) only the templates still held are kept, so a stream of one-off lines costs
+        memory and checkpoint size up to the cap, not per template it ever created."""
+        cache = getattr(self, name)
+        if len(cache) >= 2 * self.miner.max_templates:
+            cache = self._live_only(cache)
+            setattr(self, name, cache)
+        return cache
+
+    def _forget_gone_templates(self) -> None:
+        """Each time as many templates as the cap holds have been evicted or merged away since the last
+        time, the session detector (if it can) forgets the features of templates no longer held, so its
+        memory follows the templates held, not every template ever created."""
+        miner = self.miner
+        gone = miner.evicted_templates + miner.merges
+        if gone - self._features_pruned_at < miner.max_templates:
+            return
+        self._features_pruned_at = gone
+        forget = getattr(self.session_detector, "forget", None)
+        if forget is not None:
+            live = miner.templates
+            # Features are template ids, "!" first for a warning or error (see _feature).
+            forget(lambda f: not (tid := f.lstrip("!")).isdecimal() or int(tid) in live)
+
+    def _live_only(self, cache: dict[int, bool]) -> dict[int, bool]:
+        live = self.miner.templates
+        return {t: v for t, v in cache.items() if t in live}
+
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         if "_once_of" not in state:  # saved when novelty was counted for the whole partition
             self._once_of = {}
             self.__dict__.pop("_singletons", None)
+        # Saved while these caches grew without bound: what they hold of templates gone goes now.
+        self._tpl_error = self._live_only(state.get("_tpl_error", {}))
+        self._tpl_alarm = self._live_only(state.get("_tpl_alarm", {}))
 
     # -- event time moves on ------------------------------------------------------------------
 
@@ -270,7 +307,7 @@ class LogModel:
             return str(tid)
         bad = self._tpl_alarm.get(tpl.id)
         if bad is None:
-            bad = self._tpl_alarm[tpl.id] = template_is_alarm(tpl.text)
+            bad = self._cache("_tpl_alarm")[tpl.id] = template_is_alarm(tpl.text)
         return f"!{tpl.id}" if bad else str(tpl.id)
 
     # -- inspection ---------------------------------------------------------------------------

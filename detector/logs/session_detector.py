@@ -20,12 +20,14 @@ session in a hundred looks like this". Frequencies are smoothed with ``prior`` p
 early on nothing is very surprising) and exponentially forgotten with a half-life of ``halflife``
 sessions, so what counts as normal follows the traffic as it changes. Counts above ``max_count``
 share one bucket. Memory grows with the number of templates (pairs are learned among at most
-``max_pair_templates`` templates of a session), never with the number of sessions.
+``max_pair_templates`` templates of a session), never with the number of sessions; the log model
+has it ``forget`` the templates its miner no longer holds.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from detector.detectors.base import Detector
 from detector.detectors.registry import register
@@ -128,6 +130,15 @@ class SessionRarity(Detector):
         self._weight = w * 2.0 ** (1.0 / self.halflife)
         if self._weight > 1e12:
             self._rescale(1.0 / self._weight)
+
+    def forget(self, keep: Callable[[str], bool]) -> None:
+        """Drop what was learnt of the features ``keep`` says no, and of pairs with them: templates
+        evicted or merged away never come back under their id, so what is known of them is dead weight
+        (and a partner that never comes back would be missed in every session of its template)."""
+        self._present = {f: c for f, c in self._present.items() if keep(f)}
+        self._seen = {f: c for f, c in self._seen.items() if keep(f)}
+        self._hist = {k: c for k, c in self._hist.items() if keep(k[0])}
+        self._co = {f: {g: c for g, c in row.items() if keep(g)} for f, row in self._co.items() if keep(f)}
 
     def _rescale(self, f: float) -> None:
         self._weight *= f

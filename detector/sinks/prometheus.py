@@ -3,7 +3,8 @@
 Model values (scores, confidence, expected bands, alert state) are not pushed with a ``set()`` per
 record: the collector reads them from the pipeline when Prometheus scrapes, under the same lock the
 processing loop holds per batch. Label values are bounded: entity and signal come from bounded
-vocabularies, and the number of model series exported is capped by ``series_budget`` (the series with
+vocabularies, their length (and the series') is bounded where records are decoded (records.py; a longer
+one is dead-lettered), and the number of model series exported is capped by ``series_budget`` (the series with
 the newest points, whichever partition holds them); what is over budget is reported, never silently cut.
 A metric series whose newest point is ``stale_after`` seconds of event time older than its partition's
 newest event time has stopped reporting (its pod is gone, say): it is neither exported nor over budget,
