@@ -6,6 +6,7 @@ pydantic validation is reserved for configs and specs.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 # Lengths a record may carry into label values (the entity, signal and series labels on /metrics, the
@@ -50,18 +51,28 @@ class MetricPoint(NamedTuple):
         """Stable series identity: name{k="v",...} in label order.
 
         Values are escaped as in Prometheus' text format, so a value holding `",` cannot forge another
-        label set's key; ordinary values are unchanged (checkpoints hold their models under these keys).
+        label set's key; so are the characters of the key's syntax in a name or a label name (a name
+        `x{service="a"}` is not the series `x` of service a). Ordinary names and values are unchanged
+        (checkpoints hold their models under these keys).
         """
+        name = _escape_name(self.name)
         if not self.labels:
-            return self.name
-        inner = ",".join(f'{k}="{_escape(v)}"' for k, v in self.labels)
-        return f"{self.name}{{{inner}}}"
+            return name
+        inner = ",".join(f'{_escape_name(k)}="{_escape(v)}"' for k, v in self.labels)
+        return f"{name}{{{inner}}}"
 
 
 def _escape(value: str) -> str:
     if "\\" in value or '"' in value or "\n" in value:
         return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return value
+
+
+_KEY_SYNTAX = re.compile(r'[\\{}"=,\n]')
+
+
+def _escape_name(name: str) -> str:
+    return _KEY_SYNTAX.sub(lambda m: "\\n" if m.group() == "\n" else "\\" + m.group(), name) if _KEY_SYNTAX.search(name) else name
 
 
 class Score(NamedTuple):

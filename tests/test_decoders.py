@@ -941,6 +941,30 @@ def test_a_label_value_with_quotes_cannot_share_a_series_with_another_label_set(
     assert odd.series == r'depth{path="C:\\tmp\nx"}'
 
 
+def test_a_name_or_label_name_holding_the_key_syntax_cannot_share_a_series_with_another():
+    honest = MetricPoint(EVENT_TS, "e", "x", (("service", "evil"),), 1.0)
+    named = MetricPoint(EVENT_TS, "e", 'x{service="evil"}', (), 1.0)
+    assert named.series != honest.series
+    keyed = MetricPoint(EVENT_TS, "e", "x", (('a"b', "c"),), 1.0)
+    other = MetricPoint(EVENT_TS, "e", "x", (("a", 'b="c'),), 1.0)
+    assert keyed.series != other.series
+    # Names as OpenTelemetry and Telegraf write them are unchanged.
+    assert MetricPoint(EVENT_TS, "e", "http.server.duration", (("a", "b"),), 1.0).series == \
+        'http.server.duration{a="b"}'
+
+
+@pytest.mark.parametrize("fmt, payload, reason", [
+    ("metric_json", {"name": "x", "value": 1, "labels": {"service": {"a": [1, "b"]}}, "timestamp": 1705312800},
+     "field 'labels': label 'service' is an object, not a string, number or boolean"),
+    ("metric_json", {"name": "x", "value": "1_000", "timestamp": 1705312800}, "field 'value' is not a number: '1_000'"),
+    ("telegraf", {"name": "x", "fields": {"a": 1}, "tags": {"host": ["a"]}, "timestamp": 1705312800},
+     "label 'host' is an array, not a string, number or boolean"),
+])
+def test_a_label_that_is_an_object_or_a_number_with_underscores_is_an_invalid_field(fmt, payload, reason):
+    with pytest.raises(InvalidField, match=re.escape(reason)):
+        decoder(fmt, "metric").decode(raw(payload))
+
+
 def test_ordinary_label_values_keep_their_series_key():
     point = decode_one("influx", b"cpu,host=raynor,cpu=cpu-total usage_idle=97.5 1705312800000000000", "metric")
     assert point.series == 'cpu_usage_idle{cpu="cpu-total",host="raynor"}'

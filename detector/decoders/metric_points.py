@@ -7,7 +7,7 @@ from typing import Any
 
 from detector.errors import InvalidField
 
-from .base import short
+from .base import json_type, short
 
 # Labels that name "what is this about" in the usual exporters, in order of preference.
 ENTITY_LABELS = ("service", "job", "app", "host", "instance")
@@ -40,6 +40,8 @@ def number(value: Any, field: str) -> float:
         return 1.0 if value else 0.0
     elif kind is str:
         try:
+            if "_" in value:  # Python reads "1_000" as 1000; no producer means that (line protocol refuses it)
+                raise ValueError(value)
             result = float(value)
         except ValueError:
             raise InvalidField(f"field {field!r} is not a number: {short(value)}") from None
@@ -59,15 +61,19 @@ def string_labels(labels: Any, where: str) -> dict[str, str]:
         raise InvalidField(f"{where} is not an object: {short(labels)}")
     for key, value in labels.items():
         if type(value) is not str:
-            labels[key] = _label_text(value)
+            labels[key] = _label_text(value, key, where)
     return labels
 
 
-def _label_text(value: Any) -> str:
+def _label_text(value: Any, key: str, where: str) -> str:
     if value is None:
         return ""
     if value is True or value is False:
         return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        # Its Python repr would become the series' identity: a producer bug, not a label value.
+        raise InvalidField(f"{where}: label {key!r} is {json_type(value)}, not a string, number or boolean: "
+                           f"{short(value)}")
     return str(value)
 
 
