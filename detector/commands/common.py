@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import signal
+import time
 
 from detector.config import PipelineSpec, load_pipeline
 
@@ -98,6 +99,37 @@ def setup_logging(verbose: bool = False) -> None:
     )
     # kafka-python logs every reconnect at INFO/WARNING; our own messages say what matters.
     logging.getLogger("kafka").setLevel(logging.ERROR)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(KafkaThrottle())
+
+
+class KafkaThrottle(logging.Filter):
+    """Lets each of kafka-python's messages through once a minute, with a count of those held back.
+
+    With Kafka down it logs a connection ERROR for every retry: about 13,000 lines a day, which bury
+    the service's own one line (``Kafka at ... does not answer``) and set off log-based alerts."""
+
+    def __init__(self, every: float = 60.0, clock=None):
+        super().__init__()
+        self.every = every
+        self.clock = clock or time.monotonic
+        self.last: dict[tuple[str, str], float] = {}  # (logger, message format): when last let through
+        self.held: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kafka"):
+            return True
+        key = (record.name, str(record.msg))  # the format, not the text: one per kind of message
+        now = self.clock()
+        last = self.last.get(key)
+        if last is not None and now - last < self.every:
+            self.held[key] = self.held.get(key, 0) + 1
+            return False
+        self.last[key] = now
+        held = self.held.pop(key, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more like this in the last {now - last:.0f}s not logged)"
+        return True
 
 
 def exit_on_signal(signum, frame) -> None:
