@@ -366,8 +366,9 @@ class Pipeline:
 
     # -- introspection for the exporters ---------------------------------------------------------
 
-    def series_held(self) -> int:
-        return sum(st.model.series_held() for st in self.partitions.values())
+    def series_held(self, kind: str = "metric") -> int:
+        """Metric series with a model, or for ``kind="log"`` log entities and open sessions."""
+        return sum(st.model.series_held() for st in self.partitions.values() if st.kind == kind)
 
     def templates_held(self) -> int:
         return sum(st.model.templates_held() for st in self.partitions.values() if st.kind == "log")

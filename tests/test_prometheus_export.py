@@ -228,3 +228,18 @@ def test_a_metric_named_like_a_log_signal_is_exported_once_as_its_series():
     samples = [s for f in registry.collect() if f.name == "outage_detector_anomaly_score" for s in f.samples
                if s.labels["signal"] == "log_lines_per_s"]
     assert [s.labels["series"] for s in samples] == ['log_lines_per_s{service="shipper"}']
+
+
+def test_series_held_counts_metric_series_only_and_log_entities_have_their_own_gauge():
+    spec = load_pipeline(None, inputs=[{"topic": "m", "kind": "metric", "format": "metric_json"},
+                                       {"topic": "l", "kind": "log", "format": "json"}])
+    pipeline = Pipeline.from_spec(spec)
+    registry = CollectorRegistry()
+    PrometheusSink(pipeline, threading.Lock(), 100, registry=registry)
+    pipeline.process(metric_records("m", n_series=3, points=10))
+    logs = [RawRecord("l", 0, i, None, None, orjson.dumps({"message": f"user {i} logged in", "service": f"svc-{i % 4}",
+                                                          "timestamp": 1e9 + i})) for i in range(20)]
+    pipeline.process(logs)
+    # Compared with max_series, the metric series alone: four log entities are not four series.
+    assert registry.get_sample_value("outage_detector_series_held") == 3
+    assert registry.get_sample_value("outage_detector_log_entities_held") == 4

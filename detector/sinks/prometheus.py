@@ -114,6 +114,8 @@ class PipelineCollector(Collector):
             out_of_order.add_metric([topic], n)
         yield from (consumed, decoded, dead, out_of_order)
         yield GaugeMetricFamily(P + "series_held", "Metric series with a model in memory.", value=pipe.series_held())
+        yield GaugeMetricFamily(P + "log_entities_held", "Log entities and open sessions with state in memory.",
+                                value=pipe.series_held("log"))
         yield GaugeMetricFamily(P + "templates_held", "Log templates known to the miners.", value=pipe.templates_held())
         yield CounterMetricFamily(
             P + "log_templates_evicted",
