@@ -47,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -121,11 +121,17 @@ def _spaced(low: float, high: float, steps: int, log: bool) -> list[float]:
     return [low + (high - low) * i / (steps - 1) for i in range(steps)]
 
 
+# Trials a study may plan: each is held in memory from the start, and at about a second of a core each
+# (a NAB trial), more would run for days; a rerun with more trials runs only the new ones.
+MAX_TRIALS = 100_000
+
+
 class SearchSpace(_Strict):
     model: Path = Field(MODELS_DIR / "metric-default.yaml", description="spec to tune; relative to the space file")
     objective: Literal["nab", "alert_budget", "f1", "lead_time"] = "nab"
     method: Literal["random", "grid"] = "random"
-    trials: int = Field(20, ge=1, description="samples of a random search (trial 0, the unchanged spec, is extra)")
+    trials: int = Field(20, ge=1, le=MAX_TRIALS,
+                        description="samples of a random search (trial 0, the unchanged spec, is extra)")
     seed: int = 0
     params: dict[str, ParamRange]
     alerting: dict[str, Any] = Field(default_factory=dict, description="alerting settings the trials start from")
@@ -147,6 +153,11 @@ class SearchSpace(_Strict):
         if self.method == "grid" and given:
             raise ValueError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a random search; "
                              f"a grid search runs every combination once: remove {' and '.join(given)}")
+        if self.method == "grid":
+            combinations = math.prod(len(r.grid()) for r in self.params.values())
+            if combinations > MAX_TRIALS:
+                raise ValueError(f"the grid has {combinations} combinations, over {MAX_TRIALS}: give fewer steps or "
+                                 f"values")
         return self
 
     @field_validator("start_hours")
@@ -468,8 +479,9 @@ def tune(space: SearchSpace, data: Data, journal: Path, jobs: int = 1, progress:
 
     study = study_id(space, data)
     planned = trial_params(space)
+    ids = [trial_id(p) for p in planned]
     done = read_journal(journal, study)
-    pending = [(i, p) for i, p in enumerate(planned) if trial_id(p) not in done]
+    pending = [(i, p) for i, p in enumerate(planned) if ids[i] not in done]
     journal.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     bar = tqdm(total=len(planned), initial=len(planned) - len(pending), unit="trial", desc=f"tune {space.objective}",
@@ -497,13 +509,13 @@ def tune(space: SearchSpace, data: Data, journal: Path, jobs: int = 1, progress:
                 _run_in_workers(pending, min(jobs, len(pending)), space, data, record)
     except KeyboardInterrupt as exc:
         journalled = read_journal(journal, study)  # closed by now: exactly the trials a rerun will skip
-        finished = sum(trial_id(p) in journalled for p in planned)
+        finished = sum(t in journalled for t in ids)
         raise Interrupted(getattr(exc, "signum", signal.SIGINT), (
             f"{finished} of {len(planned)} trials done ({finished - (len(planned) - len(pending))} in this run), "
             f"journalled in {journal}; run the same command again to resume")) from None
     finally:
         bar.close()
-    results = [done[trial_id(p)] for p in planned]
+    results = [done[t] for t in ids]
     ok = [r for r in results if r["value"] is not None]
     if not ok:
         errors = {r["error"] for r in results}
@@ -527,8 +539,15 @@ def _run_in_workers(pending: list, workers: int, space: SearchSpace, data: Data,
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(space, data),
                                mp_context=multiprocessing.get_context("spawn"))
     try:
-        for fut in as_completed([pool.submit(run_trial, i, p) for i, p in pending]):
-            record(fut.result())
+        # A few trials queued per worker, not all of them: a large study would otherwise hold a future
+        # per trial before the first one ran.
+        queue = iter(pending)
+        running = {pool.submit(run_trial, i, p) for i, p in itertools.islice(queue, 2 * workers)}
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                record(fut.result())
+            running |= {pool.submit(run_trial, i, p) for i, p in itertools.islice(queue, len(finished))}
     except BaseException:
         # Interrupted, or a worker failed: the trials running or queued are abandoned, not waited for
         # (a worker would otherwise go on with the trials already sent to it). Before Python 3.14

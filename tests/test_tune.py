@@ -303,6 +303,22 @@ def test_a_grid_space_that_sets_trials_or_a_seed_is_refused_when_loaded(tmp_path
         in capsys.readouterr().err
 
 
+def test_a_study_too_large_to_hold_is_refused_before_anything_runs(tmp_path, capsys):
+    # Each planned trial is held from the start: a million of them took 1.3 GB before the first ran.
+    space = write_space(tmp_path)
+    out = tmp_path / "tuned.yaml"
+    assert main(["tune", "--space", str(space), "--data-dir", str(tmp_path), "--labels", str(tmp_path / "x"),
+                 "--trials", "1000000", "--output", str(out)]) == 2
+    assert "trials: Input should be less than or equal to 100000" in capsys.readouterr().err
+    forty = {"low": 1, "high": 40, "steps": 40, "type": "int"}
+    grid = write_space(tmp_path, method="grid", params={
+        "alerting.fire_after": forty, "alerting.resolve_after": forty,
+        "model.detector.params.alpha": {"low": 0.001, "high": 0.1, "steps": 100}})  # 40 x 40 x 100
+    assert main(["tune", "--space", str(grid), "--data-dir", str(tmp_path), "--labels", str(tmp_path / "x")]) == 2
+    assert "the grid has 160000 combinations, over 100000: give fewer steps or values" in capsys.readouterr().err
+    assert not out.exists()
+
+
 # -- stopping a search: real processes, signalled mid-run --------------------------------------------
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from detector.commands.common import add_pipeline_option, positive_int
 from detector.errors import ConfigError
+from detector.loader import validate
 
 
 def add_command(sub) -> None:
@@ -52,7 +53,7 @@ def run(args) -> int:
                           f"is a grid search of {len(tuning.trial_params(space)) - 1} combinations, all of which "
                           f"run: drop {options}, or narrow the grid")
     if overrides:
-        space = tuning.SearchSpace(**{**space.model_dump(exclude_unset=True), **overrides})
+        space = validate({**space.model_dump(exclude_unset=True), **overrides}, tuning.SearchSpace, "tune")
     # Only lead_time runs a pipeline: for the others, a $OUTAGE_DETECTOR_PIPELINE left in the shell
     # must not change the study (and so which journalled trials a rerun reuses).
     pipeline = Path(args.pipeline) if args.pipeline and space.objective == "lead_time" else None
