@@ -140,7 +140,8 @@ def test_steady_seasonal_series_stays_below_the_level_of_a_real_incident():
     score, confidence = model.update(ts[-1] + 300.0, vs[-1] + 60.0)  # +20 sigma off the profile
     # After two days of learning, nothing the steady series did scores as high as this.
     assert score > max(scores[600:]) and confidence > 0.999
-    assert model.explain()["detector"] in ("spike", "level shift")
+    # Also beyond anything this time of day has seen: each is a fair name for it.
+    assert model.explain()["detector"] in ("spike", "level shift", "time-of-day breakout")
 
 
 def test_a_broken_daily_pattern_is_detected_against_the_profile():
@@ -172,12 +173,13 @@ def _assert_best_report_after(vs, start, quiet_from, detector, seed):
 
 
 def _history_with_old_spikes(rng) -> list[float]:
-    """3000 points of noise around 100 (sd 5) with a few old spikes of +-80, so the range is wide and a
-    later change inside it is no range breakout."""
+    """3000 points (a minute apart) of noise around 100 (sd 5) with old spikes of +-80 at every time of
+    day, so the range, overall and at each time of day, is wide and a later change inside it is no
+    breakout."""
     vs = [100.0 + rng.gauss(0, 5) for _ in range(3000)]
-    for i in (300, 700, 1100):
+    for i in range(100, 2800, 300):
         vs[i] += 80.0
-        vs[i + 200] -= 80.0
+        vs[i + 150] -= 80.0
     return vs
 
 
@@ -291,3 +293,19 @@ def test_spike_counts_checkpointed_before_the_rank_channel_carry_over():
     learned = sum(1 for v in vs[1400:] if not math.isnan(v))
     assert restored._counts[2 * bins] == sizes[-1] + learned  # no count lost, and counting goes on
     assert scores[100] > 0.3  # the spike at 1500 is still caught
+
+
+def test_a_night_burst_of_a_size_only_daytime_has_seen_is_a_time_of_day_breakout():
+    # A queue bursty through business hours and flat at night. At 3 am it jumps to 190: no new extreme
+    # of the series, and a residual of a size its days produce all the time.
+    for seed in range(5):
+        rng = random.Random(seed)
+        model = _model()
+        start = 1_700_006_400.0  # a midnight
+        for i in range(6 * 288 + 36):  # six days and three hours of 5-minute points
+            t = start + 300.0 * i
+            hour = (t % 86400) / 3600
+            model.update(t, 100 + rng.expovariate(1 / 25) if 8 <= hour < 20 else 100 + rng.gauss(0, 2))
+        score, _ = model.update(start + 300.0 * (6 * 288 + 36), 190.0)
+        assert score > 0.5, seed
+        assert model.explain()["detector"] == "time-of-day breakout", seed

@@ -1,6 +1,6 @@
 """Robust level + automatic daily seasonality, scored by how far the evidence lies in its own tail.
 
-Per point, six sub-detectors look at the residual of the value against what the model expected:
+Per point, seven sub-detectors look at the value against what the model expected and has seen:
 
 - ``spike``: the robust z-score of the residual;
 - ``level shift``: a short exponentially weighted mean of the z-scores (a run of same-signed residuals),
@@ -12,9 +12,15 @@ Per point, six sub-detectors look at the residual of the value against what the 
 - ``distribution change``: the recent z-scores sit on one side of where this series' own z-scores
   usually fall: each z-score is ranked against a histogram of the past ones, and the short mean of those
   ranks leaves one half (the values moved within their usual spread, or lost one side of it);
-- ``range breakout``: the value leaves the range seen so far by more than ``breakout_margin`` of it.
+- ``range breakout``: the value leaves the range seen so far by more than ``breakout_margin`` of it;
+- ``time-of-day breakout``: the value leaves the range seen so far at this time of day (``phase_cells``
+  parts of a day, each judged with its nearer neighbour, once a day of history has been seen) by more
+  than ``phase_margin`` of the whole range: a 2 s latency at 3 am, where only the midday peaks reached
+  3 s, is no new extreme of the series, nor a spike of a size it has not produced before.
 
-Each of these five is turned into a surprise ``-log p`` with a peaks-over-threshold tail fitted to
+The two breakouts have a fixed surprise, growing with how far the value left its range (``breakout_surprise``,
+``phase_surprise`` and ``phase_slope``); each of the other five is turned into a surprise ``-log p``
+with a peaks-over-threshold tail fitted to
 that series' own history of the same evidence (an exponential tail above a running high quantile), so
 one threshold means the same thing on a calm series and on a spiky one. A large spike is also checked
 against a count of the spike sizes seen so far: a size the series keeps producing (a periodic burst)
@@ -40,7 +46,7 @@ from detector.detectors.registry import register
 from detector.validation import require, whole
 
 SUB_DETECTORS = ("none", "spike", "level shift", "range breakout", "sustained shift", "sustained deviation",
-                 "distribution change")
+                 "distribution change", "time-of-day breakout")
 
 # Z-scores are counted in a histogram of sign and log(1 + |z|), COUNT_BINS_PER_E bins per unit and
 # COUNT_BINS per sign, so that a spike size the series has produced before is judged by how often it did,
@@ -80,6 +86,11 @@ _VALID = {
     "period": (">= 0 (0: no season)", lambda v: v >= 0),
     "buckets": whole(1),
     "warmup": whole(0),
+    "phase_cells": whole(0),
+    "phase_surprise": (">= 0", lambda v: v >= 0),
+    "phase_slope": (">= 0", lambda v: v >= 0),
+    "phase_margin": (">= 0", lambda v: v >= 0),
+    "phase_days": (">= 0", lambda v: v >= 0),
 }
 
 
@@ -137,6 +148,16 @@ class RobustSeasonal(Detector):
     warmup : int
         Points learned before any score above zero is returned, and before :meth:`explain` gives an
         expected value and band (None until then).
+    phase_cells : int
+        Parts of a season (``period``) whose own value range is kept for the time-of-day breakout
+        (0: no time-of-day breakout).
+    phase_surprise, phase_slope : float
+        A value beyond the range of its part of the day (and of the nearer neighbouring part) by a share
+        ``x`` of the whole range seen so far is given the surprise ``phase_surprise + phase_slope * x``.
+    phase_margin : float
+        Share of the whole range a value must leave its time of day's range by to count.
+    phase_days : float
+        Seasons of history needed before the time-of-day ranges are used.
     seed : int
         Unused (the model is deterministic); accepted for the common protocol.
 
@@ -156,7 +177,9 @@ class RobustSeasonal(Detector):
                  refractory: int = 100, breakout_margin: float = 0.05, breakout_surprise: float = 10.0,
                  cusum_drift: float = 3.0, cusum_clip: float = 4.0, deviation_drift: float = 1.2,
                  deviation_clip: float = 6.0, rank_rate: float = 0.0625, peak_wait: int = 3,
-                 period: float = 86400.0, buckets: int = 96, warmup: int = 50, seed: int = 0):
+                 period: float = 86400.0, buckets: int = 96, warmup: int = 50, seed: int = 0,
+                 phase_cells: int = 7, phase_surprise: float = 8.0, phase_slope: float = 10.0,
+                 phase_margin: float = 0.06, phase_days: float = 1.0):
         self.alpha = alpha
         self.shift_rate = shift_rate
         self.tail_quantile = tail_quantile
@@ -173,6 +196,11 @@ class RobustSeasonal(Detector):
         self.buckets = buckets
         self.warmup = warmup
         self.seed = seed
+        self.phase_cells = phase_cells
+        self.phase_surprise = phase_surprise
+        self.phase_slope = phase_slope
+        self.phase_margin = phase_margin
+        self.phase_days = phase_days
         for name, (rule, ok) in _VALID.items():
             require(getattr(self, name), name, rule, ok)
 
@@ -194,6 +222,10 @@ class RobustSeasonal(Detector):
         if st is None:
             st = self._st = list(self._INITIAL)
             self._season = array("d", [math.nan]) * self.buckets
+        if self.__dict__.get("_phase_hi") is None or len(self._phase_hi) != self.phase_cells:
+            # Highest and lowest value seen in each part of the season (none yet).
+            self._phase_hi = array("d", [-math.inf]) * self.phase_cells
+            self._phase_lo = array("d", [math.inf]) * self.phase_cells
         if len(st) < len(self._INITIAL):  # restored from a checkpoint written by an older version
             st.extend(self._INITIAL[len(st):])
         counts = self.__dict__.get("_counts")
@@ -250,6 +282,12 @@ class RobustSeasonal(Detector):
          evidence, expected, sigma, fired, za, cd, u3, b3, cv, u4, b4, z1, z2, rm, u6, b6,
          held, held_by, climb, first, rising) = st
         season, counts = self._season, self._counts
+        phase_hi, phase_lo = self._phase_hi, self._phase_lo
+        pcells, pbrk, pslope = self.phase_cells, self.phase_surprise, self.phase_slope
+        pmargin = self.phase_margin
+        pfrom = self.phase_days * self.period
+        use_phase = pcells > 0 and self.period > 0
+        pratio = pcells / self.buckets
         alpha, kshift, q = self.alpha, self.shift_rate, self.tail_quantile
         up, down = 0.05 * q, 0.05 * (1.0 - q)  # quantile tracking steps, in z units
         base_surprise = -math.log(1.0 - q)
@@ -398,6 +436,28 @@ class RobustSeasonal(Detector):
                 if out_of_range > margin and brk + out_of_range > raw:
                     raw = brk + out_of_range
                     evidence, fired = raw, 3.0
+            if use_phase:
+                # Time-of-day breakout: the value leaves the range this part of the day (with the nearer
+                # neighbouring part) has shown on the days before.
+                ppos = pos * pratio
+                pc = int(ppos)
+                if pc >= pcells:
+                    pc = pcells - 1
+                # (A part not seen yet has no range; an unseen neighbour widens nothing.)
+                if first != first:
+                    first = t  # restored from a checkpoint older than the first point's time: from now on
+                if t - first >= pfrom and n > warmup and phase_hi[pc] >= phase_lo[pc] and hi > lo:
+                    pn = (pc + 1 if pc + 1 < pcells else 0) if ppos - pc >= 0.5 else (pc - 1 if pc > 0 else pcells - 1)
+                    top, bottom = phase_hi[pc], phase_lo[pc]
+                    if phase_hi[pn] > top:
+                        top = phase_hi[pn]
+                    if phase_lo[pn] < bottom:
+                        bottom = phase_lo[pn]
+                    if v > top or v < bottom:
+                        out_of_phase = (v - top if v > top else bottom - v) / (hi - lo)
+                        if out_of_phase > pmargin and pbrk + pslope * out_of_phase > raw:
+                            raw = pbrk + pslope * out_of_phase
+                            evidence, fired = raw, 7.0
             # Refractory rule: report only a surprise larger than any of the last `refractory` points.
             if a1 > refractory:
                 m1, a1, m2, a2 = m2, a2, 0.0, 0.0
@@ -480,6 +540,11 @@ class RobustSeasonal(Detector):
                 hi = v
             if v < lo:
                 lo = v
+            if use_phase:
+                if v > phase_hi[pc]:
+                    phase_hi[pc] = v
+                if v < phase_lo[pc]:
+                    phase_lo[pc] = v
             n += 1
         if learn:
             st[:] = (n, level, scale, scale_s, cu, shift, u1, b1, u2, b2, hi, lo, m1, a1, m2, a2,
