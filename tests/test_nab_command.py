@@ -345,5 +345,5 @@ def test_rows_going_back_in_time_are_scored_as_nab_does_but_warned_about(tmp_pat
     path.write_text("\n".join(lines[:501] + lines[301:]) + "\n")  # a stretch exported twice
     code, out = _run(capsys, "--data-dir", data, "--labels", labels, "--json")
     assert code == 0 and json.loads(out.out)["rows"] == 600 + 800
-    assert "series_1.csv: 1 row is earlier than the row before (first: line 502" in caplog.text
+    assert "series_1.csv: 199 rows are earlier than a row before (first: line 502" in caplog.text
     assert "series_0.csv" not in caplog.text

@@ -130,13 +130,15 @@ def read_file(path: Path, data_dir: Path, labels: dict[str, list[tuple[float, fl
         ts = _to_seconds(raw)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    back = np.flatnonzero(np.diff(ts) < 0)
+    # Against the newest time so far, as the live service judges a point: after a stretch exported
+    # twice, every row of the repeat is behind, not only its first.
+    back = np.flatnonzero(ts[1:] < np.maximum.accumulate(ts)[:-1])
     if back.size:
         # NAB scores every row, and so does this; the live service and replay would not score these
         # (OutOfOrder). A stretch appended twice tunes a model on data the service never sees.
         first = int(back[0]) + 1
         what = "1 row is" if back.size == 1 else f"{back.size} rows are"
-        log.warning("%s: %s earlier than the row before (first: line %d, %s after %s); scored, as NAB scores every "
+        log.warning("%s: %s earlier than a row before (first: line %d, %s after %s); scored, as NAB scores every "
                     "row, though the live service would not score them", path, what, first + 2, raw[first],
                     raw[first - 1])
     return NabFile(key, ts, _to_values(df["value"], path), raw.to_list(), list(labels.get(key, [])), key in labels)
