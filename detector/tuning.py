@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, field_validator, model_validator
 
 from detector.config import AlertingSettings
 from detector.errors import ConfigError
@@ -144,6 +144,15 @@ class SearchSpace(_Strict):
         None, description="lead_time: UTC hours of the day the runs start at, one run per scenario each "
         "(default: those of evaluate incidents)",
     )
+
+    # The base spec as first read: trials, the study id and the tuned spec written at the end all use
+    # this, so a spec shipped over the same file while the study runs changes none of them.
+    _base: dict | None = PrivateAttr(None)
+
+    def base(self) -> dict:
+        if self._base is None:
+            self._base = load_model_spec(self.model).model_dump(mode="json")
+        return self._base
 
     @model_validator(mode="after")
     def _grid_draws_nothing(self) -> "SearchSpace":
@@ -282,7 +291,7 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(space: SearchSpace, data: Data) -> None:
     _WORKER.clear()
-    _WORKER.update(space=space, data=data, base=load_model_spec(space.model).model_dump(mode="json"))
+    _WORKER.update(space=space, data=data, base=space.base())
     if space.objective in ("nab", "alert_budget"):
         from detector.evaluation.nab_data import read_corpus
 
@@ -432,8 +441,7 @@ def study_id(space: SearchSpace, data: Data) -> str:
     # The base spec's content too: trials journalled on an edited base spec measured another model.
     # Not the number of trials: a seeded random search draws the same first samples whatever their
     # number, so a rerun with more trials runs only the new ones.
-    base = load_model_spec(space.model).model_dump(mode="json")
-    doc = {"space": space.model_dump(mode="json", exclude={"trials"}), "base": base, "data": data.fingerprint()}
+    doc = {"space": space.model_dump(mode="json", exclude={"trials"}), "base": space.base(), "data": data.fingerprint()}
     return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -565,7 +573,7 @@ def default_jobs() -> int:
 
 def write_spec(space: SearchSpace, data: Data, outcome: dict, out: Path, space_path: Path | None) -> Path:
     """The tuned spec with what it measured and where it came from."""
-    base = load_model_spec(space.model).model_dump(mode="json")
+    base = space.base()
     best = outcome["best"]
     spec, alerting = apply(space, base, best["params"])
     doc = spec.model_dump(mode="json")

@@ -121,7 +121,8 @@ def test_a_rerun_skips_the_trials_in_the_journal(nab_subset, tmp_path):
     assert tune(edited, Data(data_dir=data, labels=labels), journal, progress=False)["ran"] == 5
     base["detector"]["params"] = {"tail_quantile": 0.98}
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
-    assert tune(edited, Data(data_dir=data, labels=labels), journal, progress=False)["ran"] == 5
+    rerun = SearchSpace(**{**space.model_dump(), "model": tmp_path / "base.yaml"})  # the command run again
+    assert tune(rerun, Data(data_dir=data, labels=labels), journal, progress=False)["ran"] == 5
     # So are labels corrected in place, though the file keeps its size: the trials measured the old ones.
     fixed = tmp_path / "labels.json"
     fixed.write_text(labels.read_text())
@@ -130,6 +131,23 @@ def test_a_rerun_skips_the_trials_in_the_journal(nab_subset, tmp_path):
     fixed.write_text(labels.read_text().replace('"2014-02-', '"2014-03-'))
     assert fixed.stat().st_size == labels.stat().st_size
     assert tune(space, Data(data_dir=data, labels=fixed), journal, progress=False)["ran"] == 5
+
+
+def test_a_base_spec_shipped_over_while_the_study_runs_does_not_end_up_in_the_tuned_spec(nab_subset, tmp_path):
+    from detector.tuning import write_spec
+
+    data, labels = nab_subset
+    base = tmp_path / "base.yaml"
+    base.write_text((REPO / "models" / "metric-default.yaml").read_text())
+    space = load_space(write_space(tmp_path, trials=1, model=str(base)))
+    outcome = tune(space, Data(data_dir=data, labels=labels), tmp_path / "j.jsonl", progress=False)
+    # The file the study tunes is the one the service runs: an operator ships another spec over it.
+    shipped = yaml.safe_load(base.read_text())
+    shipped["detector"]["params"] = {"alpha": 0.2, "period": 0}
+    base.write_text(yaml.safe_dump(shipped))
+    out = write_spec(space, Data(data_dir=data, labels=labels), outcome, tmp_path / "tuned.yaml", None)
+    params = load_model_spec(out).detector.params
+    assert params.get("period") != 0 and params.get("alpha") != 0.2
 
 
 def test_parallel_trials_give_the_serial_results(nab_subset, tmp_path):
