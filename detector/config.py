@@ -204,7 +204,8 @@ class IncidentSettings(Section):
 
 
 class PrometheusSink(Section):
-    enabled: bool = True
+    enabled: bool = Field(True, description="serve /metrics; false turns only /metrics off: /healthz, /readyz "
+                                             "and /templates stay served on host and port, for the probes")
     host: str = "127.0.0.1"
     port: int = Field(9108, ge=0, le=65535)
     series_budget: int = Field(10_000, gt=0, description="model series exported; the rest are counted as dropped")

@@ -172,12 +172,18 @@ class Service:
         self._restore_entity_state()
         self.checkpointed_at = time.time()  # nothing processed yet: the state on disk is current
         prom = self.spec.sinks.prometheus
+        # The health endpoints are served whether or not /metrics is: liveness and readiness probes
+        # (deploy/kubernetes) point at them, and would restart or never route to a service that
+        # turned its metrics off.
+        self.http = StatusServer(
+            prom.host, prom.port, self.prometheus.registry if prom.enabled else None,
+            healthy=self._healthy, ready=self._ready, templates=self._templates,
+        ).start()
         if prom.enabled:
-            self.http = StatusServer(
-                prom.host, prom.port, self.prometheus.registry,
-                healthy=self._healthy, ready=self._ready, templates=self._templates,
-            ).start()
             log.info("serving /metrics, /healthz, /readyz, /templates on %s", self.http.url)
+        else:
+            log.info("sinks.prometheus.enabled is false: serving /healthz, /readyz, /templates on %s, "
+                     "without /metrics", self.http.url)
         if self.alertmanager is not None:
             self.alertmanager.start()
             log.info("pushing incidents to %s", self.alertmanager.endpoint)
