@@ -406,6 +406,13 @@ def _overrides() -> dict[str, list[str]]:
             if name.upper().startswith(ENV_PREFIX) and name.upper() not in ENV_NOT_SPEC}
 
 
+def environment_overrides() -> list[str]:
+    """The keys the environment sets over the pipeline file, each with its variable, for the one line
+    that ``run`` logs and ``check-config`` prints: a value in the file that a variable overrides is
+    otherwise a dead setting nothing points at. Names only, never values (some are secrets)."""
+    return [f"{'.'.join(path)} (${name})" for name, path in sorted(_overrides().items())]
+
+
 def _check_environment() -> None:
     """A variable with the prefix that names no section is a typo (one underscore where two are
     needed, a section misspelt); ignoring it would leave the setting silently at its default. Keys
