@@ -207,7 +207,8 @@ class IncidentSettings(Section):
 
 
 class PrometheusSink(Section):
-    enabled: bool = True
+    enabled: bool = Field(True, description="serve /metrics; false turns only /metrics off: /healthz, /readyz "
+                                             "and /templates stay served on host and port, for the probes")
     host: str = "127.0.0.1"
     port: int = Field(9108, ge=0, le=65535)
     series_budget: int = Field(10_000, gt=0, description="model series exported; the rest are counted as dropped")
@@ -406,6 +407,13 @@ def _overrides() -> dict[str, list[str]]:
     """The environment's spec overrides: variable name -> the key path it sets."""
     return {name: name[len(ENV_PREFIX):].lower().split("__") for name in os.environ
             if name.upper().startswith(ENV_PREFIX) and name.upper() not in ENV_NOT_SPEC}
+
+
+def environment_overrides() -> list[str]:
+    """The keys the environment sets over the pipeline file, each with its variable, for the one line
+    that ``run`` logs and ``check-config`` prints: a value in the file that a variable overrides is
+    otherwise a dead setting nothing points at. Names only, never values (some are secrets)."""
+    return [f"{'.'.join(path)} (${name})" for name, path in sorted(_overrides().items())]
 
 
 def _check_environment() -> None:

@@ -1,7 +1,8 @@
 """The service's HTTP endpoints: /metrics, /healthz, /readyz and /templates.
 
 A small threading server instead of ``prometheus_client.start_http_server`` because the service
-needs its own health, readiness and template endpoints beside the metrics, on one port.
+needs its own health, readiness and template endpoints beside the metrics, on one port. Without a
+registry (``sinks.prometheus.enabled: false``) it serves all but /metrics.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class StatusServer:
         self,
         host: str,
         port: int,
-        registry: CollectorRegistry,
+        registry: CollectorRegistry | None,
         healthy: Callable[[], bool],
         ready: Callable[[], bool],
         templates: Callable[[], list[dict]],
@@ -85,6 +86,8 @@ class StatusServer:
 
             def _answer(self, path: str) -> tuple[int, bytes, str]:
                 if path == "/metrics":
+                    if outer.registry is None:  # sinks.prometheus.enabled: false; the probes stay served
+                        return 404, b"/metrics is off (sinks.prometheus.enabled: false)\n", self.TEXT
                     return 200, generate_latest(outer.registry), CONTENT_TYPE_LATEST
                 if path == "/healthz":
                     ok = outer.healthy()

@@ -99,6 +99,12 @@ class Service:
         self.reloader = ModelReloader(self.pipeline, self.lock, pipeline_path=pipeline_path)
         self.stop_event = threading.Event()
         self.assigned: set[tuple[str, int]] = set()
+        # Whether the last rebalance has ended with this member in the group, partitions or not: a
+        # member beyond the partition count gets none (kafka-python's eager protocol, the default
+        # assignors', calls on_partitions_assigned with an empty list then) and is ready all the same.
+        # Waiting for partitions there would keep it unready for as long as it runs, and stop a rolling
+        # update of the StatefulSet at it for good.
+        self.joined = False
         # Partitions restored from a checkpoint, until their first record arrives: the offset the
         # checkpoint's state has processed up to (see ``_skip_processed``).
         self.resume_at: dict[tuple[str, int], int] = {}
@@ -166,12 +172,18 @@ class Service:
         self._restore_entity_state()
         self.checkpointed_at = time.time()  # nothing processed yet: the state on disk is current
         prom = self.spec.sinks.prometheus
+        # The health endpoints are served whether or not /metrics is: liveness and readiness probes
+        # (deploy/kubernetes) point at them, and would restart or never route to a service that
+        # turned its metrics off.
+        self.http = StatusServer(
+            prom.host, prom.port, self.prometheus.registry if prom.enabled else None,
+            healthy=self._healthy, ready=self._ready, templates=self._templates,
+        ).start()
         if prom.enabled:
-            self.http = StatusServer(
-                prom.host, prom.port, self.prometheus.registry,
-                healthy=self._healthy, ready=self._ready, templates=self._templates,
-            ).start()
             log.info("serving /metrics, /healthz, /readyz, /templates on %s", self.http.url)
+        else:
+            log.info("sinks.prometheus.enabled is false: serving /healthz, /readyz, /templates on %s, "
+                     "without /metrics", self.http.url)
         if self.alertmanager is not None:
             self.alertmanager.start()
             log.info("pushing incidents to %s", self.alertmanager.endpoint)
@@ -429,7 +441,7 @@ class Service:
             self.kafka_up = False
             return
         if not asked:
-            return  # nothing assigned, nothing asked: /readyz already says the service is not ready
+            return  # nothing assigned, nothing asked: the gauge keeps its last value
         if not self.kafka_up:
             log.info("Kafka at %s answers again", self.spec.kafka.bootstrap_servers)
         self.kafka_up = True
@@ -451,6 +463,7 @@ class Service:
 
     def _on_revoked(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         mine = [tp for tp in tps if tp in self.assigned]
+        self.joined = False  # a rebalance is under way: ready again once it assigns
         offsets = {}
         try:
             offsets = self._uncommitted(self.checkpoint(mine)) if mine and not self.failed else {}
@@ -500,7 +513,12 @@ class Service:
                     if state.next_offset is not None:
                         self.resume_at[tp] = state.next_offset
                 self.assigned.add(tp)
-        log.info("assigned %s", tps)
+            self.joined = True
+        if tps:
+            log.info("assigned %s", tps)
+        else:
+            log.info("joined group %r with no partition: more members than partitions; idle until a rebalance "
+                     "gives it some", self.spec.kafka.group_id)
 
     # -- status ----------------------------------------------------------------------------------
 
@@ -519,8 +537,9 @@ class Service:
         return time.monotonic() - self.last_loop < stall
 
     def _ready(self) -> bool:
-        # Not while checkpoints fail: consuming on without saving or committing is no steady state.
-        return self.source is not None and bool(self.assigned) and not self.failing
+        # Once in the group (with partitions or, beyond the partition count, without: see ``joined``);
+        # not while checkpoints fail: consuming on without saving or committing is no steady state.
+        return self.source is not None and self.joined and not self.failing
 
     def _templates(self) -> list[dict]:
         with self.lock:

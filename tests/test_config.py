@@ -41,6 +41,25 @@ def test_environment_overrides_win_over_the_file(tmp_path, monkeypatch):
     assert spec.kafka.group_id == "from-file"  # untouched keys keep the file's value
 
 
+def test_check_config_says_which_keys_the_environment_set_over_the_file(tmp_path, monkeypatch, capsys):
+    # A key the environment sets is dead in the file: one line names it and its variable, not its value.
+    p = write(tmp_path, """
+        inputs: [{topic: logs, kind: log, format: ecs}]
+        checkpoint: {directory: /srv/state}
+    """)
+    monkeypatch.setenv("OUTAGE_DETECTOR_CHECKPOINT__DIRECTORY", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("OUTAGE_DETECTOR_KAFKA__SASL_PASSWORD", "hunter2")
+    assert main(["check-config", str(p)]) == 0
+    out, err = capsys.readouterr()
+    assert f"directory: {tmp_path / 'elsewhere'}" in out
+    assert err.strip() == (f"check-config: set from the environment, over {p}: checkpoint.directory "
+                           "($OUTAGE_DETECTOR_CHECKPOINT__DIRECTORY), kafka.sasl_password ($OUTAGE_DETECTOR_KAFKA__SASL_PASSWORD)")
+    monkeypatch.delenv("OUTAGE_DETECTOR_CHECKPOINT__DIRECTORY")
+    monkeypatch.delenv("OUTAGE_DETECTOR_KAFKA__SASL_PASSWORD")
+    assert main(["check-config", str(p)]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_every_error_is_reported_with_its_key_path(tmp_path):
     p = write(tmp_path, """
         alerting: {fire_after: 0}

@@ -53,7 +53,10 @@ def test_dashboard_queries_only_metrics_the_service_exports(tmp_path):
                  "outage_detector_anomaly_score", "outage_detector_expected_lower", "outage_detector_expected_upper",
                  "outage_detector_records_consumed_total", "outage_detector_records_dead_lettered_total",
                  "outage_detector_consumer_lag_records", "outage_detector_batch_processing_seconds_bucket",
-                 "outage_detector_series_held", "outage_detector_templates_held", "outage_detector_checkpoint_age_seconds"):
+                 "outage_detector_series_held", "outage_detector_templates_held", "outage_detector_checkpoint_age_seconds",
+                 # What the pipeline runbook (docs/alerting.md) tells the on-call to look at.
+                 "outage_detector_checkpoint_failures_total", "outage_detector_kafka_up",
+                 "outage_detector_model_reload_last_successful"):
         assert name in queried, name
 
 
@@ -92,3 +95,21 @@ def test_the_band_panel_plots_the_observed_series_against_the_expected_band():
     selector = exprs["outage_detector_expected_lower"].split("{", 1)[1]
     assert exprs["outage_detector_observed_value"].split("{", 1)[1] == selector
     assert "observed" in band["description"] and "Overlay the series itself" not in band["description"]
+
+
+def test_the_band_renders_between_the_lower_and_upper_fields():
+    # fillBelowTo names a field by its display name: it must be one the panel has, or nothing is filled.
+    # The panel repeats per series, so each copy has one field per query, named by its legend.
+    dashboard = json.loads(DASHBOARD.read_text())
+    band = next(p for p in _panels(dashboard["panels"])
+                if any("outage_detector_expected_lower" in t.get("expr", "") for t in p.get("targets", [])))
+    legends = {t["legendFormat"] for t in band["targets"]}
+    fills = [(o["matcher"], prop["value"]) for o in band["fieldConfig"]["overrides"] for prop in o["properties"]
+             if prop["id"] == "custom.fillBelowTo"]
+    assert fills, "no band fill"
+    for matcher, below in fills:
+        assert matcher["id"] == "byName" and matcher["options"] in legends and below in legends
+        assert "{{" not in matcher["options"] + below
+    assert band["repeat"] == "series"
+    series = next(v for v in dashboard["templating"]["list"] if v["name"] == "series")
+    assert not series.get("includeAll")  # "All" would be a panel per series exported, thousands of them

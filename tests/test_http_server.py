@@ -82,3 +82,15 @@ def test_a_client_that_hangs_up_before_its_answer_costs_no_traceback(capfd):
     finally:
         server.stop()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_without_a_registry_only_metrics_is_off_and_the_probes_still_answer():
+    # sinks.prometheus.enabled: false: the Kubernetes probes point at /healthz and /readyz all the same.
+    port = free_port()
+    server = StatusServer("127.0.0.1", port, None, healthy=lambda: True, ready=lambda: True, templates=list).start()
+    try:
+        code, _, body = request(port, "GET", "/metrics")
+        assert code == 404 and b"sinks.prometheus.enabled: false" in body
+        assert [request(port, "GET", path)[0] for path in ("/healthz", "/readyz", "/templates")] == [200, 200, 200]
+    finally:
+        server.stop()

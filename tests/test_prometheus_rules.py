@@ -55,7 +55,29 @@ def test_every_alert_has_severity_summary_description_and_runbook():
     for rule in alerts:
         assert rule["labels"].get("severity") in ("warning", "critical") or "severity" in rule["expr"], rule["alert"]
         assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), rule["alert"]
-    assert any("keep_firing_for" in r for r in alerts) and all("for" in r for r in alerts if r["alert"] != "OutageDetectorAlertmanagerDroppedIncidents")
+    assert all("for" in r for r in alerts if r["alert"] != "OutageDetectorAlertmanagerDroppedIncidents")
+
+
+def test_no_alert_the_pushed_incident_mutes_outlives_it():
+    # The pushed OutageDetectorIncident resolves the moment its incident ends: an alert it mutes that
+    # kept firing after its own series ended (keep_firing_for) would then be delivered un-inhibited,
+    # for an incident already over.
+    import re
+
+    config = yaml.safe_load((PROMETHEUS.parent / "alertmanager" / "alertmanager.yml").read_text())
+    muted = [rule["target_matchers"] for rule in config["inhibit_rules"]
+             if 'alertname="OutageDetectorIncident"' in rule["source_matchers"]]
+    assert muted
+    names = set()
+    for matchers in muted:
+        for m in matchers:
+            name, op, value = re.fullmatch(r'(\w+)\s*(=~|=)\s*"(.*)"', m).groups()
+            assert name == "alertname"
+            names.update(value.split("|") if op == "=~" else [value])
+    groups = yaml.safe_load((PROMETHEUS / "rules.yml").read_text())["groups"]
+    rules = {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
+    assert names <= set(rules)
+    assert not [name for name in names if "keep_firing_for" in rules[name]]
 
 
 def test_rules_query_only_metrics_the_service_exports(tmp_path):

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 import yaml
@@ -19,8 +21,8 @@ from detector.checkpoint import CheckpointStore
 from detector.cli import main
 from detector.kafka_io import MAX_DEAD_LETTER_BYTES
 from tests.kafka_helpers import (
-    RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, read_all, samples, scrape, wait_committed,
-    wait_for, write_pipeline,
+    RunningService, committed, ecs_line, metric_point, pipeline_spec, produce, read_all, samples, scrape, unique,
+    wait_committed, wait_for, write_pipeline,
 )
 
 pytestmark = pytest.mark.integration
@@ -313,3 +315,32 @@ def test_incidents_waiting_for_an_unreachable_alertmanager_are_delivered_after_a
     assert firing is not None, f"the incident never reached the receiver\n{alertmanager.log()}"
     assert resolved is not None and resolved[0] > firing[0]
     assert firing[1]["labels"]["entity"] == "checkout"
+
+
+def test_a_member_left_without_partitions_is_ready(broker, tmp_path):
+    # Two replicas on topics of one partition each: the group gives one of them nothing. It is in the
+    # group and ready to take partitions at the next rebalance, so /readyz answers 200; were it 503 for
+    # as long as it runs, a rolling update of the StatefulSet would wait at it forever.
+    from detector.config import load_pipeline
+    from detector.kafka_io import ensure_topics
+
+    base = pipeline_spec(broker.bootstrap_servers, tmp_path)
+    logs, metrics = unique("logs"), unique("metrics")
+    ports = [free_port(), free_port()]
+    specs = [load_pipeline(None, kafka=base.kafka.model_dump(mode="json"),
+                           inputs=[{"topic": logs, "kind": "log", "format": "ecs"},
+                                   {"topic": metrics, "kind": "metric", "format": "metric_json"}],
+                           sinks={"prometheus": {"port": port}, "console": {"enabled": False}},
+                           checkpoint={"directory": str(tmp_path / f"state-{i}"), "interval_seconds": 0.5})
+             for i, port in enumerate(ports)]
+    ensure_topics(specs[0].kafka, [logs, metrics], partitions=1)
+
+    def status(port):
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    with RunningService(specs[0]) as first, RunningService(specs[1]) as second:
+        wait_for(lambda: [status(p) for p in ports] == [200, 200], timeout=60, what="both members ready")
+        assert sorted(len(m.assigned) for m in (first, second)) == [0, 2]  # one of them has no partition

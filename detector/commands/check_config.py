@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-from detector.config import PipelineSpec, load_pipeline
+from detector.config import PipelineSpec, environment_overrides, load_pipeline
 from detector.errors import ConfigError
 from detector.loader import read_yaml
 from detector.specs import load_model_spec
@@ -19,7 +19,8 @@ def add_command(sub) -> None:
         help="validate a pipeline spec (or a model spec) and print it resolved (secrets masked)",
         description="Validate a pipeline spec, with environment overrides applied, and the model specs it "
         "names, by building everything the service would build from them (decoders, models run on a few "
-        "test points, the drift detector). Prints the resolved config, or the error with its key path (exit 2). "
+        "test points, the drift detector). Prints the resolved config (and, on stderr, the keys the "
+        "environment set over the file), or the error with its key path (exit 2). "
         "A model spec (kind: metric or log, such as a tuned one) is checked on its own the same way.",
     )
     p.add_argument("file", metavar="FILE", help="pipeline spec (YAML), or a model spec")
@@ -46,6 +47,9 @@ def run(args) -> int:
     resolved["resolved_models"] = {"metric": pipeline.metric_spec.model_dump(mode="json"),
                                    "log": pipeline.log_spec.model_dump(mode="json")}
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
+    overridden = environment_overrides()
+    if overridden:  # on stderr: stdout stays the resolved config alone
+        print(f"check-config: set from the environment, over {args.file}: {', '.join(overridden)}", file=sys.stderr)
     return 0
 
 

@@ -36,11 +36,16 @@ def install_stop_handlers(stop) -> None:
 
 def run(args) -> int:
     from detector.cli import EARLY_HANGUPS
+    from detector.config import environment_overrides
     from detector.model_reload import install_sighup
     from detector.service import Service
 
     setup_logging(args.verbose)
     spec = pipeline_from_args(args).require_inputs()
+    overridden = environment_overrides()
+    if overridden:
+        log.info("set from the environment, over %s: %s", args.pipeline or "the built-in defaults",
+                 ", ".join(overridden))
     service = Service(spec, pipeline_path=args.pipeline)
     install_stop_handlers(service.stop)
     install_sighup(service.reloader)
