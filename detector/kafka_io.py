@@ -142,6 +142,10 @@ class KafkaSource:
         self.consumer.end_offsets(tps, timeout_ms=timeout_ms)
         return True
 
+    def partition_counts(self, topics) -> dict[str, int]:
+        """Partitions of each topic as the client's cluster metadata last had them (no request)."""
+        return {t: len(self.consumer.partitions_for_topic(t) or ()) for t in topics}
+
     def close(self) -> None:
         self.consumer.close(autocommit=False)
 

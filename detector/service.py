@@ -43,6 +43,30 @@ ENTITY_STATE = "alerting"
 ENTITY_KEY = (ENTITY_STATE, None)
 
 
+class _PartitionCollector:
+    """``partitions_assigned{topic}`` (to this replica) and ``topic_partitions{topic}`` (in all)."""
+
+    def __init__(self, service: "Service"):
+        self.service = service
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        svc = self.service
+        topics = [inp.topic for inp in svc.spec.inputs]
+        assigned = GaugeMetricFamily("outage_detector_partitions_assigned",
+                                     "Partitions of each input topic assigned to this replica.", labels=["topic"])
+        total = GaugeMetricFamily("outage_detector_topic_partitions",
+                                  "Partitions of each input topic, as Kafka's metadata has them.", labels=["topic"])
+        held, counts = svc.assigned_now, svc.topic_partitions  # replaced whole, never changed in place
+        for topic in topics:
+            assigned.add_metric([topic], sum(t == topic for t, _ in held))
+            if counts.get(topic):
+                total.add_metric([topic], counts[topic])
+        yield assigned
+        yield total
+
+
 class DeadLetterLog:
     """Logs the first ``first`` dead letters of each (topic, error kind), then one summary line per
     kind at most every ``every`` seconds: 20,000 bad records must not become 20,000 log lines, as the
@@ -99,6 +123,8 @@ class Service:
         self.reloader = ModelReloader(self.pipeline, self.lock, pipeline_path=pipeline_path)
         self.stop_event = threading.Event()
         self.assigned: set[tuple[str, int]] = set()
+        self.assigned_now: frozenset[tuple[str, int]] = frozenset()  # a copy for /metrics, read without the lock
+        self.topic_partitions: dict[str, int] = {}  # per input topic, from the client's metadata (probe_kafka)
         # Whether the last rebalance has ended with this member in the group, partitions or not: a
         # member beyond the partition count gets none (kafka-python's eager protocol, the default
         # assignors', calls on_partitions_assigned with an empty list then) and is ready all the same.
@@ -151,6 +177,10 @@ class Service:
         Gauge("outage_detector_kafka_up", "1 while Kafka answered the last request for the assigned partitions' "
               "end offsets (made every checkpoint interval), 0 when it did not.",
               registry=self.prometheus.registry).set_function(lambda: float(self.kafka_up))
+        # A replica can drop out of its group (a broker that lost the group's state) and idle for good
+        # with /healthz 200: its partitions are then read by nobody, which only a comparison across
+        # replicas shows (OutageDetectorPartitionsUnconsumed).
+        self.prometheus.registry.register(_PartitionCollector(self))
         self.http: StatusServer | None = None
         self.alertmanager: AlertmanagerPusher | None = None
         if spec.sinks.alertmanager.url:
@@ -435,6 +465,7 @@ class Service:
         embedded one among them, answer this request with the start of the last batch, not its end)."""
         try:
             asked = self.source.probe(int(min(5.0, interval) * 1000))
+            self.topic_partitions = self.source.partition_counts([inp.topic for inp in self.spec.inputs])
         except KafkaError as exc:
             if self.kafka_up:
                 log.warning("Kafka at %s does not answer: %s", self.spec.kafka.bootstrap_servers, _reason(exc))
@@ -480,6 +511,7 @@ class Service:
                 self.on_disk.discard(tp)
                 self.missing.discard(tp)
                 self.committed.pop(tp, None)
+            self.assigned_now = frozenset(self.assigned)
         log.info("revoked %s", mine)
         return offsets
 
@@ -513,6 +545,7 @@ class Service:
                     if state.next_offset is not None:
                         self.resume_at[tp] = state.next_offset
                 self.assigned.add(tp)
+            self.assigned_now = frozenset(self.assigned)
             self.joined = True
         if tps:
             log.info("assigned %s", tps)

@@ -344,3 +344,7 @@ def test_a_member_left_without_partitions_is_ready(broker, tmp_path):
     with RunningService(specs[0]) as first, RunningService(specs[1]) as second:
         wait_for(lambda: [status(p) for p in ports] == [200, 200], timeout=60, what="both members ready")
         assert sorted(len(m.assigned) for m in (first, second)) == [0, 2]  # one of them has no partition
+        # Each says what it holds of each topic, and how many partitions the topic has.
+        wait_for(lambda: all(_metric(p, "outage_detector_topic_partitions") == 2 for p in ports), timeout=30,
+                 what="partition counts")
+        assert sorted(_metric(p, "outage_detector_partitions_assigned") for p in ports) == [0, 2]
