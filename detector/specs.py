@@ -85,3 +85,27 @@ def load_model_spec(path: str | Path) -> MetricModelSpec | LogModelSpec:
                  else "it has no kind")
         raise ConfigError(f"{path}: a model spec needs kind: metric or kind: log ({found})")
     return validate(data, TypeAdapter(ModelSpec), str(path))
+
+
+def effective(spec: MetricModelSpec | LogModelSpec) -> dict:
+    """The spec as it runs, every parameter with its default filled in: a spec lists only what it
+    changes, and an operator comparing a tuned spec with what runs needs the values themselves."""
+    import inspect
+
+    doc = spec.model_dump(mode="json")
+    if spec.kind == "metric":
+        from detector.calibration import CALIBRATORS
+
+        doc["detector"]["params"] = spec.detector.build().get_params()
+        init = inspect.signature(CALIBRATORS[spec.calibrator.name].__init__).parameters.values()
+        doc["calibrator"]["params"] = {**{p.name: p.default for p in init if p.default is not p.empty},
+                                       **spec.calibrator.params}
+    else:
+        from detector.logs.params import MinerParams, SessionParams, SignalParams
+
+        doc["miner"] = MinerParams.from_dict(spec.miner, "miner").model_dump(mode="json")
+        doc["signals"] = SignalParams.from_dict(spec.signals, "signals").model_dump(mode="json")
+        if spec.sessions is not None:
+            doc["sessions"] = SessionParams.from_dict(spec.sessions, "sessions").model_dump(mode="json")
+    return doc
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+import yaml
 
 from detector.cli import main
 from detector.config import load_pipeline
@@ -274,6 +275,19 @@ def test_check_config_on_invalid_yaml_and_missing_file(tmp_path, capsys):
     assert "not valid YAML" in capsys.readouterr().err
     assert main(["check-config", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_check_config_shows_the_models_with_every_default_they_run_with(tmp_path, capsys):
+    p = write(tmp_path, """
+        inputs: [{topic: logs, kind: log, format: ecs}]
+    """)
+    assert main(["check-config", str(p)]) == 0
+    models = yaml.safe_load(capsys.readouterr().out)["resolved_models"]
+    # The shipped specs list no parameter: what runs is each constructor's default.
+    assert models["metric"]["detector"]["params"]["warmup"] == 50
+    assert models["metric"]["calibrator"]["params"]["halflife"] == 2000.0
+    assert models["log"]["miner"]["cache_size"] == 100_000
+    assert models["log"]["signals"]["min_drop_rate"] == 3.0
 
 
 @pytest.mark.parametrize("kind", ["metric", "log"])

@@ -9,7 +9,7 @@ import yaml
 from detector.config import PipelineSpec, environment_overrides, load_pipeline
 from detector.errors import ConfigError
 from detector.loader import read_yaml
-from detector.specs import load_model_spec
+from detector.specs import effective, load_model_spec
 from detector.pipeline import Pipeline, load_checked
 
 
@@ -44,8 +44,7 @@ def run(args) -> int:
     spec = load_pipeline(args.file).require_inputs()
     pipeline = Pipeline.from_spec(spec)  # builds what the service builds, so what fails there fails here
     resolved = spec.masked()
-    resolved["resolved_models"] = {"metric": pipeline.metric_spec.model_dump(mode="json"),
-                                   "log": pipeline.log_spec.model_dump(mode="json")}
+    resolved["resolved_models"] = {"metric": effective(pipeline.metric_spec), "log": effective(pipeline.log_spec)}
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
     overridden = environment_overrides()
     if overridden:  # on stderr: stdout stays the resolved config alone
