@@ -118,7 +118,8 @@ class Service:
         self.listeners = list(listeners)  # callables given each batch's BatchResult
         self.pipeline = pipeline or Pipeline.from_spec(spec)
         self.store = CheckpointStore(spec.checkpoint.directory)
-        self.lock = threading.Lock()  # held per batch; the scrape-time collector takes it too
+        # Held per batch; a scrape takes it too, or serves the state as read at the end of the last batch.
+        self.lock = threading.Lock()
         # Picks up changed model specs, and changed alerting settings in the pipeline file it came from.
         self.reloader = ModelReloader(self.pipeline, self.lock, pipeline_path=pipeline_path)
         self.stop_event = threading.Event()
@@ -201,6 +202,9 @@ class Service:
     def _start(self) -> None:
         self._restore_entity_state()
         self.checkpointed_at = time.time()  # nothing processed yet: the state on disk is current
+        with self.lock:
+            # Something for a scrape to serve from the start, should the first batch hold the lock long.
+            self.prometheus.refresh()
         prom = self.spec.sinks.prometheus
         # The health endpoints are served whether or not /metrics is: liveness and readiness probes
         # (deploy/kubernetes) point at them, and would restart or never route to a service that

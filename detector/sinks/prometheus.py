@@ -2,10 +2,15 @@
 
 Model values (scores, confidence, expected bands, alert state) are not pushed with a ``set()`` per
 record: the collector reads them from the pipeline when Prometheus scrapes, under the same lock the
-processing loop holds per batch. Label values are bounded: entity and signal come from bounded
-vocabularies, their length (and the series') is bounded where records are decoded (records.py; a longer
-one is dead-lettered), and the number of model series exported is capped by ``series_budget`` (the series with
-the newest points, whichever partition holds them); what is over budget is reported, never silently cut.
+processing loop holds per batch. A poll batch is bounded in records and bytes, not in time: catching
+up on large multi-point records, one takes many seconds, longer than Prometheus' scrape timeout. So a
+scrape waits for the lock at most ``wait`` seconds; past that it serves the pipeline state as it last
+read it (see ``PipelineCollector``), with its age in ``metrics_snapshot_age_seconds``.
+
+Label values are bounded: entity and signal come from bounded vocabularies, their length (and the
+series') is bounded where records are decoded (records.py; a longer one is dead-lettered), and the
+number of model series exported is capped by ``series_budget`` (the series with the newest points,
+whichever partition holds them); what is over budget is reported, never silently cut.
 A metric series whose newest point is ``stale_after`` seconds of event time older than its partition's
 newest event time has stopped reporting (its pod is gone, say): it is neither exported nor over budget,
 but its model is kept (bounded by ``max_series``), so a series that comes back carries on.
@@ -33,6 +38,10 @@ if TYPE_CHECKING:
     from detector.pipeline import BatchResult, Pipeline
 
 P = "outage_detector_"
+
+# How long a scrape waits for the batch in progress before it serves the snapshot: well within
+# Prometheus' 10 s default scrape timeout, with room for reading the state once it has the lock.
+SCRAPE_WAIT_SECONDS = 1.0
 
 
 def _last_point(item: tuple[str, "SeriesEntry"]) -> float:
@@ -66,6 +75,23 @@ class LogSignalTable:
 
 
 class PipelineCollector(Collector):
+    """Reads the pipeline state at scrape time when the lock is free within ``wait``; otherwise serves
+    the snapshot of the last read: consistent, as it was read between two batches, and as at the end of
+    the previous batch while a long one runs (``batch_done`` reads it again then).
+
+    Why this and not another way:
+    - Waiting with a timeout alone, serving whatever the last scrape read, would serve a state many
+      batches old through a catch-up: a scrape seldom falls in the short gap between two batches.
+    - Reading the state at the end of every batch costs a full read (every exported series) per poll
+      batch, and the live service polls many small batches: a steady cost, for scrapes that mostly
+      find the lock free. So it is read at a batch end only when it is needed (``batch_done``).
+    - Processing a batch in chunks, releasing the lock between them, would change what is computed:
+      the batch's scores are judged by alerting and incidents in event-time order, once per batch, and
+      a replay must give the scores the live service gave. And the state between chunks is half a
+      batch: scores moved, alerts and incidents not yet.
+    The state is read only under the lock; counters the service keeps itself are separate collectors
+    and never wait on it."""
+
     def __init__(
         self,
         pipeline: "Pipeline",
@@ -75,6 +101,7 @@ class PipelineCollector(Collector):
         lag: Callable[[], dict[tuple[str, int], int]] | None = None,
         checkpoint_time: Callable[[], float | None] | None = None,
         stale_after: float = 7200.0,
+        wait: float = SCRAPE_WAIT_SECONDS,
     ):
         self.pipeline = pipeline
         self.lock = lock
@@ -83,15 +110,57 @@ class PipelineCollector(Collector):
         self.table = table
         self.lag = lag
         self.checkpoint_time = checkpoint_time
+        self.wait = wait
+        # What the pipeline state read as when last read under the lock: (monotonic time, families).
+        self.snapshot: tuple[float, list] | None = None
+        self.build_seconds = 0.0  # how long that read took
+        self.scraped = False  # nothing is read at batch ends for a registry nobody scrapes
+        self.wanted = False  # a scrape served the snapshot since it was read: read it again at the batch end
 
     def collect(self):
         info = InfoMetricFamily(P + "build", "Build information.")
         info.add_metric([], {"version": __version__})
         yield info
-        with self.lock:
-            yield from self._self_metrics()
-            yield from self._model_metrics()
-            yield from self._incident_metrics()
+        # Kept by the service, not in the pipeline: read now, never waiting.
+        if self.checkpoint_time is not None:
+            last = self.checkpoint_time()
+            if last is not None:
+                yield GaugeMetricFamily(
+                    P + "checkpoint_age_seconds", "Seconds since the last checkpoint and commit.", value=time.time() - last
+                )
+        self.scraped = True
+        # Until a first snapshot exists there is nothing else to serve: wait as long as it takes.
+        if self.lock.acquire(timeout=self.wait) if self.snapshot is not None else self.lock.acquire():
+            try:
+                self.refresh()
+            finally:
+                self.lock.release()
+        else:
+            self.wanted = True
+        built, families = self.snapshot
+        yield GaugeMetricFamily(
+            P + "metrics_snapshot_age_seconds",
+            "Seconds since the pipeline's metrics served were read: 0 when read for this scrape, more when "
+            "a poll batch held the pipeline and the state as at the end of the previous one was served.",
+            value=max(0.0, time.monotonic() - built))
+        yield from families
+
+    def refresh(self) -> None:
+        """Read the pipeline state's families into the snapshot. The caller holds the lock, so what is
+        read is the state between two batches, never one half applied."""
+        started = time.perf_counter()
+        families = [*self._self_metrics(), *self._model_metrics(), *self._incident_metrics()]
+        self.snapshot = (time.monotonic(), families)
+        self.build_seconds = time.perf_counter() - started
+        self.wanted = False
+
+    def batch_done(self, seconds: float) -> None:
+        """At the end of each batch, under the lock: read the state again when a scrape served an older
+        snapshot meanwhile, or when this batch took longer than a scrape waits (the next one is then
+        likely to as well, and a scrape during it is served this batch's state, not an older one's).
+        Long batches pay for it only while it costs at most a twentieth of them."""
+        if self.scraped and (self.wanted or seconds >= max(self.wait, 20 * self.build_seconds)):
+            self.refresh()
 
     def _self_metrics(self):
         pipe = self.pipeline
@@ -130,12 +199,6 @@ class PipelineCollector(Collector):
             for (topic, partition), n in self.lag().items():
                 lag.add_metric([topic, str(partition)], n)
             yield lag
-        if self.checkpoint_time is not None:
-            last = self.checkpoint_time()
-            if last is not None:
-                yield GaugeMetricFamily(
-                    P + "checkpoint_age_seconds", "Seconds since the last checkpoint and commit.", value=time.time() - last
-                )
 
     def _model_metrics(self):
         labels = ["entity", "signal", "series"]
@@ -227,17 +290,25 @@ class PrometheusSink:
     """Keeps what the collector needs and times each batch."""
 
     def __init__(self, pipeline: "Pipeline", lock: threading.Lock, budget: int, registry: CollectorRegistry | None = None,
-                 lag=None, checkpoint_time=None, stale_after: float = 7200.0):
+                 lag=None, checkpoint_time=None, stale_after: float = 7200.0, wait: float = SCRAPE_WAIT_SECONDS):
         self.registry = registry or CollectorRegistry()
         self.table = LogSignalTable(budget)
-        self.registry.register(PipelineCollector(pipeline, lock, budget, self.table, lag, checkpoint_time, stale_after))
+        self.collector = PipelineCollector(pipeline, lock, budget, self.table, lag, checkpoint_time, stale_after, wait)
+        self.registry.register(self.collector)
         self.batch_seconds = Histogram(
             P + "batch_processing_seconds",
             "Time to decode, score and alert on one poll batch.",
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            # Up to minutes: a batch of large multi-point records (a catch-up) takes tens of seconds.
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
             registry=self.registry,
         )
 
     def emit(self, result: "BatchResult", seconds: float) -> None:
+        """After each batch, under the lock the batch was processed under."""
         self.table.update(result.scores)
         self.batch_seconds.observe(seconds)
+        self.collector.batch_done(seconds)
+
+    def refresh(self) -> None:
+        """Read the pipeline state for scrapes now; the caller holds the lock."""
+        self.collector.refresh()
