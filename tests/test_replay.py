@@ -138,6 +138,23 @@ def test_the_batch_size_changes_no_score_alert_or_incident(spec, tmp_path):
     assert outputs[7] == outputs[25] == outputs[5000]
 
 
+def test_partitions_are_merged_by_record_timestamp_and_none_is_handed_out_ahead_of_a_partition_being_read():
+    from kafka import TopicPartition
+
+    from detector.records import RawRecord
+    from detector.replay import PartitionMerge
+
+    a, b = TopicPartition("logs", 0), TopicPartition("metrics", 0)
+    merge = PartitionMerge(limit=3)
+    for offset, ts in enumerate((10.0, 20.0, None, 40.0)):  # no timestamp: that of the record before it
+        merge.add(a, RawRecord(a.topic, 0, offset, ts, None, b""))
+    assert merge.full(a) and list(merge.ready({a, b})) == []  # b may still deliver something earlier
+    merge.add(b, RawRecord(b.topic, 0, 0, 20.0, None, b""))
+    got = [(r.topic, r.offset) for r in merge.ready({a, b})]
+    assert got == [("logs", 0), ("logs", 1), ("logs", 2), ("metrics", 0)]  # ties: topic order; b is empty again
+    assert [(r.topic, r.offset) for r in merge.ready({a})] == [("logs", 3)]  # b has ended
+
+
 def test_a_metric_spike_raises_confidence_and_an_alert(spec, tmp_path):
     src = tmp_path / "m.csv"
     metric_rows().write_csv(src)
