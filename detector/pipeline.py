@@ -234,10 +234,9 @@ class Pipeline:
         wall = time.time()
         # The scores to judge, drift included: each record's, followed by the stream time after it.
         judged: list[Score | float] = []
-        # A replay's stream time is its lowest partition watermark, followed here record by record: only
-        # the partition that holds it moving on (or a new partition) changes it.
-        backlog = ends is None and not stalled
-        lowest_tp, lowest = self._lowest_watermark() if backlog else (None, 0.0)
+        # The stream time, followed record by record: only the partition that holds it back moving on (or
+        # read up to its end), or a partition new to a replay, changes it.
+        lowest_tp, lowest = self._lowest_watermark(ends, stalled)
         for raw in raws:
             self.consumed[raw.topic] += 1
             entry = self.decoders.get(raw.topic)
@@ -246,7 +245,7 @@ class Pipeline:
                 continue
             tp = (raw.topic, raw.partition)
             st = self.state(*tp)
-            if backlog and st.max_event_time < lowest:  # a partition new to this replay
+            if ends is None and st.max_event_time < lowest:  # a partition new to this replay
                 lowest_tp, lowest = tp, st.max_event_time
             try:
                 records = entry[1].decode(raw)
@@ -333,10 +332,11 @@ class Pipeline:
             result.late += late
             st.records += 1
             st.next_offset = raw.offset + 1
-            if backlog and tp == lowest_tp and st.max_event_time > lowest:
-                lowest_tp, lowest = self._lowest_watermark()
+            if tp == lowest_tp and (st.max_event_time > lowest or (
+                    ends is not None and (end := ends.get(tp)) is not None and st.next_offset >= end)):
+                lowest_tp, lowest = self._lowest_watermark(ends, stalled)
             if len(judged) > before:
-                judged.append(lowest - lateness if backlog else self.stream_time(ends, stalled))
+                judged.append(lowest - lateness)
         # Judged record by record, each record's scores with the stream time after it: alerts and
         # incidents then depend on the records and their order, not on where poll batches or replay
         # chunks cut them.
@@ -357,22 +357,24 @@ class Pipeline:
         read from yet holds everything back. ``stalled``: partitions the service no longer waits for.
         Without ``ends`` (a replay reads a backlog), every partition read so far counts, until
         ``flush``."""
-        lowest = float("inf")
-        for tp, end in (dict.fromkeys(self.partitions) if ends is None else ends).items():
-            st = self.partitions.get(tp)
-            offset = st.next_offset if st is not None and st.next_offset is not None else 0
-            if tp in stalled or (end is not None and offset >= end):
-                continue
-            lowest = min(lowest, st.max_event_time if st is not None else float("-inf"))
-        return lowest - self.spec.lateness_seconds
+        return self._lowest_watermark(ends, stalled)[1] - self.spec.lateness_seconds
 
-    def _lowest_watermark(self) -> tuple[tuple[str, int] | None, float]:
-        """The partition with the lowest newest event time, and that time (``stream_time`` of a replay,
-        before the allowed lateness)."""
+    def _lowest_watermark(self, ends: Mapping[tuple[str, int], int | None] | None = None,
+                          stalled: Collection[tuple[str, int]] = ()) -> tuple[tuple[str, int] | None, float]:
+        """The partition that holds ``stream_time`` back, and its newest event time."""
         lowest_tp, lowest = None, float("inf")
-        for tp, st in self.partitions.items():
-            if st.max_event_time < lowest:
-                lowest_tp, lowest = tp, st.max_event_time
+        for tp in (self.partitions if ends is None else ends):
+            st = self.partitions.get(tp)
+            if ends is not None:
+                end = ends[tp]
+                offset = st.next_offset if st is not None and st.next_offset is not None else 0
+                if end is not None and offset >= end:
+                    continue
+            if tp in stalled:
+                continue
+            newest = st.max_event_time if st is not None else float("-inf")
+            if newest < lowest:
+                lowest_tp, lowest = tp, newest
         return lowest_tp, lowest
 
     def flush(self) -> BatchResult:
