@@ -274,15 +274,19 @@ class Pipeline:
                         if isinstance(rec, LogRecord):
                             # The windows this record's time closes close before it is counted, whatever
                             # the batch it came in: a partition's log scores depend on its records alone.
-                            out = _on_topic(model.advance(rec.timestamp - lateness), raw.topic)
-                            scores.extend(out)
-                            judged.extend(out)
+                            out = model.advance(rec.timestamp - lateness)
+                            if out:  # mostly nothing closes
+                                out = _on_topic(out, raw.topic)
+                                scores.extend(out)
+                                judged.extend(out)
                     elif rec.timestamp < st.max_event_time - lateness:
                         late = True
                     if isinstance(rec, LogRecord):
-                        out = _on_topic(model.process(rec), raw.topic)
-                        scores.extend(out)
-                        judged.extend(out)
+                        out = model.process(rec)
+                        if out:
+                            out = _on_topic(out, raw.topic)
+                            scores.extend(out)
+                            judged.extend(out)
                         continue
                     if rec.name == START_TIME:
                         # The process's start time tells of its restarts; as a value it says nothing.
