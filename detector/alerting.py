@@ -8,9 +8,11 @@ A firing key whose signal falls silent (a pod that is gone sends no quiet scores
 entity's own event time is past its last score by twice ``incident_window_seconds``, or by three of
 the key's own intervals between scores if longer (an hourly series is not silent after 30 minutes).
 Its entity's time, not the newest time anywhere, so that an entity whose partition is catching up
-hours behind the others still alerts; an entity that sends nothing at all for ``SILENT_BATCHES`` poll
-batches is judged against the newest event time anywhere instead, as an incident of a silent entity
-is. The state map is bounded: keys that are quiet and not firing are the only ones evicted.
+hours behind the others still alerts; an entity that sends nothing at all is judged against the
+event time up to which every input stream has been read (``observe``'s ``stream_time``, capped at the
+newest event time in any score): once every stream is past its silence, nothing it sent can still
+come. Event time only: how the scores were cut into ``observe`` calls does not change the outcome.
+The state map is bounded: keys that are quiet and not firing are the only ones evicted.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from typing import NamedTuple
 
 from detector.config import AlertingSettings
 from detector.records import Score
-
-SILENT_BATCHES = 20  # batches without a score from an entity before its own clock is taken to have stopped
 
 
 class AlertTransition(NamedTuple):
@@ -78,14 +78,18 @@ class _KeyState:
 
 
 class Alerting:
+    # No firing key can have fallen silent before the newest event time reaches ``_due`` (computed for a
+    # silence window of ``_due_window``): observe, called for every record, skips the scan until then.
+    _due = float("-inf")
+    _due_window: float | None = None
+
     def __init__(self, settings: AlertingSettings, max_keys: int = 200_000):
         self.settings = settings
         self.max_keys = max_keys
         self._keys: OrderedDict[tuple[str, str, str], _KeyState] = OrderedDict()
         self.evictions = 0
         self.now = float("-inf")  # newest event time in any score
-        self._batches = 0
-        # Entities with a firing key: [their newest event time, the batch they last scored in, their firing keys].
+        # Entities with a firing key: [their newest event time, their firing keys].
         self._watched: dict[str, list] = {}
 
     def __setstate__(self, state: dict) -> None:
@@ -93,29 +97,38 @@ class Alerting:
         # anomalous run began, and is judged from its entity's next score on.
         self.__dict__.update(state)
         if "_watched" not in state:
-            self.now, self._batches, self._watched = float("-inf"), 0, {}
+            self.now, self._watched = float("-inf"), {}
             for key, st in self._keys.items():
                 st.last, st.gap = st.since, 0.0
                 if st.firing:
                     self._watch(key, st.since)
+        elif "_batches" in state:  # saved when an entity's silence was counted in batches
+            del self.__dict__["_batches"]
+            self._watched = {entity: [t, keys] for entity, (t, _, keys) in self._watched.items()}
 
-    def observe(self, scores: list[Score]) -> list[AlertTransition]:
+    def observe(self, scores: list, stream_time: float = float("inf")) -> list[AlertTransition]:
+        """Judge scores in the order they came. ``stream_time``: the event time up to which every input
+        stream that may still hold older records has been read (see ``Pipeline.stream_time``). The
+        pipeline hands the scores of a whole batch at once, each record's followed by the stream time
+        after it (a float): silence is judged after each record, as if each came in its own call."""
         threshold = self.settings.confidence_threshold
         sustain = self.settings.sustain
         fire_after = self.settings.fire_after
         resolve_after = self.settings.resolve_after
         out: list[AlertTransition] = []
-        self._batches += 1
-        batch, watched, now = self._batches, self._watched, self.now
+        watched, now = self._watched, self.now
         for s in scores:
+            if s.__class__ is float:  # the end of a record: the stream time after it
+                self.now = now
+                if watched:
+                    out.extend(self._silent(min(now, s)))
+                continue
             t = s.timestamp
             if t > now:
                 now = t
             seen = watched.get(s.entity)
-            if seen is not None:
-                seen[1] = batch
-                if t > seen[0]:
-                    seen[0] = t
+            if seen is not None and t > seen[0]:
+                seen[0] = t
             key = (s.entity, s.signal, s.series)
             st = self._keys.get(key)
             anomalous = s.confidence >= threshold or (
@@ -127,6 +140,8 @@ class Alerting:
             elif t > st.last:
                 st.gap = t - st.last
             st.last = t
+            if st.firing and t + 3 * st.gap < self._due:  # a key scoring faster than it did falls silent sooner
+                self._due = float("-inf")
             if anomalous:
                 if st.anomalous_run == 0:
                     st.since = s.timestamp
@@ -149,25 +164,31 @@ class Alerting:
                 if not st.firing and st.quiet_run >= resolve_after:
                     del self._keys[key]
         self.now = now
-        out.extend(self._silent())
+        if not scores or scores[-1].__class__ is not float:
+            out.extend(self._silent(min(now, stream_time)))
         return out
 
     def _watch(self, key: tuple[str, str, str], t: float) -> None:
-        seen = self._watched.setdefault(key[0], [t, self._batches, set()])
-        seen[2].add(key)
+        self._due = float("-inf")  # a key firing: scanned at the next check
+        seen = self._watched.setdefault(key[0], [t, set()])
+        seen[1].add(key)
 
     def _unwatch(self, key: tuple[str, str, str]) -> None:
         seen = self._watched[key[0]]
-        seen[2].discard(key)
-        if not seen[2]:
+        seen[1].discard(key)
+        if not seen[1]:
             del self._watched[key[0]]
 
-    def _silent(self) -> list[AlertTransition]:
-        """Resolve (and forget) the firing keys whose signal has fallen silent."""
+    def _silent(self, everywhere: float) -> list[AlertTransition]:
+        """Resolve (and forget) the firing keys whose signal has fallen silent: by their entity's own
+        event time, or by ``everywhere``, the time every stream has been read up to."""
         window = 2 * self.settings.incident_window_seconds
         out = []
-        for entity, (entity_now, batch, firing) in list(self._watched.items()):
-            clock = self.now if self._batches - batch >= SILENT_BATCHES else entity_now
+        if self.now < self._due - 1.0 and window == self._due_window:  # a second's margin for rounding
+            return out
+        due = float("inf")
+        for entity, (entity_now, firing) in list(self._watched.items()):
+            clock = max(entity_now, everywhere)
             for key in list(firing):
                 st = self._keys[key]
                 quiet_for = max(window, 3 * st.gap)
@@ -177,6 +198,9 @@ class Alerting:
                     # Resolved as of the moment its silence became long enough, whatever the batches.
                     out.append(AlertTransition(st.last + quiet_for, *key, "resolved", st.confidence, st.since,
                                                st.evidence))
+                else:
+                    due = min(due, st.last + quiet_for)
+        self._due, self._due_window = due, window
         return out
 
     def _new_key(self, key: tuple[str, str, str]) -> _KeyState:

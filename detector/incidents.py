@@ -146,13 +146,20 @@ class IncidentTracker:
         self.below_floor = 0  # confident scores that did not pass the floors
         self.evictions = 0
 
-    # -- per batch -------------------------------------------------------------------------------
+    # No open incident can resolve before the newest event time reaches ``_due`` (for an incident window
+    # of ``_due_window``): observe, called for every record, skips the check until then.
+    _due = float("-inf")
+    _due_window: float | None = None
 
-    def observe(self, scores: list[Score], stream_time: float = float("inf")) -> list[IncidentEvent]:
-        """Judge a batch of scores, in event-time order. ``stream_time`` is the event time up to which
-        every input stream that may still hold older records has been read (the pipeline's lowest
-        partition watermark): no incident resolves on time those streams have not reached yet.
-        Infinite when none lags behind the scores (live, in step; the end of a replay)."""
+    # -- per record ------------------------------------------------------------------------------
+
+    def observe(self, scores: list, stream_time: float = float("inf")) -> list[IncidentEvent]:
+        """Judge scores in the order they came. ``stream_time`` is the event time up to which every input
+        stream that may still hold older records has been read (the pipeline's lowest partition
+        watermark): no incident resolves on time those streams have not reached yet. Infinite when none
+        lags behind the scores (live, in step; the end of a replay). The pipeline hands the scores of a
+        whole batch at once, each record's followed by the stream time after it (a float): updates and
+        resolutions are judged after each record, as if each came in its own call."""
         if not self.settings.enabled:
             return []
         events: list[IncidentEvent] = []
@@ -160,6 +167,11 @@ class IncidentTracker:
         threshold = self.alerting.confidence_threshold
         sustain = self.alerting.sustain
         for s in scores:
+            if s.__class__ is float:  # the end of a record: the stream time after it
+                if changed or self._open:
+                    events.extend(self._record_judged(changed, s))
+                    changed.clear()
+                continue
             if s.timestamp > self.now:
                 self.now = s.timestamp
             key = (s.entity, s.signal, s.series)
@@ -211,6 +223,7 @@ class IncidentTracker:
                     continue  # a drift alone: active, waiting for a second signal to agree
                 since = min(self._keys[k].since for k in opening)
                 inc = self._open[s.entity] = _Incident(s.entity, since, s.timestamp)
+                self._due = float("-inf")  # checked at the end of this record
                 for k in opening:
                     self._join(inc, k, self._keys[k], self._keys[k].last)
                 self.opened[inc.severity] += 1
@@ -221,10 +234,16 @@ class IncidentTracker:
                     changed[inc.id] = inc
             else:
                 self._record_hot(inc, s)
-        for inc in changed.values():
-            if self._open.get(inc.entity) is inc:
-                events.append(IncidentEvent("updated", self.now, inc.snapshot(self.settings)))
-        events.extend(self._resolve_quiet(stream_time))
+        if not scores or scores[-1].__class__ is not float:
+            events.extend(self._record_judged(changed, stream_time))
+        return events
+
+    def _record_judged(self, changed: dict[str, "_Incident"], stream_time: float) -> list[IncidentEvent]:
+        """The updates of the incidents a record's scores changed, and the incidents now resolved."""
+        events = [IncidentEvent("updated", self.now, inc.snapshot(self.settings))
+                  for inc in changed.values() if self._open.get(inc.entity) is inc]
+        if self._open:
+            events.extend(self._resolve_quiet(stream_time))
         return events
 
     def open_incidents(self) -> list[IncidentSnapshot]:
@@ -353,15 +372,21 @@ class IncidentTracker:
         # signals still belong to this incident.
         out = []
         window = self.alerting.incident_window_seconds
+        # Both clocks are at most the newest event time, and an incident's last hot score only moves on.
+        if self.now < self._due - 1.0 and window == self._due_window:  # a second's margin for rounding
+            return out
+        due = float("inf")
         everywhere = min(self.now, stream_time)
         for entity, inc in list(self._open.items()):
             if min(inc.now, stream_time) - inc.last_hot < window and everywhere - inc.last_hot < 2 * window:
+                due = min(due, inc.last_hot + window)
                 continue
             del self._open[entity]
             for key in inc.keys:
                 self._keys.pop(key, None)  # the next run of these signals must earn its page again
             self.resolved += 1
             out.append(IncidentEvent("resolved", self.now, inc.snapshot(self.settings, end=inc.last_hot)))
+        self._due, self._due_window = due, window
         return out
 
     def _new_key(self, key: tuple[str, str, str]) -> _Key:

@@ -1,12 +1,14 @@
 """The one processing path, shared by the live service, offline replay and the evaluations.
 
-Raw records in, per poll batch: decode -> log or metric model of the record's (topic, partition) ->
-scores -> alerting. Undecodable records come back as dead letters with their reason; nothing else is
-dropped. All model state is kept per (topic, partition), so a partition's state can be checkpointed,
-handed over on a rebalance and restored on its own. Event time comes from the records: the watermark of
-a partition is the newest event time seen there minus the allowed lateness, and log windows close when
-it passes them. The wall clock is read for one check only, that no record is dated in the future; history
-is in the past, so a replay gives the scores the live service gave.
+Raw records in, one after the other: decode -> log or metric model of the record's (topic, partition)
+-> scores -> alerting and incidents. Undecodable records come back as dead letters with their reason;
+nothing else is dropped. All model state is kept per (topic, partition), so a partition's state can be
+checkpointed, handed over on a rebalance and restored on its own. Event time comes from the records:
+the watermark of a partition is the newest event time seen there minus the allowed lateness, and log
+windows close as a record moves it past them. Nothing depends on where a poll batch (or a replay's
+chunk) begins or ends, only on the records and their order. The wall clock is read for one check only,
+that no record is dated in the future; history is in the past, so a replay gives the scores the live
+service gave.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Collection, Iterable, Mapping, NamedTuple
 
 from detector.alerting import Alerting, AlertTransition
@@ -78,9 +79,6 @@ class PartitionState:
         self.next_offset: int | None = None  # first offset not yet reflected in this state
         self.max_event_time = float("-inf")
         self.records = 0  # records processed into this state, across restarts
-
-
-_event_time = attrgetter("timestamp")
 
 
 def _on_topic(scores: list[Score], topic: str) -> list[Score]:
@@ -234,7 +232,11 @@ class Pipeline:
         drifts = result.drift
         lateness = self.spec.lateness_seconds
         wall = time.time()
-        touched: dict[tuple[str, int], PartitionState] = {}
+        # The scores to judge, drift included: each record's, followed by the stream time after it.
+        judged: list[Score | float] = []
+        # The stream time, followed record by record: only the partition that holds it back moving on (or
+        # read up to its end), or a partition new to a replay, changes it.
+        lowest_tp, lowest = self._lowest_watermark(ends, stalled)
         for raw in raws:
             self.consumed[raw.topic] += 1
             entry = self.decoders.get(raw.topic)
@@ -242,8 +244,9 @@ class Pipeline:
                 self._dead(result, raw, f"no input is configured for topic {raw.topic!r}", "UnknownTopic")
                 continue
             tp = (raw.topic, raw.partition)
-            st = touched.get(tp) or self.state(*tp)
-            touched[tp] = st
+            st = self.state(*tp)
+            if ends is None and st.max_event_time < lowest:  # a partition new to this replay
+                lowest_tp, lowest = tp, st.max_event_time
             try:
                 records = entry[1].decode(raw)
             except DecodeError as exc:
@@ -263,14 +266,27 @@ class Pipeline:
             drift = st.drift
             late = False
             out_of_order = []  # (point, its series' newest time): points of this record not scored
+            before = len(judged)
             try:
                 for rec in records:
                     if rec.timestamp > st.max_event_time:
                         st.max_event_time = rec.timestamp
+                        if isinstance(rec, LogRecord):
+                            # The windows this record's time closes close before it is counted, whatever
+                            # the batch it came in: a partition's log scores depend on its records alone.
+                            out = model.advance(rec.timestamp - lateness)
+                            if out:  # mostly nothing closes
+                                out = _on_topic(out, raw.topic)
+                                scores.extend(out)
+                                judged.extend(out)
                     elif rec.timestamp < st.max_event_time - lateness:
                         late = True
                     if isinstance(rec, LogRecord):
-                        scores.extend(_on_topic(model.process(rec), raw.topic))
+                        out = model.process(rec)
+                        if out:
+                            out = _on_topic(out, raw.topic)
+                            scores.extend(out)
+                            judged.extend(out)
                         continue
                     if rec.name == START_TIME:
                         # The process's start time tells of its restarts; as a value it says nothing.
@@ -288,13 +304,16 @@ class Pipeline:
                         if rec.timestamp != last.timestamp or rec.value != last.value:
                             out_of_order.append((rec, last.timestamp))
                         continue
+                    d = None
                     if drift is not None:
                         d = drift.process(rec, s.series)
-                        if d is not None:
-                            drifts.append(d)
                         if s.evidence is not None and _warming_up(s, drift):
                             s = s._replace(confidence=0.0)
                     scores.append(s)
+                    judged.append(s)
+                    if d is not None:
+                        drifts.append(d)
+                        judged.append(d)
             except Exception as exc:  # a model failing on one record must cost that record, not the stream
                 failure = (raw.topic, type(exc).__name__)
                 if failure not in self._failures_logged:
@@ -317,15 +336,16 @@ class Pipeline:
             result.late += late
             st.records += 1
             st.next_offset = raw.offset + 1
-        for (topic, _), st in touched.items():
-            if st.kind == "log":
-                scores.extend(_on_topic(st.model.advance(st.max_event_time - lateness), topic))
-        # In event-time order: a poll batch can span many minutes of event time, and the log windows
-        # it closes are scored after all of its records; judged in arrival order, a window would
-        # count as later than metric points that came after it.
-        observed = sorted(scores + drifts if drifts else scores, key=_event_time)
-        result.transitions = self.alerting.observe(observed)
-        result.incidents = self.incidents.observe(observed, self.stream_time(ends, stalled))
+            if tp == lowest_tp and (st.max_event_time > lowest or (
+                    ends is not None and (end := ends.get(tp)) is not None and st.next_offset >= end)):
+                lowest_tp, lowest = self._lowest_watermark(ends, stalled)
+            if len(judged) > before:
+                judged.append(lowest - lateness)
+        # Judged record by record, each record's scores with the stream time after it: alerts and
+        # incidents then depend on the records and their order, not on where poll batches or replay
+        # chunks cut them.
+        result.transitions = self.alerting.observe(judged)
+        result.incidents = self.incidents.observe(judged)
         self.last_batch_seconds = time.perf_counter() - started
         return result
 
@@ -341,14 +361,25 @@ class Pipeline:
         read from yet holds everything back. ``stalled``: partitions the service no longer waits for.
         Without ``ends`` (a replay reads a backlog), every partition read so far counts, until
         ``flush``."""
-        lowest = float("inf")
-        for tp, end in (dict.fromkeys(self.partitions) if ends is None else ends).items():
+        return self._lowest_watermark(ends, stalled)[1] - self.spec.lateness_seconds
+
+    def _lowest_watermark(self, ends: Mapping[tuple[str, int], int | None] | None = None,
+                          stalled: Collection[tuple[str, int]] = ()) -> tuple[tuple[str, int] | None, float]:
+        """The partition that holds ``stream_time`` back, and its newest event time."""
+        lowest_tp, lowest = None, float("inf")
+        for tp in (self.partitions if ends is None else ends):
             st = self.partitions.get(tp)
-            offset = st.next_offset if st is not None and st.next_offset is not None else 0
-            if tp in stalled or (end is not None and offset >= end):
+            if ends is not None:
+                end = ends[tp]
+                offset = st.next_offset if st is not None and st.next_offset is not None else 0
+                if end is not None and offset >= end:
+                    continue
+            if tp in stalled:
                 continue
-            lowest = min(lowest, st.max_event_time if st is not None else float("-inf"))
-        return lowest - self.spec.lateness_seconds
+            newest = st.max_event_time if st is not None else float("-inf")
+            if newest < lowest:
+                lowest_tp, lowest = tp, newest
+        return lowest_tp, lowest
 
     def flush(self) -> BatchResult:
         """Close every open window, as at the end of a replay: event time is over for all partitions."""
@@ -356,8 +387,9 @@ class Pipeline:
         for (topic, _), st in self.partitions.items():
             if st.kind == "log":
                 result.scores.extend(_on_topic(st.model.advance(float("inf")), topic))
+        # No stream holds anything back any more: the clocks are the newest event time anywhere.
         result.transitions = self.alerting.observe(result.scores)
-        result.incidents = self.incidents.observe(result.scores)  # no stream holds anything back any more
+        result.incidents = self.incidents.observe(result.scores)
         return result
 
     def _dead(self, result: BatchResult, raw: RawRecord, reason: str, kind: str) -> None:

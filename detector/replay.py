@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import codecs
 import csv
+import heapq
 import io
 import itertools
 import math
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from zoneinfo import ZoneInfo
 from typing import Iterable, Iterator, NamedTuple
@@ -627,9 +629,56 @@ def parse_bounds(start: str | None, end: str | None) -> tuple:
     return first, last
 
 
+class PartitionMerge:
+    """Records of several partitions interleaved by their timestamps, as they happened: each partition's
+    records in its own order, the partitions merged by record timestamp (ties by topic, then partition;
+    a record without one takes the time of the one before it). A record is handed out only once every
+    partition still being read has one buffered, as the one that has none may yet deliver an earlier
+    one; ``full`` tells which partitions to stop fetching meanwhile, so memory stays bounded."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.buffers: dict = {}
+        self._heads: list = []  # (timestamp, topic, partition, tp) of each partition's first buffered record
+        self._times: dict = {}  # a partition's latest record timestamp
+
+    def add(self, tp, record: RawRecord) -> None:
+        ts = record.timestamp if record.timestamp is not None else self._times.get(tp, float("-inf"))
+        self._times[tp] = ts
+        buffer = self.buffers.get(tp)
+        if buffer is None:
+            buffer = self.buffers[tp] = deque()
+        if not buffer:
+            heapq.heappush(self._heads, (ts, tp.topic, tp.partition, tp))
+        buffer.append((ts, record))
+
+    def full(self, tp) -> bool:
+        return len(self.buffers.get(tp, ())) >= self.limit
+
+    def ready(self, reading) -> Iterator[RawRecord]:
+        """The records that can be handed out now, in merged order; ``reading``: the partitions that may
+        still deliver records (none: everything buffered)."""
+        buffers, heads = self.buffers, self._heads
+        if any(not buffers.get(tp) for tp in reading):
+            return
+        while heads:
+            *_, tp = heapq.heappop(heads)
+            buffer = buffers[tp]
+            yield buffer.popleft()[1]
+            if buffer:
+                ts = buffer[0][0]
+                heapq.heappush(heads, (ts, tp.topic, tp.partition, tp))
+            elif tp in reading:
+                return
+
+
 def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: int = 500,
-                  idle_polls: int = 3, stall_seconds: float = 30.0) -> Iterator[list[RawRecord]]:
-    """Every record of ``topics`` from ``start`` up to ``end`` (exclusive), all partitions, as poll batches.
+                  idle_polls: int = 3, stall_seconds: float = 30.0,
+                  batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[list[RawRecord]]:
+    """Every record of ``topics`` from ``start`` up to ``end`` (exclusive), all partitions, in batches of
+    up to ``batch_rows``, the partitions interleaved by record timestamp (``PartitionMerge``): read as
+    polls hand them out, one partition would run hours ahead of another, and what a replay makes of
+    them would vary with the polls.
 
     Bounds are ("time", seconds) or ("offset", n) as from :func:`parse_bound`; an offset bound applies
     to every partition. Without an end bound the replay stops at records newer than its own start, so
@@ -660,27 +709,42 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
                 if not parts:
                     raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
                 tps.extend(TopicPartition(topic, p) for p in sorted(parts))
-            consumer.assign(tps)
-            open_tps = set(tps)
-            for tp, first in _start_offsets(consumer, tps, start).items():
-                if first is None:
-                    open_tps.discard(tp)  # nothing at or after the start time
-                else:
-                    consumer.seek(tp, first)
+            # Where each partition is to be read from next; one with nothing at or after the start time
+            # is not read at all.
+            positions = {tp: first for tp, first in _start_offsets(consumer, tps, start).items() if first is not None}
         except KafkaError as exc:  # the metadata or offset look-ups timed out
             raise KafkaUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from None
-        consumer.pause(*[tp for tp in tps if tp not in open_tps])
+        open_tps = set(positions)
         stop_offset = int(end[1]) if end and end[0] == "offset" else None
         # A start time is looked up with offsets_for_times and checked again on each record: some
         # Kafka-compatible brokers answer that lookup with the partition's first offset.
         start_ms = start[1] * 1000.0 if start and start[0] == "time" else None
         # The wall clock bounds how much is read, never what a record scores.
         end_ms = end[1] * 1000.0 if end and end[0] == "time" else (None if end else time.time() * 1000.0)
+        merge = PartitionMerge(settings.max_poll_records)
+        assigned: set = set()
+        batch: list[RawRecord] = []
         quiet = 0
         read = 0
         last_record = time.monotonic()
         try:
-            while open_tps:
+            while True:
+                for record in merge.ready(open_tps):
+                    batch.append(record)
+                    if len(batch) >= batch_rows:
+                        yield batch
+                        batch = []
+                if not open_tps:
+                    break
+                # A partition far enough ahead of the others is not fetched until they catch up. It is
+                # left out of the assignment rather than paused: kafka-python can leave a resumed
+                # partition unfetched for good when records of it were buffered as it was paused.
+                fetching = {tp for tp in open_tps if not merge.full(tp)}
+                if fetching != assigned:
+                    consumer.assign(sorted(fetching))
+                    for tp in fetching:
+                        consumer.seek(tp, positions[tp])
+                    assigned = fetching
                 polled = consumer.poll(poll_ms)
                 if not polled:
                     quiet += 1
@@ -690,8 +754,8 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
                         # taken as the end (some brokers report end offsets low), but an end beyond
                         # what was read means records are still to come: a broker that restarted, or
                         # a slow fetch. They are waited for, up to ``stall_seconds`` without a record.
-                        ends = consumer.end_offsets(list(open_tps))
-                        behind = {tp: (consumer.position(tp), ends[tp]) for tp in open_tps
+                        ends = consumer.end_offsets(list(fetching))
+                        behind = {tp: (consumer.position(tp), ends[tp]) for tp in fetching
                                   if ends.get(tp) is not None and consumer.position(tp) < ends[tp]}
                         if behind and time.monotonic() - last_record < stall_seconds:
                             quiet = 0
@@ -700,11 +764,11 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
                             print(f"replay: {tp.topic}[{tp.partition}] ended at offset {position}, though the "
                                   f"broker reports records up to offset {end_offset - 1}: none came for "
                                   f"{stall_seconds:g} s", file=sys.stderr)
-                        break
+                        open_tps -= fetching  # the partitions fetched have ended; those held back go on
+                        quiet = 0
                     continue
                 quiet = 0
                 last_record = time.monotonic()
-                batch: list[RawRecord] = []
                 for tp, recs in polled.items():
                     if tp not in open_tps:
                         continue
@@ -712,15 +776,15 @@ def kafka_batches(settings, topics: list[str], start=None, end=None, poll_ms: in
                         if (stop_offset is not None and r.offset >= stop_offset) or (
                                 end_ms is not None and r.timestamp is not None and r.timestamp >= end_ms):
                             open_tps.discard(tp)
-                            consumer.pause(tp)
                             break
+                        positions[tp] = r.offset + 1
                         if start_ms is not None and r.timestamp is not None and 0 <= r.timestamp < start_ms:
                             continue
                         ts = r.timestamp / 1000.0 if r.timestamp is not None and r.timestamp >= 0 else None
-                        batch.append(RawRecord(r.topic, r.partition, r.offset, ts, r.key, r.value))
-                if batch:
-                    read += len(batch)
-                    yield batch
+                        merge.add(tp, RawRecord(r.topic, r.partition, r.offset, ts, r.key, r.value))
+                        read += 1
+            if batch:
+                yield batch
         except KafkaError as exc:  # the broker lost, a corrupt or oversized record, access revoked, ...
             # Raised to the replay, which discards its outputs as for any other failure.
             raise KafkaUnavailable(f"reading from Kafka at {settings.bootstrap_servers} failed after {read} "
@@ -999,7 +1063,8 @@ def replay_file(spec: PipelineSpec, path: str | Path, out: str | Path, topic: st
 
 
 def replay_kafka(spec: PipelineSpec, topics: list[str], out: str | Path, start=None, end=None,
-                 progress: bool = True, pipeline: Pipeline | None = None) -> dict:
+                 progress: bool = True, pipeline: Pipeline | None = None,
+                 batch_rows: int = DEFAULT_BATCH_ROWS) -> dict:
     """Replay topics of the pipeline's broker; all of them go through one pipeline, as live."""
     spec.require_inputs()
     if not topics:
@@ -1008,5 +1073,5 @@ def replay_kafka(spec: PipelineSpec, topics: list[str], out: str | Path, start=N
         if not any(inp.topic == topic for inp in spec.inputs):
             raise ConfigError(f"topic {topic!r} is not an input of pipeline {spec.name!r}")
     pipeline = pipeline or Pipeline.from_spec(spec)
-    batches = ((batch, []) for batch in kafka_batches(spec.kafka, topics, start, end))
+    batches = ((batch, []) for batch in kafka_batches(spec.kafka, topics, start, end, batch_rows=batch_rows))
     return run_replay(pipeline, batches, out, None, progress)

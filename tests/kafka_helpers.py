@@ -30,10 +30,12 @@ def metric_point(ts: float, service: str, name: str, value: float) -> bytes:
     return orjson.dumps({"name": name, "labels": {"service": service}, "value": value, "timestamp": ts})
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], **config) -> Counter:
-    """Send (key, value) pairs; returns the number of records per (topic, partition)."""
+def produce(bootstrap: str, topic: str, records: list[tuple], **config) -> Counter:
+    """Send (key, value) pairs, or (key, value, partition, timestamp in seconds) as a shipper that stamps
+    records with their event time does; returns the number of records per (topic, partition)."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **config)
-    futures = [producer.send(topic, key=k, value=v) for k, v in records]
+    futures = [producer.send(topic, key=r[0], value=r[1], partition=r[2], timestamp_ms=round(r[3] * 1000))
+               if len(r) > 2 else producer.send(topic, key=r[0], value=r[1]) for r in records]
     producer.flush()
     per_partition = Counter()
     for f in futures:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from detector.alerting import SILENT_BATCHES, Alerting
+from detector.alerting import Alerting
 from detector.config import AlertingSettings
 from detector.records import Score
 
@@ -84,22 +84,33 @@ def test_a_firing_series_that_falls_silent_resolves_after_twice_the_incident_win
     assert a.firing() == []
 
 
-def test_a_service_that_sends_nothing_at_all_resolves_against_the_newest_time_anywhere():
+def test_a_service_that_sends_nothing_at_all_resolves_once_every_stream_is_read_past_its_silence():
     a = Alerting(settings())
-    a.observe(series_scores("pod-a", [0.99] * 3, entity="gone"))
-    out = []
-    for i in range(SILENT_BATCHES + 1):  # another service goes on, one batch a minute
-        out += a.observe(series_scores("x", [0.1], start=180.0 + 60 * i, entity="other"))
-    assert [(t.entity, t.state) for t in out] == [("gone", "resolved")] and a.firing() == []
+    a.observe(series_scores("pod-a", [0.99] * 3, entity="gone"))  # last score at 120 s
+    other = series_scores("x", [0.1] * 30, start=180.0, entity="other")
+    # Another service goes on, but a stream still being read lags at 1300 s: "gone" may yet send.
+    assert a.observe(other, stream_time=1300.0) == [] and len(a.firing()) == 1
+    out = a.observe([], stream_time=1330.0)
+    assert [(t.entity, t.state, t.timestamp) for t in out] == [("gone", "resolved", 1320.0)] and a.firing() == []
+
+
+def test_a_silent_service_resolves_at_the_same_event_time_however_the_scores_are_cut_into_calls():
+    scores = series_scores("pod-a", [0.99] * 3, entity="gone") + series_scores("x", [0.1] * 40, start=180.0,
+                                                                                 entity="other")
+    whole = Alerting(settings()).observe(scores)
+    a, split = Alerting(settings()), []
+    for s in scores:
+        split += a.observe([s])
+    assert whole == split and [(t.entity, t.state, t.timestamp) for t in whole][-1] == ("gone", "resolved", 1320.0)
 
 
 def test_a_service_hours_behind_the_others_still_alerts():
     # Its partition catches up on a backlog two hours behind the rest: judged by its own clock.
     a = Alerting(settings())
     out = []
-    for i in range(10):
+    for i in range(10):  # the stream "behind" is on has been read up to its newest point
         out += a.observe(series_scores("p", [0.1], start=7200.0 + 60 * i, entity="ahead")
-                         + series_scores("q", [0.99], start=60.0 * i, entity="behind"))
+                         + series_scores("q", [0.99], start=60.0 * i, entity="behind"), stream_time=60.0 * i)
     assert [(t.entity, t.state) for t in out] == [("behind", "firing")]
 
 
@@ -122,11 +133,26 @@ def test_state_saved_before_silence_was_tracked_restores_with_its_firing_keys():
     a = Alerting(settings())
     a.observe(series_scores("pod-a", [0.99] * 3))
     state = dict(a.__dict__)
-    for name in ("now", "_batches", "_watched"):  # as written by a version without them
+    for name in ("now", "_watched"):  # as written by a version without them
         del state[name]
     old = Alerting.__new__(Alerting)
     old.__setstate__(pickle.loads(pickle.dumps(state)))
     assert len(old.firing()) == 1
     assert old.observe(series_scores("pod-a", [0.99], start=180.0)) == []  # still firing, not resolved at once
+    out = old.observe(series_scores("pod-b", [0.1], start=1500.0))
+    assert [(t.series, t.state) for t in out] == [("pod-a", "resolved")]
+
+
+def test_state_saved_when_silence_was_counted_in_batches_restores_with_its_firing_keys():
+    import pickle
+
+    a = Alerting(settings())
+    a.observe(series_scores("pod-a", [0.99] * 3))
+    state = dict(a.__dict__)
+    state["_batches"] = 7  # as written by a version that counted poll batches
+    state["_watched"] = {entity: [t, 7, keys] for entity, (t, keys) in state["_watched"].items()}
+    old = Alerting.__new__(Alerting)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert len(old.firing()) == 1 and not hasattr(old, "_batches")
     out = old.observe(series_scores("pod-b", [0.1], start=1500.0))
     assert [(t.series, t.state) for t in out] == [("pod-a", "resolved")]

@@ -94,6 +94,67 @@ def test_the_file_is_processed_in_bounded_batches_with_the_scores_of_one_big_bat
     assert pl.read_parquet(tmp_path / "small.parquet").equals(pl.read_parquet(tmp_path / "big.parquet"))
 
 
+def outage_rows(steps: int = 2400) -> pl.DataFrame:
+    """Logs and metrics of three services over three hours, sorted by time: an error burst with a
+    latency spike on checkout, new warnings recurring on payments, and search silent for 20 minutes."""
+    rng = random.Random(17)
+    logs, metrics = [], []
+    for i in range(steps):
+        ts = T0 + 4.5 * i
+        svc = ("checkout", "payments", "search")[i % 3]
+        if svc == "search" and 1000 <= i < 1270:
+            continue
+        burst = svc == "checkout" and 1500 <= i < 1700
+        if burst:
+            logs.append((ts, svc, f"payment gateway timeout after {rng.randint(900, 1200)} ms", "error"))
+        elif svc == "payments" and i > 1800 and i % 30 == 1:
+            logs.append((ts, svc, f"ledger lag {rng.randint(1, 9)} s on shard {rng.randint(1, 4)}", "warn"))
+        else:
+            logs.append((ts, svc, f"GET /api/items/{rng.randint(1, 500)} 200 in {rng.randint(5, 40)} ms", "info"))
+        metrics.append((ts + 1.5, "latency_ms", svc, rng.gauss(120.0, 8.0) + (900.0 if burst else 0.0)))
+    return pl.concat([
+        pl.DataFrame(logs, schema=["timestamp", "service", "message", "level"], orient="row").with_columns(topic=pl.lit("logs")),
+        pl.DataFrame(metrics, schema=["timestamp", "name", "service", "value"], orient="row").with_columns(
+            topic=pl.lit("metrics")),
+    ], how="diagonal").sort("timestamp", maintain_order=True)
+
+
+def test_the_batch_size_changes_no_score_alert_or_incident(spec, tmp_path):
+    # Windows close, and alerts and incidents are judged, as each record comes, not at a batch's end.
+    src = tmp_path / "history.parquet"
+    outage_rows().write_parquet(src)
+    outputs = {}
+    for rows in (7, 25, 5000):
+        out = tmp_path / f"b{rows}" / "out.parquet"
+        summary = replay_file(spec, src, out, partitions=2, batch_rows=rows, progress=False)
+        assert summary["late_rows"] == 0
+        outputs[rows] = {suffix: (out.parent / f"out{suffix}.parquet").read_bytes()
+                         for suffix in ("", ".alerts", ".incidents", ".templates")}
+    scores = pl.read_parquet(tmp_path / "b7" / "out.parquet")
+    assert {"log_template_rate", "log_error_ratio", "log_new_alarm_template"} <= set(scores["signal"])
+    incidents = pl.read_parquet(tmp_path / "b7" / "out.incidents.parquet")
+    assert {"opened", "resolved"} <= set(incidents["kind"]) and "checkout" in incidents["entity"].to_list()
+    assert pl.read_parquet(tmp_path / "b7" / "out.alerts.parquet").height > 0
+    assert outputs[7] == outputs[25] == outputs[5000]
+
+
+def test_partitions_are_merged_by_record_timestamp_and_none_is_handed_out_ahead_of_a_partition_being_read():
+    from kafka import TopicPartition
+
+    from detector.records import RawRecord
+    from detector.replay import PartitionMerge
+
+    a, b = TopicPartition("logs", 0), TopicPartition("metrics", 0)
+    merge = PartitionMerge(limit=3)
+    for offset, ts in enumerate((10.0, 20.0, None, 40.0)):  # no timestamp: that of the record before it
+        merge.add(a, RawRecord(a.topic, 0, offset, ts, None, b""))
+    assert merge.full(a) and list(merge.ready({a, b})) == []  # b may still deliver something earlier
+    merge.add(b, RawRecord(b.topic, 0, 0, 20.0, None, b""))
+    got = [(r.topic, r.offset) for r in merge.ready({a, b})]
+    assert got == [("logs", 0), ("logs", 1), ("logs", 2), ("metrics", 0)]  # ties: topic order; b is empty again
+    assert [(r.topic, r.offset) for r in merge.ready({a})] == [("logs", 3)]  # b has ended
+
+
 def test_a_metric_spike_raises_confidence_and_an_alert(spec, tmp_path):
     src = tmp_path / "m.csv"
     metric_rows().write_csv(src)

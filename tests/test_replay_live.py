@@ -1,5 +1,6 @@
 """Replay gives the scores the live service gave: the same records through the real service on a real
-broker, then through ``replay`` from the topics and from a file of the same rows."""
+broker, then through ``replay`` from the topics and from a file of the same rows. A replay from the
+topics is the same however the broker hands the records out, and the same as a file of those records."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from detector.replay import RowEncoder, replay_file, replay_kafka, sibling
 from tests.kafka_helpers import RunningService, pipeline_spec, produce
+from tests.test_replay import outage_rows
 
 pytestmark = pytest.mark.integration
 
@@ -87,9 +89,8 @@ def test_replay_gives_the_scores_and_alerts_the_live_service_gave(broker, tmp_pa
     replay_file(spec, log_file, from_files / "logs.parquet", partitions=2, progress=False)
     replay_file(spec, metric_file, from_files / "metrics.parquet", partitions=2, progress=False)
 
-    # Live windows close on the watermark of each poll batch, replay windows on those of its own
-    # batches; in-order history closes every window the same way, so the scores are the same set.
-    # (The live service never flushes its last open windows; the replay does at the end.)
+    # Windows close as each record moves its partition's watermark, live as in replay, so the scores
+    # are the same set. (The live service never flushes its last open windows; the replay does at the end.)
     replayed = pl.read_parquet(from_topics)
     extra = Counter(_key(replayed))
     extra.subtract(Counter(_key(live)))
@@ -126,3 +127,55 @@ def test_a_start_time_bounds_a_kafka_replay_whatever_the_broker_answers_for_it(b
     got = [r.timestamp for batch in kafka_batches(spec.kafka, [topic], start=("time", T0 + 7200),
                                                   end=("time", T0 + 10800)) for r in batch]
     assert got == [T0 + 60 * i for i in range(120, 180)]
+
+
+OUTPUTS = ("", ".alerts", ".incidents", ".templates")
+
+
+def _outage_on_topics(broker, tmp_path) -> tuple:
+    """``outage_rows`` on the topics of a new pipeline (two partitions each, keyed by service), each record
+    stamped with its event time as Filebeat and Vector stamp theirs; the spec, and the records sent."""
+    spec = pipeline_spec(broker.bootstrap_servers, tmp_path, alerting={"fire_after": 1})
+    log_input, metric_input = spec.inputs
+    rows = outage_rows().with_columns(
+        topic=pl.when(pl.col("topic") == "logs").then(pl.lit(log_input.topic)).otherwise(pl.lit(metric_input.topic)))
+    raws = RowEncoder(spec, None, partitions=2).encode(rows)[0]
+    for inp in spec.inputs:
+        produce(broker.bootstrap_servers, inp.topic,
+                [(r.key, r.value, r.partition, r.timestamp) for r in raws if r.topic == inp.topic])
+    return spec, raws
+
+
+def _replayed(spec, out, max_poll_records: int = 5000, batch_rows: int = 5000) -> tuple[dict, dict]:
+    spec = spec.model_copy(update={"kafka": spec.kafka.model_copy(update={"max_poll_records": max_poll_records})})
+    summary = replay_kafka(spec, [inp.topic for inp in spec.inputs], out, progress=False, batch_rows=batch_rows)
+    return summary, {suffix: sibling(out, suffix[1:]).read_bytes() if suffix else out.read_bytes()
+                     for suffix in OUTPUTS}
+
+
+def test_two_kafka_replays_of_the_same_topics_give_the_same_output_whatever_the_polls(broker, tmp_path):
+    # Polls of 50 records hand out one partition's records at a time, polls of 5000 another mix: the
+    # partitions are merged by record timestamp, and the records cut into batches of 7 or of 5000.
+    spec, raws = _outage_on_topics(broker, tmp_path)
+    small, small_out = _replayed(spec, tmp_path / "small.parquet", max_poll_records=50, batch_rows=7)
+    large, large_out = _replayed(spec, tmp_path / "large.parquet")
+    assert small["rows"] == large["rows"] == len(raws)
+    assert small["incidents"] > 0 and small["alerts"] > 0
+    assert small_out == large_out
+
+
+def test_a_kafka_replay_gives_the_incidents_of_a_file_of_the_same_records(broker, tmp_path):
+    spec, raws = _outage_on_topics(broker, tmp_path)
+    summary, from_topics = _replayed(spec, tmp_path / "topics.parquet", max_poll_records=50)
+    assert summary["late_rows"] == 0 and summary["incidents"] > 0
+    # The records as the topics hold them, sorted by timestamp (ties in topic and partition order).
+    history = pl.DataFrame({
+        "topic": [r.topic for r in raws], "partition": [r.partition for r in raws],
+        "offset": [r.offset for r in raws], "key": [r.key for r in raws], "payload": [r.value for r in raws],
+        "timestamp": [r.timestamp for r in raws],
+    }).sort("timestamp", "topic", "partition", "offset")
+    history.write_parquet(tmp_path / "history.parquet")
+    replay_file(spec, tmp_path / "history.parquet", tmp_path / "file.parquet", progress=False)
+    from_file = {suffix: sibling(tmp_path / "file.parquet", suffix[1:]).read_bytes() if suffix
+                 else (tmp_path / "file.parquet").read_bytes() for suffix in OUTPUTS}
+    assert from_file == from_topics

@@ -216,6 +216,10 @@ class LogModel:
         if watermark <= self.watermark:
             return []
         self.watermark = watermark
+        if self.sessions is None and not self.signals.due(watermark) and self.miner.merges == self._merges_seen:
+            # Called as each record moves the watermark: mostly nothing closes, and only idle entities go.
+            self.signals.expire(watermark)
+            return []
         out: list[Score] = []
         merges = self.miner.merges
         resolve = self.miner.resolve if merges != self._merges_seen else None

@@ -201,6 +201,10 @@ class EntitySignals:
         n = e.novel[tid] = NovelTemplate(ts, evidence)
         n.hit(int(ts // self.p.window_seconds))
 
+    def due(self, watermark: float) -> bool:
+        """Whether a window ends at or before ``watermark``, to be closed by ``close_until``."""
+        return bool(self._heap) and self._heap[0][0] <= watermark
+
     def close_until(self, watermark: float, resolve=None) -> list[WindowResult]:
         """Close every window that ended at or before ``watermark``. ``resolve`` maps a template
         id to the one it has merged into, when the miner merged templates since the last call."""
@@ -222,7 +226,7 @@ class EntitySignals:
                 nxt = idx + 1
                 e.windows[nxt] = Window(nxt)
                 heapq.heappush(heap, ((nxt + 1) * self.p.window_seconds, name, nxt))
-        self._expire(watermark)
+        self.expire(watermark)
         return out
 
     def _remap(self, resolve) -> None:
@@ -327,7 +331,8 @@ class EntitySignals:
         return {"template_id": tid, "since": n.first, "lines": sum(c for _, c in seen),
                 "windows": [[(i + 1) * ws, c] for i, c in seen], **n.evidence}
 
-    def _expire(self, watermark: float) -> None:
+    def expire(self, watermark: float) -> None:
+        """Evict the entities idle for ``entity_idle_seconds`` that hold no open window."""
         if watermark == float("inf"):
             return  # end of a replay: nothing went idle, the stream just stopped
         limit = watermark - self.p.entity_idle_seconds
