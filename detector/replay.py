@@ -626,6 +626,9 @@ def parse_bounds(start: str | None, end: str | None) -> tuple:
     first, last = parse_bound(start), parse_bound(end)
     if first and last and first[0] == last[0] and first[1] >= last[1]:
         raise ConfigError(f"--start {start} is not before --end {end} (which is excluded): nothing to replay")
+    if first and first[0] == "time" and (last is None or last[0] == "offset") and first[1] > time.time():
+        # Without an end time the replay ends at records newer than its own start: now.
+        raise ConfigError(f"--start {start} is in the future: nothing to replay")
     return first, last
 
 

@@ -685,7 +685,11 @@ def test_records_the_broker_reports_but_never_delivers_end_the_replay_with_a_war
      "--start offset:20 is not before --end offset:20 (which is excluded): nothing to replay"),
     (["--start", "offset:-5"], "bound 'offset:-5': an offset is 0 or more"),
     (["--start", "offset:5", "--end", "offset:-1"], "bound 'offset:-1': an offset is 0 or more"),
-], ids=["times", "offsets", "equal", "negative-start", "negative-end"])
+    # Without an end time the replay ends at records newer than its own start: a typo'd year reads nothing.
+    (["--start", "2062-11-29T00:00:00Z"], "--start 2062-11-29T00:00:00Z is in the future: nothing to replay"),
+    (["--start", "2062-11-29T00:00:00Z", "--end", "offset:100"],
+     "--start 2062-11-29T00:00:00Z is in the future: nothing to replay"),
+], ids=["times", "offsets", "equal", "negative-start", "negative-end", "future", "future-offset-end"])
 def test_kafka_bounds_that_leave_nothing_or_a_negative_offset_are_refused_before_connecting(
         tmp_path, capsys, monkeypatch, bounds, message):
     import kafka
