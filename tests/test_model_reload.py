@@ -11,6 +11,7 @@ import pickle
 import random
 import signal
 import threading
+import types
 
 import orjson
 import pytest
@@ -160,6 +161,41 @@ def test_sighup_reloads_even_when_the_file_time_did_not_change(setup):
     finally:
         signal.signal(signal.SIGHUP, previous)
     assert pipeline.metric_spec.description == "edited in place"
+
+
+def test_a_sighup_while_run_starts_is_held_and_asks_for_a_reload_once_the_service_is_up(tmp_path, monkeypatch,
+                                                                                       caplog):
+    # A spec shipped to a replica just restarted: the signal lands while the service is being built.
+    import detector.commands.run as run_command
+    import detector.model_reload
+    import detector.service
+    from detector import cli
+
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text("inputs: [{topic: logs, kind: log, format: ecs}]\n")
+    requests = []
+
+    class Starting:
+        def __init__(self, spec, pipeline_path=None):
+            os.kill(os.getpid(), signal.SIGHUP)  # its default action would end the process here
+            self.reloader = types.SimpleNamespace(request=lambda: requests.append("reload"))
+            self.stop = lambda: None
+
+        def run(self):
+            requests.append("run")
+
+    monkeypatch.setattr(detector.service, "Service", Starting)
+    monkeypatch.setattr(detector.model_reload, "install_sighup", lambda reloader: None)
+    monkeypatch.setattr(run_command, "install_stop_handlers", lambda stop: None)
+    monkeypatch.setattr(cli, "EARLY_HANGUPS", [])
+    caplog.set_level(logging.INFO, logger="detector")
+    previous = signal.getsignal(signal.SIGHUP)
+    try:
+        assert cli.main(["run", "--pipeline", str(cfg)]) == 0
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert requests == ["reload", "run"]  # asked for once the service is built, before it runs
+    assert "SIGHUP received while starting: reloading the specs" in caplog.text
 
 
 def test_log_templates_survive_a_change_of_signal_parameters_but_not_of_the_miner(setup):
