@@ -28,3 +28,17 @@ def test_kafka_python_errors_are_let_through_once_a_minute_with_a_count_of_the_r
                             "60s not logged)")
     # The service's own lines are never held back.
     assert all(throttle.filter(_record("detector.service", "Kafka at %s does not answer", "x")) for _ in range(5))
+
+
+def test_a_kafka_python_error_with_an_exception_is_one_line_without_its_traceback():
+    try:
+        None.recv(4096)
+    except AttributeError:
+        import sys
+
+        rec = logging.LogRecord("kafka.net.transport", logging.ERROR, __file__, 1, "Error receiving from %s", ("x",),
+                                sys.exc_info())
+    assert KafkaThrottle().filter(rec)
+    assert rec.exc_info is None
+    assert logging.Formatter().format(rec) == ("Error receiving from x: AttributeError: 'NoneType' object has no "
+                                               "attribute 'recv'")

@@ -104,10 +104,12 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 class KafkaThrottle(logging.Filter):
-    """Lets each of kafka-python's messages through once a minute, with a count of those held back.
+    """Lets each of kafka-python's messages through once a minute, with a count of those held back,
+    and on one line: its exception, if any, without the traceback.
 
     With Kafka down it logs a connection ERROR for every retry: about 13,000 lines a day, which bury
-    the service's own one line (``Kafka at ... does not answer``) and set off log-based alerts."""
+    the service's own one line (``Kafka at ... does not answer``) and set off log-based alerts. Its
+    tracebacks (a socket closed under its network thread at shutdown) read as crashes of the service."""
 
     def __init__(self, every: float = 60.0, clock=None):
         super().__init__()
@@ -129,6 +131,11 @@ class KafkaThrottle(logging.Filter):
         held = self.held.pop(key, 0)
         if held:
             record.msg = f"{record.msg} ({held} more like this in the last {now - last:.0f}s not logged)"
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text = f"{type(exc).__name__}: {exc}"
+            record.msg = f"{record.msg}: {text.replace('%', '%%') if record.args else text}"
+            record.exc_info = record.exc_text = None
         return True
 
 
